@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BehaviorConfig(AppConfig):
+    name = "behavior"
+    verbose_name = "Behaviour"

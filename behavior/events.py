@@ -1,0 +1,171 @@
+"""Checking behaviour events in bulk: one frame in, the valid rows and the problems out.
+
+Pure pandas, no database: the REST API, the file importers and the simulator all pass
+their events through `clean_events`, so an event is judged by the same rules wherever it
+comes from. Rows keep their frame index, so problems point at a batch position or a file
+line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .event_types import EVENT_TYPES, REQUIRED_FIELDS
+
+TEXT_FIELDS = ("customer", "anonymous_id", "product", "category", "order_id", "session_id")
+TIME_FIELDS = ("occurred_at", "promised_at")
+FIELDS = ("event_id", "type", *TEXT_FIELDS, "price", "quantity", "rating", *TIME_FIELDS, "properties")
+
+MAX_TEXT_LENGTH = 255
+MAX_PRICE = 10**10
+MAX_QUANTITY = 1_000_000
+_OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: object  # the frame's index label: a batch position or a file line number
+    field: str
+    message: str
+
+
+@dataclass
+class CleanedEvents:
+    frame: pd.DataFrame  # valid rows, canonical columns and dtypes, unique event ids
+    problems: list[Problem]
+    repeated: pd.Index = field(default_factory=lambda: pd.Index([]))  # valid rows whose event_id came earlier
+
+
+@dataclass(frozen=True)
+class Limits:
+    now: datetime
+    max_clock_skew: pd.Timedelta
+    oldest: datetime | None = None  # refuse events older than this; None lets history in
+    max_properties_bytes: int = 2048
+
+
+def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
+    """Validate and normalise events. Missing columns count as empty."""
+    frame = frame.reindex(columns=FIELDS)
+    problems: list[Problem] = []
+
+    def reject(mask: pd.Series | np.ndarray, name: str, message: str) -> None:
+        problems.extend(Problem(row, name, message) for row in frame.index[np.asarray(mask, dtype=bool)])
+
+    out = pd.DataFrame(index=frame.index)
+
+    for name in ("event_id", "type", *TEXT_FIELDS):
+        out[name] = _text(frame[name], name, reject)
+
+    reject(out["event_id"].isna() & frame["event_id"].isna(), "event_id", "is required")
+    is_uuid = out["event_id"].str.fullmatch(_UUID).fillna(False).astype(bool)
+    reject(out["event_id"].notna() & ~is_uuid, "event_id", "must be a UUID such as 0b7e9b8a-5d6f-4c1e-9a3b-2f1d4c5e6a7b")
+    out["event_id"] = out["event_id"].str.lower()
+
+    reject(out["type"].isna() & frame["type"].isna(), "type", "is required")
+    unknown = out["type"].notna() & ~out["type"].isin(EVENT_TYPES)
+    reject(unknown, "type", "is not a known event type; known types: " + ", ".join(EVENT_TYPES))
+
+    reject(out["customer"].isna() & out["anonymous_id"].isna(), "customer", "customer or anonymous_id is required")
+
+    out["price"] = _number(frame["price"], "price", reject, minimum=0, maximum=MAX_PRICE)
+    out["quantity"] = _number(frame["quantity"], "quantity", reject, minimum=1, maximum=MAX_QUANTITY, integer=True)
+    out["rating"] = _number(frame["rating"], "rating", reject, minimum=1, maximum=5, integer=True)
+
+    for name, needed_by in _fields_required_by_type().items():
+        reject(out["type"].isin(needed_by) & out[name].isna() & frame[name].isna(), name, "is required for this type")
+
+    for name in TIME_FIELDS:
+        out[name] = _time(frame[name], name, reject)
+    reject(out["occurred_at"].isna() & frame["occurred_at"].isna(), "occurred_at", "is required")
+    latest = pd.Timestamp(limits.now) + limits.max_clock_skew
+    reject(out["occurred_at"] > latest, "occurred_at", "is in the future (check the client's clock)")
+    if limits.oldest is not None:
+        reject(out["occurred_at"] < pd.Timestamp(limits.oldest), "occurred_at", f"is before {limits.oldest:%Y-%m-%d}")
+
+    out["properties"] = _properties(frame["properties"], reject, limits.max_properties_bytes)
+
+    bad = pd.Index({p.row for p in problems})
+    valid = out.drop(index=bad)
+    repeated = valid.index[valid["event_id"].duplicated()]
+    valid = valid.drop(index=repeated)
+    problems.sort(key=lambda p: frame.index.get_loc(p.row))
+    return CleanedEvents(frame=valid, problems=problems, repeated=repeated)
+
+
+def _fields_required_by_type() -> dict[str, list[str]]:
+    needed: dict[str, list[str]] = {}
+    for event_type, names in REQUIRED_FIELDS.items():
+        for name in names:
+            needed.setdefault(name, []).append(event_type)
+    return needed
+
+
+def _text(values: pd.Series, name, reject) -> pd.Series:
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        text = values  # read from a file: strings already, no need to look at each value
+    elif values.isna().all():
+        return pd.Series(None, index=values.index, dtype="str")
+    else:
+        is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+        reject(values.notna() & ~is_text, name, "must be a string")
+        text = values.where(is_text).astype("str")
+    too_long = text.str.len().gt(MAX_TEXT_LENGTH).fillna(False)
+    reject(too_long, name, f"must be at most {MAX_TEXT_LENGTH} characters")
+    return text.where(~too_long & text.ne(""))
+
+
+def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False) -> pd.Series:
+    if values.isna().all():
+        return pd.Series(pd.NA if integer else np.nan, index=values.index, dtype="Int64" if integer else "float64")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        # JSON gives Python objects: a bool is not a number, a numeric string is not either.
+        is_number = np.fromiter(
+            (isinstance(v, (int, float)) and not isinstance(v, bool) for v in values), bool, len(values)
+        )
+        reject(values.notna() & ~is_number, name, "must be a number")
+        numbers = pd.to_numeric(values.where(is_number), errors="coerce").astype("float64")
+    finite = ~np.isinf(numbers)
+    reject(~finite, name, "must be a finite number")
+    numbers = numbers.where(finite)
+    fractional = numbers.notna() & (numbers % 1 != 0) if integer else numbers.isna() & False
+    reject(fractional, name, "must be a whole number")
+    out_of_range = numbers.notna() & ((numbers < minimum) | (numbers > maximum))
+    reject(out_of_range, name, f"must be between {minimum} and {maximum}")
+    numbers = numbers.where(~fractional & ~out_of_range)
+    return numbers.astype("Int64") if integer else numbers
+
+
+def _time(values: pd.Series, name, reject) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(values):
+        return values.dt.tz_localize("UTC")
+    if values.isna().all():
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+    reject(values.notna() & ~is_text, name, "must be an ISO 8601 time string")
+    text = values.where(is_text).astype("str")
+    has_offset = text.str.contains(_OFFSET, na=False)
+    reject(is_text & ~has_offset, name, "must include a time zone offset, e.g. 2026-11-27T10:00:00Z")
+    times = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
+    reject(has_offset & times.isna(), name, "is not a valid ISO 8601 time")
+    return times
+
+
+def _properties(values: pd.Series, reject, max_bytes: int) -> pd.Series:
+    if values.isna().all():
+        return pd.Series(None, index=values.index, dtype=object)
+    encoded = [orjson.dumps(v).decode() if isinstance(v, dict) else None for v in values]
+    reject(values.notna().to_numpy() & np.equal(encoded, None), "properties", "must be a JSON object")
+    too_big = [v is not None and len(v.encode()) > max_bytes for v in encoded]
+    reject(too_big, "properties", f"must be at most {max_bytes} bytes as JSON")
+    return pd.Series(encoded, index=values.index, dtype=object)

@@ -1,0 +1,131 @@
+"""Writing checked events to the database in bulk.
+
+Every source (the API, the importers, the simulator) hands a frame from
+`behavior.events.clean_events` to `events_store`. The rows go to a temporary staging
+table (COPY on PostgreSQL), and three set-based statements then add unknown customers
+and products and insert the events, skipping event ids that are already stored. So the
+same event sent twice is stored once, even from two processes at the same time.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import pandas as pd
+from django.db import connection, transaction
+from django.utils import timezone
+
+from behavior.events import FIELDS
+from behavior.models import AnonymousLink, Customer, Event, Product
+
+STAGING = "foresight_event_staging"
+
+# Staging column types follow the model fields, so each backend gets its own types.
+_STAGING_TYPES = {
+    "event_id": Event._meta.get_field("event_id"),
+    "type": Event._meta.get_field("type"),
+    "customer": Customer._meta.get_field("external_id"),
+    "anonymous_id": Event._meta.get_field("anonymous_id"),
+    "product": Product._meta.get_field("external_id"),
+    "category": Event._meta.get_field("category"),
+    "order_id": Event._meta.get_field("order_id"),
+    "session_id": Event._meta.get_field("session_id"),
+    "price": Event._meta.get_field("price"),
+    "quantity": Event._meta.get_field("quantity"),
+    "rating": Event._meta.get_field("rating"),
+    "occurred_at": Event._meta.get_field("occurred_at"),
+    "promised_at": Event._meta.get_field("promised_at"),
+    "properties": Event._meta.get_field("properties"),
+}
+assert tuple(_STAGING_TYPES) == FIELDS, "the staging table must hold exactly the checked fields"
+
+
+def events_store(events: pd.DataFrame, *, return_ids: bool = False) -> list[str] | int:
+    """Store checked events; return the ids that were new, or just how many.
+
+    Customers and products the shop never announced are created from the events that name
+    them. An anonymous visitor's event goes to their customer if identify already linked them.
+    """
+    if events.empty:
+        return [] if return_ids else 0
+    now = timezone.now()
+    with transaction.atomic(), _staging() as cursor:
+        _load(cursor, events)
+        _add_missing_customers(cursor, now)
+        _add_missing_products(cursor, now)
+        return _insert_events(cursor, now, return_ids)
+
+
+@contextmanager
+def _staging() -> Iterator:
+    columns = ", ".join(f"{name} {field.db_type(connection)}" for name, field in _STAGING_TYPES.items())
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {STAGING} ({columns})")
+        try:
+            yield cursor
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
+
+
+def _load(cursor, events: pd.DataFrame) -> None:
+    if connection.vendor == "postgresql":
+        # COPY in CSV: empty unquoted fields are NULL, which the insert turns into "" where needed.
+        buffer = io.StringIO()
+        events.to_csv(buffer, columns=list(FIELDS), header=False, index=False)
+        with cursor.cursor.copy(f"COPY {STAGING} ({', '.join(FIELDS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buffer.getvalue())
+        return
+    # SQLite stores UUIDs as 32 hex digits and times as naive UTC text, the way Django does.
+    rows = events[list(FIELDS)].astype(object)
+    rows["event_id"] = events["event_id"].str.replace("-", "", regex=False)
+    for name in ("occurred_at", "promised_at"):
+        rows[name] = events[name].dt.strftime("%Y-%m-%d %H:%M:%S.%f").astype(object)
+    rows = rows.where(rows.notna(), None)
+    placeholders = ", ".join(["%s"] * len(FIELDS))
+    cursor.executemany(f"INSERT INTO {STAGING} VALUES ({placeholders})", rows.itertuples(index=False, name=None))
+
+
+def _add_missing_customers(cursor, now: datetime) -> None:
+    table = Customer._meta.db_table
+    cursor.execute(
+        f"INSERT INTO {table} (external_id, attributes, marketing_consent, created_at, updated_at)"
+        f" SELECT customer, '{{}}', false, %s, %s FROM {STAGING} WHERE customer IS NOT NULL"
+        " GROUP BY customer ON CONFLICT (external_id) DO NOTHING",
+        [now, now],
+    )
+
+
+def _add_missing_products(cursor, now: datetime) -> None:
+    table = Product._meta.db_table
+    cursor.execute(
+        f"INSERT INTO {table} (external_id, name, category, brand, price, active, created_at, updated_at)"
+        f" SELECT product, '', COALESCE(MAX(category), ''), '', MAX(price), true, %s, %s"
+        f" FROM {STAGING} WHERE product IS NOT NULL GROUP BY product"
+        " ON CONFLICT (external_id) DO NOTHING",
+        [now, now],
+    )
+
+
+def _insert_events(cursor, now: datetime, return_ids: bool) -> list[str] | int:
+    text = ("anonymous_id", "category", "order_id", "session_id")
+    columns = ["event_id", "customer_id", "type", "product_id", "price", "quantity", "rating",
+               "occurred_at", "promised_at", "properties", "received_at", *text]
+    values = ["s.event_id", "COALESCE(c.id, l.customer_id)", "s.type", "p.id", "s.price", "s.quantity",
+              "s.rating", "s.occurred_at", "s.promised_at", "s.properties", "%s",
+              *(f"COALESCE(s.{name}, '')" for name in text)]
+    cursor.execute(
+        f"INSERT INTO {Event._meta.db_table} ({', '.join(columns)})"
+        f" SELECT {', '.join(values)} FROM {STAGING} s"
+        f" LEFT JOIN {Customer._meta.db_table} c ON c.external_id = s.customer"
+        f" LEFT JOIN {AnonymousLink._meta.db_table} l ON l.anonymous_id = s.anonymous_id"
+        f" LEFT JOIN {Product._meta.db_table} p ON p.external_id = s.product"
+        " WHERE true ON CONFLICT (event_id) DO NOTHING" + (" RETURNING event_id" if return_ids else ""),
+        [now],
+    )
+    if not return_ids:
+        return cursor.rowcount
+    return [str(Event._meta.get_field("event_id").to_python(row[0])) for row in cursor.fetchall()]
