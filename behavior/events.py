@@ -21,6 +21,7 @@ TEXT_FIELDS = ("customer", "anonymous_id", "product", "category", "order_id", "s
 TIME_FIELDS = ("occurred_at", "promised_at")
 FIELDS = ("event_id", "type", *TEXT_FIELDS, "price", "quantity", "rating", *TIME_FIELDS, "properties")
 
+_FIELD_SET = frozenset(FIELDS)
 MAX_TEXT_LENGTH = 255
 MAX_PRICE = 10**10
 MAX_QUANTITY = 1_000_000
@@ -39,7 +40,7 @@ class Problem:
 class CleanedEvents:
     frame: pd.DataFrame  # valid rows, canonical columns and dtypes, unique event ids
     problems: list[Problem]
-    repeated: pd.Index = field(default_factory=lambda: pd.Index([]))  # valid rows whose event_id came earlier
+    repeated: list[str] = field(default_factory=list)  # ids of valid rows whose event_id came earlier
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,21 @@ class Limits:
     max_clock_skew: pd.Timedelta
     oldest: datetime | None = None  # refuse events older than this; None lets history in
     max_properties_bytes: int = 2048
+
+
+def records_frame(records: list) -> tuple[pd.DataFrame, list[Problem]]:
+    """Turn JSON events into a frame; items that are not objects or carry unknown fields are problems."""
+    problems = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            problems.append(Problem(index, "event", "must be a JSON object"))
+        elif unknown := record.keys() - _FIELD_SET:
+            problems.extend(Problem(index, name, "is not a known field") for name in sorted(unknown))
+    bad = {p.row for p in problems}
+    frame = pd.DataFrame.from_records(
+        [r for i, r in enumerate(records) if i not in bad], index=[i for i in range(len(records)) if i not in bad]
+    )
+    return frame, problems
 
 
 def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
@@ -65,7 +81,7 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
 
     reject(out["event_id"].isna() & frame["event_id"].isna(), "event_id", "is required")
     is_uuid = out["event_id"].str.fullmatch(_UUID).fillna(False).astype(bool)
-    reject(out["event_id"].notna() & ~is_uuid, "event_id", "must be a UUID such as 0b7e9b8a-5d6f-4c1e-9a3b-2f1d4c5e6a7b")
+    reject(out["event_id"].notna() & ~is_uuid, "event_id", "must be a UUID like 0b7e9b8a-5d6f-4c1e-9a3b-2f1d4c5e6a7b")
     out["event_id"] = out["event_id"].str.lower()
 
     reject(out["type"].isna() & frame["type"].isna(), "type", "is required")
@@ -93,8 +109,9 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
 
     bad = pd.Index({p.row for p in problems})
     valid = out.drop(index=bad)
-    repeated = valid.index[valid["event_id"].duplicated()]
-    valid = valid.drop(index=repeated)
+    is_repeat = valid["event_id"].duplicated()
+    repeated = valid.loc[is_repeat, "event_id"].tolist()
+    valid = valid[~is_repeat]
     problems.sort(key=lambda p: frame.index.get_loc(p.row))
     return CleanedEvents(frame=valid, problems=problems, repeated=repeated)
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from behavior.events import FIELDS
+from behavior.events import FIELDS, Limits, clean_events, records_frame
 from behavior.models import AnonymousLink, Customer, Event, Product
 
 STAGING = "foresight_event_staging"
@@ -41,6 +43,43 @@ _STAGING_TYPES = {
     "properties": Event._meta.get_field("properties"),
 }
 assert tuple(_STAGING_TYPES) == FIELDS, "the staging table must hold exactly the checked fields"
+
+
+@dataclass
+class IngestReport:
+    accepted: list[str]  # event ids stored now
+    duplicates: list[str]  # event ids stored before, or repeated within the batch
+    rejected: list[dict]  # {"index", "event_id", "errors": {field: [messages]}}
+
+
+def events_ingest(*, records: list) -> IngestReport:
+    """Check a batch of events sent over the API and store the valid ones."""
+    now = timezone.now()
+    frame, problems = records_frame(records)
+    limits = Limits(
+        now=now,
+        max_clock_skew=settings.FORESIGHT_MAX_CLOCK_SKEW,
+        oldest=now - settings.FORESIGHT_MAX_EVENT_AGE,
+        max_properties_bytes=settings.FORESIGHT_MAX_PROPERTIES_BYTES,
+    )
+    cleaned = clean_events(frame, limits)
+    stored = set(events_store(cleaned.frame, return_ids=True))
+    ids = cleaned.frame["event_id"]
+
+    errors: dict[int, dict[str, list[str]]] = {}
+    for problem in sorted([*problems, *cleaned.problems], key=lambda p: p.row):
+        errors.setdefault(problem.row, {}).setdefault(problem.field, []).append(problem.message)
+    return IngestReport(
+        accepted=[i for i in ids if i in stored],
+        duplicates=[i for i in ids if i not in stored] + cleaned.repeated,
+        rejected=[
+            {"index": row, "event_id": _event_id_of(records[row]), "errors": fields} for row, fields in errors.items()
+        ],
+    )
+
+
+def _event_id_of(record) -> object:
+    return record.get("event_id") if isinstance(record, dict) else None
 
 
 def events_store(events: pd.DataFrame, *, return_ids: bool = False) -> list[str] | int:

@@ -103,12 +103,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["behavior.api.auth.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["behavior.api.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_RATE_PER_KEY", "6000/min")},
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["behavior.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "behavior.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,53 @@
+from django import forms
+from django.contrib import admin, messages
+
+from behavior.models import ApiKey, Customer, Event, Product
+from behavior.services.api_keys import api_key_create
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "marketing_consent", "created_at"]
+    list_filter = ["marketing_consent"]
+    search_fields = ["external_id"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "name", "category", "brand", "price", "active"]
+    list_filter = ["active"]
+    search_fields = ["external_id", "name", "category"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "type", "customer", "product", "order_id", "rating"]
+    list_filter = ["type"]
+    list_select_related = ["customer", "product"]
+    raw_id_fields = ["customer", "product"]
+    search_fields = ["customer__external_id", "order_id"]
+    show_full_result_count = False  # counting millions of events on each page view is slow
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes", "active"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "scopes", "active", "created_at", "last_used_at"]
+    list_filter = ["active"]
+    fields = ["name", "scopes", "active", "prefix", "created_at", "last_used_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        key, raw = api_key_create(name=obj.name, scopes=obj.scopes)
+        obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
+        self.message_user(request, f"Copy this key now, it is not shown again: {raw}", messages.WARNING)

@@ -1,0 +1,108 @@
+"""Input and output shapes of the API. Input serializers refuse fields they do not know."""
+
+import orjson
+from django.conf import settings
+from rest_framework import serializers
+
+from behavior.event_types import EVENT_TYPES
+from behavior.events import FIELDS
+from behavior.models import Customer, Product
+
+
+class StrictSerializer(serializers.Serializer):
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := data.keys() - self.fields.keys()):
+            raise serializers.ValidationError({name: ["is not a known field"] for name in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+def _bounded_json(value: dict) -> dict:
+    if len(orjson.dumps(value)) > settings.FORESIGHT_MAX_PROPERTIES_BYTES:
+        raise serializers.ValidationError(f"must be at most {settings.FORESIGHT_MAX_PROPERTIES_BYTES} bytes as JSON")
+    return value
+
+
+class EventIn(StrictSerializer):
+    """Documents one event. Batches are checked by behavior.events.clean_events, not by this class."""
+
+    event_id = serializers.UUIDField(help_text="Made by the client; resending the same id stores nothing new.")
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
+    customer = serializers.CharField(required=False, help_text="The shop's customer id; or send anonymous_id.")
+    anonymous_id = serializers.CharField(required=False)
+    product = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    order_id = serializers.CharField(required=False)
+    session_id = serializers.CharField(required=False)
+    price = serializers.FloatField(required=False, min_value=0)
+    quantity = serializers.IntegerField(required=False, min_value=1)
+    rating = serializers.IntegerField(required=False, min_value=1, max_value=5, help_text="Reviews only.")
+    occurred_at = serializers.DateTimeField(help_text="Client time with a time zone offset.")
+    promised_at = serializers.DateTimeField(required=False, help_text="Promised delivery time of an order.")
+    properties = serializers.DictField(required=False)
+
+
+assert tuple(EventIn().fields) == FIELDS, "EventIn documents exactly the fields clean_events checks"
+
+
+class RejectedEvent(serializers.Serializer):
+    index = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class IngestReportOut(serializers.Serializer):
+    accepted = serializers.ListField(child=serializers.UUIDField())
+    duplicates = serializers.ListField(child=serializers.UUIDField())
+    rejected = RejectedEvent(many=True)
+
+
+class IdentifyIn(StrictSerializer):
+    anonymous_id = serializers.CharField(max_length=255)
+    customer = serializers.CharField(max_length=255, help_text="The shop's customer id.")
+
+
+class IdentifyOut(serializers.Serializer):
+    customer = serializers.CharField()
+    linked_events = serializers.IntegerField()
+
+
+class CustomerIn(StrictSerializer):
+    attributes = serializers.DictField(required=False, validators=[_bounded_json])
+    marketing_consent = serializers.BooleanField(required=False)
+
+
+class CustomerOut(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "attributes", "marketing_consent", "created_at", "updated_at"]
+
+
+class ProductIn(StrictSerializer):
+    external_id = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    brand = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True)
+    active = serializers.BooleanField(required=False)
+
+
+class ProductsIn(serializers.ListSerializer):
+    child = ProductIn()
+    max_length = 1000
+    allow_empty = False
+
+    def validate(self, attrs):
+        ids = [item["external_id"] for item in attrs]
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError("each external_id may appear only once per batch")
+        return attrs
+
+
+class ProductsOut(serializers.Serializer):
+    upserted = serializers.IntegerField()
+
+
+class ProductOut(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["external_id", "name", "category", "brand", "price", "active"]

@@ -1,0 +1,115 @@
+"""One operation per view: check the input, call one service or selector, shape the output."""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from behavior.models import ApiKey, Customer
+from behavior.selectors import customer_export
+from behavior.services.customers import IdentityConflict, customer_erase, customer_identify, customer_upsert
+from behavior.services.ingest import events_ingest
+from behavior.services.products import products_upsert
+
+from . import serializers as s
+
+Scope = ApiKey.Scope
+
+
+class ScopedView(APIView):
+    """Every API view says which key scope each of its methods needs; HasScope enforces it."""
+
+    scopes: dict[str, str] = {}
+
+    @property
+    def required_scope(self) -> str:
+        return self.scopes.get(self.request.method, Scope.ADMIN)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+
+
+class EventsView(ScopedView):
+    scopes = {"POST": Scope.INGEST}
+
+    @extend_schema(
+        summary="Send one event or a batch of up to 1,000",
+        request=s.EventIn(many=True),
+        responses={200: s.IngestReportOut, 400: s.IngestReportOut},
+        description="Valid events are stored even when others in the batch are rejected. "
+        "Events whose event_id is already stored count as duplicates and change nothing. "
+        "The status is 400 only when no event of the batch was valid.",
+    )
+    def post(self, request):
+        records = request.data if isinstance(request.data, list) else [request.data]
+        if not records:
+            raise exceptions.ValidationError({"events": ["send at least one event"]})
+        if len(records) > settings.FORESIGHT_MAX_BATCH_EVENTS:
+            raise exceptions.ValidationError(
+                {"events": [f"at most {settings.FORESIGHT_MAX_BATCH_EVENTS} events per request; got {len(records)}"]}
+            )
+        report = events_ingest(records=records)
+        none_valid = not report.accepted and not report.duplicates
+        body = {"accepted": report.accepted, "duplicates": report.duplicates, "rejected": report.rejected}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST if none_valid else status.HTTP_200_OK)
+
+
+class IdentifyView(ScopedView):
+    scopes = {"POST": Scope.INGEST}
+
+    @extend_schema(summary="Link an anonymous visitor to a customer", request=s.IdentifyIn,
+                   responses={200: s.IdentifyOut, 409: OpenApiResponse(description="Linked to another customer")})
+    def post(self, request):
+        data = _valid(s.IdentifyIn, request.data)
+        try:
+            result = customer_identify(anonymous_id=data["anonymous_id"], external_id=data["customer"])
+        except IdentityConflict as error:
+            raise Conflict(str(error)) from error
+        return Response({"customer": result.customer.external_id, "linked_events": result.linked_events})
+
+
+class CustomerView(ScopedView):
+    scopes = {"GET": Scope.READ, "PUT": Scope.ADMIN, "DELETE": Scope.ADMIN}
+
+    @extend_schema(summary="A customer's attributes and consent", responses=s.CustomerOut)
+    def get(self, request, external_id):
+        return Response(s.CustomerOut(get_object_or_404(Customer, external_id=external_id)).data)
+
+    @extend_schema(summary="Create or update a customer", request=s.CustomerIn, responses={200: s.CustomerOut,
+                   201: s.CustomerOut})
+    def put(self, request, external_id):
+        data = _valid(s.CustomerIn, request.data)
+        customer, created = customer_upsert(external_id=external_id, **data)
+        return Response(s.CustomerOut(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(summary="Erase a customer and everything derived from them", responses={204: None})
+    def delete(self, request, external_id):
+        customer_erase(customer=get_object_or_404(Customer, external_id=external_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerExportView(ScopedView):
+    scopes = {"GET": Scope.ADMIN}
+
+    @extend_schema(summary="Everything stored about a customer", responses={200: dict})
+    def get(self, request, external_id):
+        return Response(customer_export(customer=get_object_or_404(Customer, external_id=external_id)))
+
+
+class ProductsView(ScopedView):
+    scopes = {"POST": Scope.ADMIN}
+
+    @extend_schema(summary="Create or replace up to 1,000 products", request=s.ProductIn(many=True),
+                   responses=s.ProductsOut)
+    def post(self, request):
+        products = _valid(s.ProductsIn, request.data)
+        return Response({"upserted": products_upsert(products=products)})
+
+
+def _valid(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

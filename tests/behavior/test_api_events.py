@@ -1,0 +1,154 @@
+"""POST /api/v1/events over real HTTP: what a storefront sees."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from behavior.models import Customer, Event, Product
+from tests.factories import event_payload
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
+
+
+def test_a_batch_is_stored_with_its_customers_and_products(ingest_api):
+    batch = [event_payload(customer=f"c{i % 3}", product=f"sku-{i % 2}") for i in range(10)]
+
+    response = ingest_api.post("events", json=batch)
+
+    assert response.status_code == 200, response.text
+    assert sorted(response.json()["accepted"]) == sorted(e["event_id"] for e in batch)
+    assert response.json()["duplicates"] == [] and response.json()["rejected"] == []
+    assert Event.objects.count() == 10
+    assert set(Customer.objects.values_list("external_id", flat=True)) == {"c0", "c1", "c2"}
+    assert Product.objects.get(external_id="sku-1").category == "shoes"
+    stored = Event.objects.select_related("customer", "product").get(event_id=batch[3]["event_id"])
+    assert (stored.customer.external_id, stored.product.external_id, float(stored.price)) == ("c0", "sku-1", 49.9)
+
+
+def test_a_single_event_object_is_accepted(ingest_api):
+    response = ingest_api.post("events", json=event_payload(type="search", product=None, properties={"q": "boots"}))
+
+    assert response.status_code == 200
+    assert Event.objects.get().properties == {"q": "boots"}
+
+
+def test_the_same_batch_twice_is_stored_once_and_says_so(ingest_api):
+    batch = [event_payload() for _ in range(5)]
+    ingest_api.post("events", json=batch)
+
+    again = ingest_api.post("events", json=batch).json()
+
+    assert again["accepted"] == []
+    assert sorted(again["duplicates"]) == sorted(e["event_id"] for e in batch)
+    assert Event.objects.count() == 5
+
+
+def test_an_event_repeated_inside_a_batch_counts_once(ingest_api):
+    event = event_payload()
+
+    body = ingest_api.post("events", json=[event, dict(event)]).json()
+
+    assert body["accepted"] == [event["event_id"]] and body["duplicates"] == [event["event_id"]]
+    assert Event.objects.count() == 1
+
+
+def test_invalid_events_are_rejected_by_index_and_field_while_valid_ones_are_stored(ingest_api):
+    good = event_payload()
+    batch = [
+        event_payload(type="teleport"),
+        good,
+        event_payload(price="cheap", quantity=0),
+        event_payload(occurred_at="2026-01-01T10:00:00"),
+        event_payload(type="review", product=None),
+        event_payload(colour="red"),
+        "not an event",
+    ]
+
+    response = ingest_api.post("events", json=batch)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == [good["event_id"]]
+    errors = {r["index"]: r["errors"] for r in body["rejected"]}
+    assert list(errors) == [0, 2, 3, 4, 5, 6]
+    assert "not a known event type" in errors[0]["type"][0]
+    assert errors[2] == {"price": ["must be a number"], "quantity": ["must be between 1 and 1000000"]}
+    assert "time zone" in errors[3]["occurred_at"][0]
+    assert errors[4] == {"rating": ["is required for this type"]}
+    assert errors[5] == {"colour": ["is not a known field"]}
+    assert errors[6] == {"event": ["must be a JSON object"]}
+    assert body["rejected"][0]["event_id"] == batch[0]["event_id"]
+    assert Event.objects.count() == 1
+
+
+def test_a_batch_with_nothing_valid_is_a_400(ingest_api):
+    response = ingest_api.post("events", json=[event_payload(event_id="not-a-uuid")])
+
+    assert response.status_code == 400
+    assert response.json()["rejected"][0]["errors"] == {
+        "event_id": ["must be a UUID like 0b7e9b8a-5d6f-4c1e-9a3b-2f1d4c5e6a7b"]
+    }
+
+
+def test_clock_skew_and_the_oldest_date_are_checked(ingest_api, settings):
+    now = datetime.now(UTC)
+    batch = [
+        event_payload(occurred_at=(now + timedelta(minutes=2)).isoformat()),  # within the allowed skew
+        event_payload(occurred_at=(now + timedelta(hours=2)).isoformat()),
+        event_payload(occurred_at=(now - timedelta(days=400)).isoformat()),
+    ]
+
+    body = ingest_api.post("events", json=batch).json()
+
+    assert body["accepted"] == [batch[0]["event_id"]]
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert "future" in body["rejected"][0]["errors"]["occurred_at"][0]
+    assert "before" in body["rejected"][1]["errors"]["occurred_at"][0]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[]", 400, "at least one event"),
+        (b"42", 400, "must be a JSON object"),
+        (b"[" + b",".join([b"{}"] * 1001) + b"]", 400, "at most 1000 events"),
+        (b'[{"properties": "' + b"x" * (5 * 1024 * 1024) + b'"}]', 413, "larger than"),
+    ],
+)
+def test_malformed_bodies_get_a_4xx_that_names_the_problem_and_change_nothing(ingest_api, body, status, words):
+    ingest_api.post("events", json=[event_payload()])
+
+    response = ingest_api.post("events", data=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == status
+    assert words in response.text
+    assert Event.objects.count() == 1
+
+
+def test_oversized_properties_are_rejected(ingest_api):
+    body = ingest_api.post("events", json=[event_payload(properties={"note": "x" * 5000})]).json()
+
+    assert body["rejected"][0]["errors"] == {"properties": ["must be at most 2048 bytes as JSON"]}
+
+
+def test_events_of_an_anonymous_visitor_follow_them_once_identified(ingest_api):
+    before = [event_payload(customer=None, anonymous_id="visitor-7") for _ in range(3)]
+    ingest_api.post("events", json=before)
+
+    response = ingest_api.post("identify", json={"anonymous_id": "visitor-7", "customer": "bob"})
+    after = event_payload(customer=None, anonymous_id="visitor-7")
+    ingest_api.post("events", json=[after])
+
+    assert response.json() == {"customer": "bob", "linked_events": 3}
+    assert Event.objects.filter(customer__external_id="bob").count() == 4
+
+
+def test_identify_refuses_to_move_a_visitor_to_another_customer(ingest_api):
+    ingest_api.post("identify", json={"anonymous_id": "visitor-8", "customer": "bob"})
+
+    response = ingest_api.post("identify", json={"anonymous_id": "visitor-8", "customer": "carol"})
+
+    assert response.status_code == 409
+    assert "already linked" in response.json()["detail"]
+    assert ingest_api.post("identify", json={"anonymous_id": "visitor-8", "customer": "bob"}).status_code == 200
