@@ -98,7 +98,7 @@ class ApiKey(models.Model):
         ADMIN = "admin", "admin: customers, products, erase and export"
 
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12, editable=False, help_text="The key's first characters, to tell keys apart.")
+    prefix = models.CharField(max_length=12, editable=False, help_text="First characters, to tell keys apart.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=list)
     active = models.BooleanField(default=True)

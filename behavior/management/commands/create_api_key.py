@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, name, scope, **options):
         try:
-            key, raw = api_key_create(name=name, scopes=scope)
+            _, raw = api_key_create(name=name, scopes=scope)
         except ValueError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(raw)

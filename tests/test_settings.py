@@ -1,0 +1,50 @@
+"""Production settings refuse to start half-configured; nothing falls back silently."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD = {"SECRET_KEY": "x" * 50, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}
+
+
+def _load_production(**env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "CELERY_BROKER_URL")}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.production", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"CELERY_BROKER_URL": GOOD["CELERY_BROKER_URL"]}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": GOOD["SECRET_KEY"]}, "CELERY_BROKER_URL must be set"),
+        ({**GOOD, "FORESIGHT_TASKS_IN_PROCESS": "1"}, "for local use only"),
+    ],
+)
+def test_production_refuses_to_start_half_configured(env, complaint):
+    result = _load_production(**env)
+
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_production_starts_when_configured():
+    assert _load_production(**GOOD).returncode == 0
+
+
+def test_local_settings_run_tasks_in_process_on_sqlite():
+    code = "from django.conf import settings as s; print(s.CELERY_TASK_ALWAYS_EAGER, s.DATABASES['default']['ENGINE'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FORESIGHT_TASKS_IN_PROCESS")}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.local"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.split() == ["True", "django.db.backends.sqlite3"], result.stderr
