@@ -72,7 +72,9 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     problems: list[Problem] = []
 
     def reject(mask: pd.Series | np.ndarray, name: str, message: str) -> None:
-        problems.extend(Problem(row, name, message) for row in frame.index[np.asarray(mask, dtype=bool)])
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            problems.extend(Problem(row, name, message) for row in frame.index[mask])
 
     out = pd.DataFrame(index=frame.index)
 
@@ -133,32 +135,33 @@ def _text(values: pd.Series, name, reject) -> pd.Series:
         is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
         reject(values.notna() & ~is_text, name, "must be a string")
         text = values.where(is_text).astype("str")
-    too_long = text.str.len().gt(MAX_TEXT_LENGTH).fillna(False)
+    lengths = text.str.len().to_numpy(dtype="float64", na_value=0)
+    too_long = lengths > MAX_TEXT_LENGTH
     reject(too_long, name, f"must be at most {MAX_TEXT_LENGTH} characters")
-    return text.where(~too_long & text.ne(""))
+    unusable = too_long | (lengths == 0)
+    return text.where(~unusable) if unusable.any() else text
 
 
 def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False) -> pd.Series:
+    dtype = "Int64" if integer else "float64"
     if values.isna().all():
-        return pd.Series(pd.NA if integer else np.nan, index=values.index, dtype="Int64" if integer else "float64")
+        return pd.Series(np.nan, index=values.index).astype(dtype)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = values.astype("float64")
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     else:
-        # JSON gives Python objects: a bool is not a number, a numeric string is not either.
-        is_number = np.fromiter(
-            (isinstance(v, (int, float)) and not isinstance(v, bool) for v in values), bool, len(values)
+        # JSON gives Python objects: a bool is not a number, and neither is a numeric string.
+        numbers = np.array(
+            [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype="float64"
         )
-        reject(values.notna() & ~is_number, name, "must be a number")
-        numbers = pd.to_numeric(values.where(is_number), errors="coerce").astype("float64")
-    finite = ~np.isinf(numbers)
-    reject(~finite, name, "must be a finite number")
-    numbers = numbers.where(finite)
-    fractional = numbers.notna() & (numbers % 1 != 0) if integer else numbers.isna() & False
+        reject(values.notna().to_numpy() & np.isnan(numbers), name, "must be a number")
+    infinite = np.isinf(numbers)
+    reject(infinite, name, "must be a finite number")
+    fractional = np.isfinite(numbers) & (numbers % 1 != 0) if integer else np.zeros(len(numbers), bool)
     reject(fractional, name, "must be a whole number")
-    out_of_range = numbers.notna() & ((numbers < minimum) | (numbers > maximum))
+    out_of_range = (numbers < minimum) | (numbers > maximum)
     reject(out_of_range, name, f"must be between {minimum} and {maximum}")
-    numbers = numbers.where(~fractional & ~out_of_range)
-    return numbers.astype("Int64") if integer else numbers
+    numbers[infinite | fractional | out_of_range] = np.nan
+    return pd.Series(numbers, index=values.index).astype(dtype)
 
 
 def _time(values: pd.Series, name, reject) -> pd.Series:
@@ -168,11 +171,14 @@ def _time(values: pd.Series, name, reject) -> pd.Series:
         return values.dt.tz_localize("UTC")
     if values.isna().all():
         return pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
-    is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
-    reject(values.notna() & ~is_text, name, "must be an ISO 8601 time string")
-    text = values.where(is_text).astype("str")
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        text = values
+    else:
+        is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+        reject(values.notna() & ~is_text, name, "must be an ISO 8601 time string")
+        text = values.where(is_text).astype("str")
     has_offset = text.str.contains(_OFFSET, na=False)
-    reject(is_text & ~has_offset, name, "must include a time zone offset, e.g. 2026-11-27T10:00:00Z")
+    reject(text.notna() & ~has_offset, name, "must include a time zone offset, e.g. 2026-11-27T10:00:00Z")
     times = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
     reject(has_offset & times.isna(), name, "is not a valid ISO 8601 time")
     return times
