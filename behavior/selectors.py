@@ -39,11 +39,11 @@ class ShopOverview:
 
 def shop_overview() -> ShopOverview:
     """What the shop's behaviour data holds, in a handful of aggregate queries."""
-    by_type = dict(Event.objects.values_list("type").annotate(n=Count("id")).order_by())
+    by_type = dict(Event.objects.values_list("type").annotate(n=Count("pk")).order_by())
     span = Event.objects.aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     orders = Event.objects.filter(type="purchase").values("customer", "order_id").distinct().count()
     late = Event.objects.filter(type="delivery_delayed").values("customer", "order_id").distinct().count()
-    reviews = Event.objects.filter(type="review").aggregate(all=Count("id"), bad=Count("id", filter=Q(rating__lte=2)))
+    reviews = Event.objects.filter(type="review").aggregate(all=Count("pk"), bad=Count("pk", filter=Q(rating__lte=2)))
     return ShopOverview(
         customers=Customer.objects.count(),
         products=Product.objects.count(),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -63,7 +65,7 @@ def events_ingest(*, records: list) -> IngestReport:
         max_properties_bytes=settings.FORESIGHT_MAX_PROPERTIES_BYTES,
     )
     cleaned = clean_events(frame, limits)
-    stored = set(events_store(cleaned.frame, return_ids=True))
+    stored = set(events_store(cleaned.frame))
     ids = cleaned.frame["event_id"]
 
     errors: dict[int, dict[str, list[str]]] = {}
@@ -82,20 +84,20 @@ def _event_id_of(record) -> object:
     return record.get("event_id") if isinstance(record, dict) else None
 
 
-def events_store(events: pd.DataFrame, *, return_ids: bool = False) -> list[str] | int:
-    """Store checked events; return the ids that were new, or just how many.
+def events_store(events: pd.DataFrame) -> list[str]:
+    """Store checked events; return the ids of those that were new.
 
     Customers and products the shop never announced are created from the events that name
     them. An anonymous visitor's event goes to their customer if identify already linked them.
     """
     if events.empty:
-        return [] if return_ids else 0
+        return []
     now = timezone.now()
     with transaction.atomic(), _staging() as cursor:
         _load(cursor, events)
         _add_missing_customers(cursor, now)
         _add_missing_products(cursor, now)
-        return _insert_events(cursor, now, return_ids)
+        return _insert_events(cursor, now)
 
 
 @contextmanager
@@ -113,10 +115,12 @@ def _staging() -> Iterator:
 def _load(cursor, events: pd.DataFrame) -> None:
     if connection.vendor == "postgresql":
         # COPY in CSV: empty unquoted fields are NULL, which the insert turns into "" where needed.
-        buffer = io.StringIO()
-        events.to_csv(buffer, columns=list(FIELDS), header=False, index=False)
+        # pyarrow writes the CSV about four times faster than DataFrame.to_csv.
+        buffer = io.BytesIO()
+        table = pa.Table.from_pandas(events[list(FIELDS)], preserve_index=False)
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
         with cursor.cursor.copy(f"COPY {STAGING} ({', '.join(FIELDS)}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(buffer.getvalue())
+            copy.write(buffer.getbuffer())
         return
     # SQLite stores UUIDs as 32 hex digits and times as naive UTC text, the way Django does.
     rows = events[list(FIELDS)].astype(object)
@@ -149,7 +153,7 @@ def _add_missing_products(cursor, now: datetime) -> None:
     )
 
 
-def _insert_events(cursor, now: datetime, return_ids: bool) -> list[str] | int:
+def _insert_events(cursor, now: datetime) -> list[str]:
     text = ("anonymous_id", "category", "order_id", "session_id")
     columns = ["event_id", "customer_id", "type", "product_id", "price", "quantity", "rating",
                "occurred_at", "promised_at", "properties", "received_at", *text]
@@ -162,9 +166,10 @@ def _insert_events(cursor, now: datetime, return_ids: bool) -> list[str] | int:
         f" LEFT JOIN {Customer._meta.db_table} c ON c.external_id = s.customer"
         f" LEFT JOIN {AnonymousLink._meta.db_table} l ON l.anonymous_id = s.anonymous_id"
         f" LEFT JOIN {Product._meta.db_table} p ON p.external_id = s.product"
-        " WHERE true ON CONFLICT (event_id) DO NOTHING" + (" RETURNING event_id" if return_ids else ""),
+        " WHERE true ON CONFLICT (event_id) DO NOTHING RETURNING CAST(event_id AS text)",
         [now],
     )
-    if not return_ids:
-        return cursor.rowcount
-    return [str(Event._meta.get_field("event_id").to_python(row[0])) for row in cursor.fetchall()]
+    ids = [row[0] for row in cursor.fetchall()]
+    if connection.vendor == "sqlite":  # stored as 32 hex digits
+        ids = [f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}" for i in ids]
+    return ids

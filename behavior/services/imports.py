@@ -1,0 +1,125 @@
+"""Importing event files: check each chunk a reader gives, store the good rows, count everything.
+
+The whole import runs in one transaction, so a failure, or a bad row under `strict`,
+leaves nothing written. Re-importing a file adds nothing: readers derive event ids from
+the content, and `events_store` skips ids it already holds.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from django.db import transaction
+from django.utils import timezone
+
+from behavior.events import Limits, Problem, clean_events
+from behavior.importers import Chunk, Source
+from behavior.services.ingest import events_store
+
+# Rows per events_store call (one staging table each). Measured on PostgreSQL here (2 busy cores):
+# 84,440 new Taobao events took 5-7 s in one call, 2-3 s when all of them were already stored.
+STORE_ROWS = 200_000
+# Files are written after the fact; only a clock well ahead of ours is suspicious.
+IMPORT_CLOCK_SKEW = pd.Timedelta(hours=1)
+UNKNOWN_TYPE = "(no type)"
+
+
+@dataclass
+class ImportReport:
+    source: str
+    row_label: str = "line"
+    rows_read: int = 0
+    read: Counter = field(default_factory=Counter)  # events the reader made, by type
+    new: Counter = field(default_factory=Counter)  # stored by this import
+    present: Counter = field(default_factory=Counter)  # stored before, or repeated in the source
+    bad: Counter = field(default_factory=Counter)  # rows with a problem, skipped
+    skipped: Counter = field(default_factory=Counter)  # left out on purpose, by type
+    skip_reasons: Counter = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)  # the first `max_problems`
+    bad_rows: int = 0
+    elapsed: float = 0.0
+    written: bool = True
+
+    @property
+    def events_per_second(self) -> float:
+        return (self.new.total() + self.present.total()) / self.elapsed if self.elapsed else 0.0
+
+    def where(self, row: object) -> str:
+        return f"{self.row_label} {row}" if isinstance(row, numbers.Integral) else str(row)
+
+
+class ImportAborted(Exception):
+    """A strict import found bad rows; nothing was written."""
+
+    def __init__(self, report: ImportReport):
+        super().__init__(f"{report.bad_rows} bad row(s); nothing was written")
+        self.report = report
+
+
+def events_import(
+    *,
+    source: Source,
+    strict: bool = False,
+    now: datetime | None = None,
+    max_problems: int = 20,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import every chunk of `source`. Bad rows are reported and skipped; with `strict`, any aborts it all."""
+    report = ImportReport(source.name, row_label=source.row_label)
+    limits = Limits(now=now or timezone.now(), max_clock_skew=IMPORT_CLOCK_SKEW, oldest=None)
+    started = time.perf_counter()
+    with transaction.atomic():
+        for chunk in source.chunks:
+            events = _check(chunk, report, limits, max_problems)
+            if not (strict and report.bad_rows):
+                for start in range(0, len(events), STORE_ROWS):
+                    _store(events.iloc[start : start + STORE_ROWS], report)
+            if on_progress:
+                on_progress(chunk.rows)
+        report.elapsed = time.perf_counter() - started
+        if strict and report.bad_rows:
+            report.written = False
+            raise ImportAborted(report)  # leaving the atomic block rolls back what was stored
+    return report
+
+
+def _check(chunk: Chunk, report: ImportReport, limits: Limits, max_problems: int) -> pd.DataFrame:
+    """Count the chunk's events, drop the skipped and bad ones, and return the rest checked."""
+    events = chunk.events
+    types = events["type"].fillna(UNKNOWN_TYPE)
+    report.rows_read += chunk.rows
+    report.read.update(types.value_counts().to_dict())
+    for reason, rows in chunk.skipped.items():
+        report.skip_reasons[reason] += len(rows)
+        report.skipped.update(types[rows].value_counts().to_dict())
+    left_out = events.index.intersection(pd.Index([p.row for p in chunk.problems]).union(
+        pd.Index([row for rows in chunk.skipped.values() for row in rows])))
+    cleaned = clean_events(events.drop(index=left_out), limits)
+
+    problems = chunk.problems + cleaned.problems
+    if problems:  # in source order; problems about rows that made no event first
+        position = events.index.get_indexer(pd.Index([p.row for p in problems], dtype=object))
+        problems = [problems[i] for i in sorted(range(len(problems)), key=position.__getitem__)]
+    bad = list(dict.fromkeys(p.row for p in problems))
+    report.bad_rows += len(bad)
+    report.bad.update(types.reindex(bad).fillna(UNKNOWN_TYPE).value_counts().to_dict())
+    report.problems += problems[: max(0, max_problems - len(report.problems))]
+    # Rows whose event id came earlier in this chunk were already present as far as the import goes.
+    report.present.update(types[cleaned.repeated].value_counts().to_dict())
+    return cleaned.frame
+
+
+def _store(events: pd.DataFrame, report: ImportReport) -> None:
+    new_ids = events_store(events)
+    if len(new_ids) in (0, len(events)):  # the usual cases, and isin on 200,000 strings costs 0.5 s
+        is_new = pd.Series(bool(new_ids), index=events.index)
+    else:
+        is_new = events["event_id"].isin(pd.Index(new_ids, dtype="str"))
+    report.new.update(events["type"][is_new].value_counts().to_dict())
+    report.present.update(events["type"][~is_new].value_counts().to_dict())
