@@ -497,3 +497,26 @@ def _existing(path: Path) -> Path:
     if not path.exists():
         raise SourceError(f"{path} does not exist")
     return path
+
+
+# --- One entry point for the command and the Celery task ------------------------------------
+
+FORMATS = ("taobao", "olist", "mapped")
+
+
+def open_source(path: Path, format: str, *, mapping: dict | None = None, timezone: str | None = None,
+                keep_outside_window: bool = False, source: str | None = None,
+                chunk_rows: int = CHUNK_ROWS) -> Source:
+    """The reader for `format`; `mapping` holds Mapping's fields for the mapped format (plain data, so it queues)."""
+    if format == "taobao":
+        return read_taobao(path, keep_outside_window=keep_outside_window, chunk_rows=chunk_rows)
+    if format == "olist":
+        return read_olist(path, timezone=timezone or OLIST_TIMEZONE)
+    if format != "mapped":
+        raise SourceError(f"unknown format {format!r}; known formats: {', '.join(FORMATS)}")
+    mapping = dict(mapping or {})
+    for required in ("customer", "time"):
+        if not mapping.get(required):
+            raise SourceError(f"--format mapped needs --{required} COL")
+    return read_mapped(path, Mapping(**mapping, timezone=timezone or "UTC"), source=source, chunk_rows=chunk_rows)
+

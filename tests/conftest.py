@@ -40,10 +40,10 @@ def admin_api(make_api) -> Api:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, settings):
+def on_worker(transactional_db, settings):
     """A real Celery worker process on the Redis broker, using the test database.
 
-    Yields a function that waits for an AsyncResult. The worker is stopped afterwards.
+    Yields `on_worker(result)`, which waits for a task result. The worker is stopped afterwards.
     """
     import os
     import subprocess

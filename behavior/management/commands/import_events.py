@@ -7,6 +7,7 @@ from tqdm import tqdm
 from behavior import importers
 from behavior.event_types import EVENT_TYPES
 from behavior.services.imports import ImportAborted, ImportReport, events_import
+from behavior.tasks import import_events_file
 
 MAPPED_COLUMNS = ("product", "category", "price", "quantity", "order-id", "session", "rating")
 
@@ -19,7 +20,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="a file, or for Olist the folder of its CSV files")
-        parser.add_argument("--format", required=True, choices=["taobao", "olist", "mapped"])
+        parser.add_argument("--format", required=True, choices=importers.FORMATS)
+        parser.add_argument("--queue", action="store_true",
+                            help="hand the import to a Celery worker (the path must be readable there) and return")
         parser.add_argument("--strict", action="store_true", help="any bad row aborts the import; nothing is written")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.add_argument("--show-problems", type=int, default=20, metavar="N", help="bad rows to list (default 20)")
@@ -40,8 +43,14 @@ class Command(BaseCommand):
         mapped.add_argument("--source", help="name that goes into the event ids (default: the file name)")
 
     def handle(self, path, **options):
+        source_options = self._source_options(options)
+        if options["queue"]:
+            result = import_events_file.delay(str(path.resolve()), options["format"], source_options,
+                                              strict=options["strict"])
+            self.stdout.write(f"Queued the import as task {result.id}; a Celery worker will run it.")
+            return
         try:
-            source = self._source(path, options)
+            source = importers.open_source(path, options["format"], **source_options)
         except importers.SourceError as error:
             raise CommandError(str(error)) from error
         with tqdm(total=source.total_rows, unit=" rows", unit_scale=True, file=sys.stderr,
@@ -57,23 +66,19 @@ class Command(BaseCommand):
         if not report.written:
             raise CommandError(f"--strict: {report.bad_rows:,} bad row(s); nothing was written")
 
-    def _source(self, path: Path, options) -> importers.Source:
-        chunk_rows = options["chunk_rows"]
-        if options["format"] == "taobao":
-            return importers.read_taobao(path, keep_outside_window=options["keep_outside_window"],
-                                         chunk_rows=chunk_rows)
-        if options["format"] == "olist":
-            return importers.read_olist(path, timezone=options["timezone"] or importers.OLIST_TIMEZONE)
-        for required in ("customer", "time"):
-            if not options[required]:
-                raise CommandError(f"--format mapped needs --{required} COL")
-        mapping = importers.Mapping(
-            customer=options["customer"], time=options["time"], type=options["type"],
-            fixed_type=options["fixed_type"], time_format=options["time_format"],
-            timezone=options["timezone"] or "UTC", type_map=_type_map(options["type_map"]),
-            **{name.replace("-", "_"): options[name.replace("-", "_")] for name in MAPPED_COLUMNS},
-        )
-        return importers.read_mapped(path, mapping, source=options["source"], chunk_rows=chunk_rows)
+    def _source_options(self, options) -> dict:
+        """What open_source needs, as plain data (it may travel to a Celery worker)."""
+        mapping = {name.replace("-", "_"): options[name.replace("-", "_")] for name in MAPPED_COLUMNS}
+        mapping.update(customer=options["customer"], time=options["time"], type=options["type"],
+                       fixed_type=options["fixed_type"], time_format=options["time_format"],
+                       type_map=_type_map(options["type_map"]))
+        return {
+            "mapping": {name: value for name, value in mapping.items() if value},
+            "timezone": options["timezone"],
+            "keep_outside_window": options["keep_outside_window"],
+            "source": options["source"],
+            "chunk_rows": options["chunk_rows"],
+        }
 
     def _summary(self, report: ImportReport) -> None:
         write = self.stdout.write
