@@ -40,7 +40,7 @@ class Problem:
 class CleanedEvents:
     frame: pd.DataFrame  # valid rows, canonical columns and dtypes, unique event ids
     problems: list[Problem]
-    repeated: list[str] = field(default_factory=list)  # ids of valid rows whose event_id came earlier
+    repeated: pd.Index = field(default_factory=lambda: pd.Index([]))  # valid rows whose event_id came earlier
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     bad = pd.Index({p.row for p in problems})
     valid = out.drop(index=bad)
     is_repeat = valid["event_id"].duplicated()
-    repeated = valid.loc[is_repeat, "event_id"].tolist()
+    repeated = valid.index[is_repeat]
     valid = valid[~is_repeat]
     problems.sort(key=lambda p: frame.index.get_loc(p.row))
     return CleanedEvents(frame=valid, problems=problems, repeated=repeated)

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from .event_types import EVENT_TYPES
 from .events import FIELDS, TEXT_FIELDS, TIME_FIELDS, Problem
 
-CHUNK_ROWS = 200_000
+# Rows read and checked at a time, while the previous chunk is stored (see services.imports).
+CHUNK_ROWS = 100_000
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 

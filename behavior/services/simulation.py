@@ -74,7 +74,7 @@ def shop_simulate(*, customers: int, days: int, seed: int, end: datetime | None 
         _customers_upsert(simulated.customers)
         limits = Limits(now=timezone.now(), max_clock_skew=settings.FORESIGHT_MAX_CLOCK_SKEW)
         cleaned = clean_events(simulated.events, limits)
-        if cleaned.problems or cleaned.repeated:
+        if cleaned.problems or len(cleaned.repeated):
             raise SimulationError(f"{len(cleaned.problems)} problems, e.g. {cleaned.problems[:3]}; "
                                   f"{len(cleaned.repeated)} repeated ids")
         report.customers += len(simulated.customers)

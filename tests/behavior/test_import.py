@@ -453,3 +453,17 @@ def test_event_ids_are_stable_uuids_that_depend_on_source_and_content():
     # Pinned: a pandas upgrade that changed its row hash would change every imported id.
     assert ids.tolist() == ["5260c872-a80a-8b20-91e7-33ae77063d68", "49cf6923-dee1-81b6-b33f-55733c8e9036"]
     assert event_ids("other", keys)[0] != ids[0]
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_identical_rows_in_one_file_are_stored_once(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("user,ts\nu1,2024-05-01T10:00:00Z\nu1,2024-05-01T10:00:00Z\n")
+
+    out = io.StringIO()
+    call_command("import_events", str(path), "--format", "mapped", "--customer", "user", "--time", "ts",
+                 "--fixed-type", "page_view", "--quiet", stdout=out)
+
+    assert Event.objects.count() == 1
+    assert "1 events new, 1 already present" in out.getvalue()
