@@ -107,10 +107,8 @@ def _staging() -> Iterator:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
         cursor.execute(f"CREATE TEMPORARY TABLE {STAGING} ({columns})")
-        try:
-            yield cursor
-        finally:
-            cursor.execute(f"DROP TABLE IF EXISTS {STAGING}")
+        yield cursor
+        cursor.execute(f"DROP TABLE {STAGING}")
 
 
 def _load(cursor, events: pd.DataFrame) -> None:
@@ -180,10 +178,11 @@ def _insert_events(cursor, now: datetime) -> list[str]:
         with transaction.atomic():
             cursor.execute(f"{insert} WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.event_id = s.event_id)"
                            f"{returning}", [now])
+            ids = [row[0] for row in cursor.fetchall()]
     except IntegrityError:
         # Another writer stored some of these events after we looked: let the database skip them.
         cursor.execute(f"{insert} WHERE true ON CONFLICT (event_id) DO NOTHING{returning}", [now])
-    ids = [row[0] for row in cursor.fetchall()]
+        ids = [row[0] for row in cursor.fetchall()]
     if connection.vendor == "sqlite":  # stored as 32 hex digits
         ids = [f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}" for i in ids]
     return ids

@@ -1,6 +1,5 @@
 """POST /api/v1/events over real HTTP: what a storefront sees."""
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -154,16 +153,3 @@ def test_identify_refuses_to_move_a_visitor_to_another_customer(ingest_api):
     assert "already linked" in response.json()["detail"]
     assert ingest_api.post("identify", json={"anonymous_id": "visitor-8", "customer": "bob"}).status_code == 200
 
-
-def test_the_same_batch_sent_twice_at_once_is_stored_once(make_api):
-    batch = [event_payload(customer=f"c{i}") for i in range(200)]
-    clients = [make_api("ingest"), make_api("ingest")]
-
-    with ThreadPoolExecutor(2) as pool:
-        bodies = [r.json() for r in pool.map(lambda api: api.post("events", json=batch), clients)]
-
-    accepted = [len(b["accepted"]) for b in bodies]
-    duplicates = [len(b["duplicates"]) for b in bodies]
-    assert sum(accepted) == 200, bodies
-    assert sum(accepted) + sum(duplicates) == 400
-    assert Event.objects.count() == 200
