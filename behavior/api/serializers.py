@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from behavior.event_types import EVENT_TYPES
 from behavior.events import FIELDS
-from behavior.models import Customer, Product
+from behavior.models import Customer
 
 
 class StrictSerializer(serializers.Serializer):
@@ -101,8 +101,3 @@ class ProductsIn(serializers.ListSerializer):
 class ProductsOut(serializers.Serializer):
     upserted = serializers.IntegerField()
 
-
-class ProductOut(serializers.ModelSerializer):
-    class Meta:
-        model = Product
-        fields = ["external_id", "name", "category", "brand", "price", "active"]
