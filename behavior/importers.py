@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from .event_types import EVENT_TYPES
@@ -114,9 +115,53 @@ def _csv_chunks(path: Path, *, names: list[str] | None = None, chunk_rows: int =
     `quoted=False` promises no quotes in the file and saves looking for line breaks.
     """
     try:
-        yield from _lined_chunks(path, names, chunk_rows, quoted)
+        if _regular(path, names):
+            yield from _arrow_chunks(path, names, chunk_rows)
+        else:
+            yield from _lined_chunks(path, names, chunk_rows, quoted)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise SourceError(f"{path.name} cannot be read as UTF-8 CSV: {error}") from error
+
+
+def _arrow_options(path: Path, names: list[str] | None, block_size: int = 1 << 20) -> dict:
+    header = names or pa_csv.open_csv(path).schema.names
+    return {
+        "read_options": pa_csv.ReadOptions(column_names=names, block_size=block_size),
+        "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
+        "convert_options": pa_csv.ConvertOptions(  # all text, as pandas' dtype=str
+            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True, quoted_strings_can_be_null=True
+        ),
+    }
+
+
+def _regular(path: Path, names: list[str] | None) -> bool:
+    """Whether each line of the file is exactly one well-formed row, so a row's line is its position.
+
+    Such files (most exports) are read by pyarrow, about ten times faster than the careful
+    line-tracking pandas reader below, which the rest (blank lines, bad rows, line breaks
+    inside quoted fields) still get. The check itself is a streaming pyarrow pass.
+    """
+    lines, _ = _scan(path)
+    try:
+        with path.open("rb") as file:
+            if file.read(3) == b"\xef\xbb\xbf":
+                return False  # a byte order mark: pandas' reader handles it
+        rows = sum(batch.num_rows for batch in pa_csv.open_csv(path, **_arrow_options(path, names)))
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return False
+    return rows + (0 if names else 1) == lines
+
+
+def _arrow_chunks(path: Path, names: list[str] | None, chunk_rows: int):
+    first_line = 1 if names else 2
+    row_bytes = max(1, path.stat().st_size // max(1, _scan(path)[0]))
+    reader = pa_csv.open_csv(path, **_arrow_options(path, names, block_size=min(1 << 28, chunk_rows * row_bytes)))
+    for batch in reader:
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(first_line, first_line + len(frame))
+        first_line += len(frame)
+        # An all-empty row like ",,," is no event, as in the pandas reader.
+        yield frame[frame.notna().any(axis=1)], []
 
 
 def _lined_chunks(path: Path, names: list[str] | None, chunk_rows: int, quoted: bool):

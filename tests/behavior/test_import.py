@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from behavior import importers
 from behavior.importers import event_ids
 from behavior.models import Customer, Event
 
@@ -467,3 +468,17 @@ def test_identical_rows_in_one_file_are_stored_once(tmp_path):
 
     assert Event.objects.count() == 1
     assert "1 events new, 1 already present" in out.getvalue()
+
+
+def test_a_regular_file_reads_the_same_through_the_fast_and_the_careful_reader(tmp_path):
+    path = tmp_path / "regular.csv"
+    path.write_text('user,ts,note\nu1,2024-05-01T10:00:00Z,"a, b"\nu2,2024-05-01T11:00:00Z,\n,,\nu3,x,""\n')
+    irregular = tmp_path / "irregular.csv"
+    irregular.write_text(path.read_text() + "\nu4,2024-05-02T10:00:00Z,c\n")  # a blank line
+
+    fast = pd.concat(frame for frame, _ in importers._arrow_chunks(path, None, 10))
+    careful = pd.concat(frame for frame, _ in importers._lined_chunks(path, None, 10, quoted=True))
+
+    assert importers._regular(path, None) and not importers._regular(irregular, None)
+    pd.testing.assert_frame_equal(fast, careful, check_index_type=False)
+    assert fast.index.tolist() == [2, 3, 5]  # file lines; line 4 is all empty
