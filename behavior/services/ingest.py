@@ -85,17 +85,44 @@ def _event_id_of(record) -> object:
     return record.get("event_id") if isinstance(record, dict) else None
 
 
-def events_store(events: pd.DataFrame) -> list[str]:
-    """Store checked events; return the ids of those that were new.
+@dataclass(frozen=True)
+class StagedRows:
+    """Checked events in the form the database loads: CSV for COPY on PostgreSQL, tuples on SQLite."""
+
+    vendor: str
+    payload: bytes | list[tuple]
+
+
+def events_stage(events: pd.DataFrame, *, vendor: str) -> StagedRows:
+    """Turn checked events into loadable rows. Pure, so an import can do it in another thread."""
+    if vendor == "postgresql":
+        # Empty unquoted CSV fields load as NULL, which the insert turns into "" where needed.
+        # pyarrow writes the CSV about four times faster than DataFrame.to_csv.
+        buffer = io.BytesIO()
+        table = pa.Table.from_pandas(events[list(FIELDS)], preserve_index=False)
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+        return StagedRows(vendor, buffer.getvalue())
+    # SQLite stores UUIDs as 32 hex digits and times as naive UTC text, the way Django does.
+    rows = events[list(FIELDS)].astype(object)
+    rows["event_id"] = events["event_id"].str.replace("-", "", regex=False)
+    for name in ("occurred_at", "promised_at"):
+        rows[name] = events[name].dt.strftime("%Y-%m-%d %H:%M:%S.%f").astype(object)
+    rows = rows.where(rows.notna(), None)
+    return StagedRows(vendor, list(rows.itertuples(index=False, name=None)))
+
+
+def events_store(events: pd.DataFrame | StagedRows) -> list[str]:
+    """Store checked events (or their staged rows); return the ids of those that were new.
 
     Customers and products the shop never announced are created from the events that name
     them. An anonymous visitor's event goes to their customer if identify already linked them.
     """
-    if events.empty:
+    staged = events if isinstance(events, StagedRows) else events_stage(events, vendor=connection.vendor)
+    if not staged.payload:
         return []
     now = timezone.now()
     with transaction.atomic(), _staging() as cursor:
-        _load(cursor, events)
+        _load(cursor, staged)
         _add_missing_customers(cursor, now)
         _add_missing_products(cursor, now)
         return _insert_events(cursor, now)
@@ -111,24 +138,15 @@ def _staging() -> Iterator:
         cursor.execute(f"DROP TABLE {STAGING}")
 
 
-def _load(cursor, events: pd.DataFrame) -> None:
+def _load(cursor, staged: StagedRows) -> None:
+    if staged.vendor != connection.vendor:
+        raise ValueError(f"rows staged for {staged.vendor} cannot load into {connection.vendor}")
     if connection.vendor == "postgresql":
-        # COPY in CSV: empty unquoted fields are NULL, which the insert turns into "" where needed.
-        # pyarrow writes the CSV about four times faster than DataFrame.to_csv.
-        buffer = io.BytesIO()
-        table = pa.Table.from_pandas(events[list(FIELDS)], preserve_index=False)
-        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
         with cursor.cursor.copy(f"COPY {STAGING} ({', '.join(FIELDS)}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(buffer.getbuffer())
-        return
-    # SQLite stores UUIDs as 32 hex digits and times as naive UTC text, the way Django does.
-    rows = events[list(FIELDS)].astype(object)
-    rows["event_id"] = events["event_id"].str.replace("-", "", regex=False)
-    for name in ("occurred_at", "promised_at"):
-        rows[name] = events[name].dt.strftime("%Y-%m-%d %H:%M:%S.%f").astype(object)
-    rows = rows.where(rows.notna(), None)
-    placeholders = ", ".join(["%s"] * len(FIELDS))
-    cursor.executemany(f"INSERT INTO {STAGING} VALUES ({placeholders})", rows.itertuples(index=False, name=None))
+            copy.write(staged.payload)
+    else:
+        placeholders = ", ".join(["%s"] * len(FIELDS))
+        cursor.executemany(f"INSERT INTO {STAGING} VALUES ({placeholders})", staged.payload)
 
 
 # Rows that already exist are filtered out first: ON CONFLICT alone would attempt (and undo)
