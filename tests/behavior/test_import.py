@@ -24,7 +24,8 @@ from behavior.models import Customer, Event
 DATA = Path(__file__).resolve().parent.parent / "data"
 TAOBAO = DATA / "taobao" / "UserBehavior_excerpt.csv"
 # The whole shared sample sits beside the checkout (../shared); the test skips where it does not.
-TAOBAO_FULL = Path(__file__).resolve().parents[2].parent / "shared/datasets/taobao_userbehavior_prefix/UserBehavior_prefix.csv"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+TAOBAO_FULL = SHARED / "taobao_userbehavior_prefix" / "UserBehavior_prefix.csv"
 OLIST = DATA / "olist"
 TAOBAO_TYPES = {"pv": "product_view", "cart": "add_to_cart", "fav": "add_to_wishlist", "buy": "purchase"}
 BEIJING = timezone(timedelta(hours=8))
