@@ -44,7 +44,7 @@ class HasScope(permissions.BasePermission):
             raise exceptions.NotAuthenticated("An API key is required: send 'Authorization: Bearer <key>'.")
         required = view.required_scope
         self.message = f"This API key lacks the '{required}' scope."
-        return required in key.scopes or ADMIN in key.scopes
+        return required is None or required in key.scopes or ADMIN in key.scopes
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):

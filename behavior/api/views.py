@@ -24,8 +24,10 @@ class ScopedView(APIView):
     scopes: dict[str, str] = {}
 
     @property
-    def required_scope(self) -> str:
-        return self.scopes.get(self.request.method, Scope.ADMIN)
+    def required_scope(self) -> str | None:
+        """None for a method the view does not offer: the caller then gets a 405, not a 403."""
+        method = self.request.method
+        return self.scopes.get("GET" if method == "HEAD" else method)
 
 
 class Conflict(exceptions.APIException):

@@ -153,3 +153,20 @@ def test_identify_refuses_to_move_a_visitor_to_another_customer(ingest_api):
     assert "already linked" in response.json()["detail"]
     assert ingest_api.post("identify", json={"anonymous_id": "visitor-8", "customer": "bob"}).status_code == 200
 
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "content_type", "status"),
+    [
+        ("post", b"type=page_view", "application/x-www-form-urlencoded", 415),
+        ("post", b"\xff\xfe not utf-8", "application/json", 400),
+        ("post", b'[{"event_id": NaN}]', "application/json", 400),
+        ("get", b"", "application/json", 405),
+    ],
+)
+def test_wrong_media_types_encodings_and_methods_get_a_json_4xx(ingest_api, method, body, content_type, status):
+    response = getattr(ingest_api, method)("events", data=body, headers={"Content-Type": content_type})
+
+    assert response.status_code == status
+    assert response.json()["detail"]
+    assert Event.objects.count() == 0
