@@ -18,6 +18,14 @@ class Api(requests.Session):
         return super().request(method, self.base_url + url.lstrip("/"), *args, **kwargs)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counts live in the cache (Redis in tests); one test's must not leak into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_api(live_server):
     """make_api("ingest", "read") -> a client whose key has those scopes; make_api() has no key."""
