@@ -80,17 +80,18 @@ def build_features(
     cutoff = _utc(cutoff)
     before = events["occurred_at"].lt(cutoff).to_numpy() & events["customer_id"].notna().to_numpy()
     event_ids = events["customer_id"].to_numpy(dtype=np.int64, na_value=-1)[before]
-    known = () if customers is None else customers["customer_id"].to_numpy(dtype=np.int64)
+    known = np.empty(0, np.int64) if customers is None else customers["customer_id"].to_numpy(dtype=np.int64)
     ids = np.unique(np.concatenate([event_ids, known]))
     n = len(ids)
     pos = np.searchsorted(ids, event_ids)
     age = (_datetime64(cutoff) - _datetime64(events["occurred_at"])[before]) / np.timedelta64(1, "D")
-    types = pd.Categorical(events["type"].to_numpy()[before], categories=EVENT_TYPES).codes
+    types = pd.Index(EVENT_TYPES).get_indexer(events["type"])[before]  # -1: a type this module does not know
     type_index = {t: i for i, t in enumerate(EVENT_TYPES)}
     out: dict[str, np.ndarray] = {}
 
-    def column(name: str) -> np.ndarray:
-        return events[name].to_numpy()[before]
+    def codes(name: str) -> np.ndarray:
+        # Factorizing the column as stored is fast (Arrow strings); turning it into Python objects is not.
+        return pd.factorize(events[name])[0][before]
 
     def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(pos[mask], None if weights is None else weights[mask], minlength=n)
@@ -110,13 +111,13 @@ def build_features(
         m = types == type_index[t]
         out[f"days_since_{t}"] = _min_age(pos[m], age[m], n)
 
-    sessions = pd.factorize(column("session_id"))[0]
+    sessions = codes("session_id")
     for days in (7, 30):
         out[f"sessions_{days}d"] = _distinct(pos, sessions, (age < days) & (sessions >= 0), n)
     viewed = (types == type_index["product_view"]) & (age < 30)
     for name, field in (("products_viewed_30d", "product_id"), ("categories_viewed_30d", "category")):
-        codes = pd.factorize(column(field))[0]
-        out[name] = _distinct(pos, codes, viewed & (codes >= 0), n)
+        values = codes(field)
+        out[name] = _distinct(pos, values, viewed & (values >= 0), n)
 
     # A cart add is unbought when no purchase came after it (ties count as unbought).
     last_purchase = out["days_since_purchase"]
@@ -125,7 +126,7 @@ def build_features(
 
     # Orders: distinct order ids of purchase events; spend is price * quantity, a missing quantity being one unit.
     purchase = types == type_index["purchase"]
-    orders = pd.factorize(column("order_id"))[0]
+    orders = codes("order_id")
     price = np.nan_to_num(events["price"].to_numpy(dtype=np.float64, na_value=np.nan)[before])
     quantity = events["quantity"].to_numpy(dtype=np.float64, na_value=np.nan)[before]
     amount = price * np.where(np.isnan(quantity), 1.0, quantity)
@@ -203,8 +204,9 @@ def _attributes(ids, customers) -> tuple[np.ndarray, np.ndarray]:
     country = attributes.str.get("country").astype("str").str.upper()
     # An ISO country code as a base-26 number: stable across shops and runs without a fitted vocabulary.
     letters = country.where(country.str.fullmatch("[A-Z]{2}"))
-    country_code = ((letters.str[0].map(ord) - 65) * 26 + letters.str[1].map(ord) - 65).to_numpy(np.float64)
-    device = pd.Categorical(attributes.str.get("device").astype("str").str.lower(), categories=DEVICES).codes
+    first, second = (letters.str[i].map(ord, na_action="ignore") - ord("A") for i in (0, 1))
+    country_code = (first * 26 + second).to_numpy(np.float64)
+    device = pd.Index(DEVICES).get_indexer(attributes.str.get("device").astype("str").str.lower())
     return country_code, np.where(device >= 0, device, np.nan)
 
 

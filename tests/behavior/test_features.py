@@ -1,0 +1,224 @@
+"""Point-in-time features and labels: stories with exact numbers, and no peeking past the cutoff."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from behavior.event_types import EVENT_TYPES
+from behavior.features import FEATURES, TARGETS, build_features, build_labels, training_frame
+from behavior.simulation import simulate_block, simulate_catalogue
+
+CUTOFF = pd.Timestamp("2026-03-01", tz="UTC")
+DAY = pd.Timedelta(days=1)
+WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER, NEWCOMER = 1, 2, 3, 4
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Events in the canonical columns and dtypes; a row gives `at` (before the cutoff, in days) or `occurred_at`."""
+    rows = [{"occurred_at": CUTOFF - r.pop("at") * DAY if "at" in r else r.pop("occurred_at"), **r} for r in rows]
+    events = pd.DataFrame.from_records(rows)
+    columns = {
+        "customer_id": "int64", "type": "str", "occurred_at": "datetime64[us, UTC]", "product_id": "Int64",
+        "category": "str", "price": "float64", "quantity": "Int64", "order_id": "str", "session_id": "str",
+        "rating": "Int64", "promised_at": "datetime64[us, UTC]",
+    }
+    return pd.DataFrame({name: events.get(name, pd.Series(None, index=events.index)).astype(dtype)
+                         for name, dtype in columns.items()})
+
+
+def window_shopper() -> list[dict]:
+    """Six product views this week over two sessions, two cart adds, never a purchase."""
+    c = WINDOW_SHOPPER
+    views = [(0.5, 10, "toys", "s1"), (0.6, 11, "toys", "s1"), (0.7, 10, "toys", "s1"),
+             (3.0, 12, "auto", "s2"), (3.1, 12, "auto", "s2"), (3.2, 11, "toys", "s2")]
+    return [
+        *({"customer_id": c, "type": "product_view", "at": at, "product_id": p, "category": cat, "session_id": s}
+          for at, p, cat, s in views),
+        {"customer_id": c, "type": "add_to_cart", "at": 0.4, "product_id": 10, "category": "toys", "session_id": "s1"},
+        {"customer_id": c, "type": "add_to_cart", "at": 3.0, "product_id": 12, "category": "auto", "session_id": "s2"},
+        {"customer_id": c, "type": "page_view", "at": 40.0, "session_id": "s0"},
+    ]
+
+
+def loyal_buyer() -> list[dict]:
+    """Three delivered orders (one over 90 days ago), two good reviews, a cart add that was bought."""
+    c = LOYAL_BUYER
+    orders = [("o1", 100.0, 50.0, 2), ("o2", 40.0, 30.0, 1), ("o3", 10.0, 20.0, None)]  # id, days ago, price, qty
+    rows = []
+    for order, at, price, quantity in orders:
+        rows += [
+            {"customer_id": c, "type": "purchase", "at": at, "order_id": order, "price": price, "quantity": quantity,
+             "product_id": 20, "category": "auto", "promised_at": CUTOFF - (at - 3) * DAY},
+            {"customer_id": c, "type": "order_delivered", "at": at - 2, "order_id": order},
+        ]
+    rows += [
+        {"customer_id": c, "type": "add_to_cart", "at": 10.01, "product_id": 20, "category": "auto"},
+        {"customer_id": c, "type": "review", "at": 35.0, "order_id": "o2", "rating": 5},
+        {"customer_id": c, "type": "review", "at": 5.0, "order_id": "o3", "rating": 4},
+    ]
+    return rows
+
+
+def late_order() -> list[dict]:
+    """An order promised 2.5 days ago, delayed and still not delivered; an earlier late one did arrive."""
+    c = LATE_ORDER
+    return [
+        {"customer_id": c, "type": "purchase", "at": 6.0, "order_id": "o9", "price": 80.0, "quantity": 1,
+         "promised_at": CUTOFF - 2.5 * DAY},
+        {"customer_id": c, "type": "delivery_delayed", "at": 2.0, "order_id": "o9"},
+        {"customer_id": c, "type": "purchase", "at": 20.0, "order_id": "o8", "price": 10.0, "quantity": 1,
+         "promised_at": CUTOFF - 17 * DAY},
+        {"customer_id": c, "type": "delivery_delayed", "at": 16.5, "order_id": "o8"},
+        {"customer_id": c, "type": "order_delivered", "at": 15.0, "order_id": "o8"},
+        {"customer_id": c, "type": "support_contact", "at": 1.0},
+        # Delivered exactly at the cutoff: features must not know yet.
+        {"customer_id": c, "type": "order_delivered", "occurred_at": CUTOFF, "order_id": "o9"},
+    ]
+
+
+@pytest.fixture
+def stories() -> pd.DataFrame:
+    return frame(window_shopper() + loyal_buyer() + late_order())
+
+
+@pytest.fixture
+def customers() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": [WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER, NEWCOMER],
+        "created_at": pd.to_datetime(["2025-12-01", "2026-02-20", "2025-01-01", "2026-02-27"], utc=True),
+        "attributes": [{"country": "DE", "device": "desktop"}, {"country": "fr", "device": "mobile"}, {},
+                       {"country": "Germany", "device": "fridge"}],
+    })
+
+
+def test_the_window_shopper_browses_a_lot_and_never_buys(stories):
+    row = build_features(stories, CUTOFF).loc[WINDOW_SHOPPER]
+    assert row["product_view_1d"] == 3
+    assert row["product_view_7d"] == 6
+    assert row["page_view_7d"] == 0 and row["page_view_90d"] == 1
+    assert row["sessions_7d"] == 2 and row["sessions_30d"] == 2
+    assert row["products_viewed_30d"] == 3 and row["categories_viewed_30d"] == 2
+    assert row["cart_adds_unbought_30d"] == 2
+    assert row["days_since_product_view"] == pytest.approx(0.5)
+    assert row["days_since_event"] == pytest.approx(0.4)
+    assert np.isnan(row["days_since_purchase"]) and np.isnan(row["average_order_value"])
+    assert row["orders"] == 0 and row["spend"] == 0
+    assert row["tenure_days"] == pytest.approx(40.0)  # no sign-up date given: the first event
+
+
+def test_the_loyal_buyer_orders_spends_and_reviews(stories):
+    row = build_features(stories, CUTOFF).loc[LOYAL_BUYER]
+    assert (row["orders"], row["orders_90d"], row["purchase_30d"]) == (3, 2, 1)
+    assert (row["spend"], row["spend_90d"]) == (150, 50)  # 50 * 2 + 30 + 20 (a missing quantity is one unit)
+    assert row["average_order_value"] == 50
+    assert row["mean_rating"] == 4.5 and row["review_90d"] == 2 and row["bad_reviews_90d"] == 0
+    assert row["cart_adds_unbought_30d"] == 0  # o3 was bought after the cart add
+    assert row["days_since_purchase"] == pytest.approx(10.0)
+    assert row["orders_open_past_due"] == 0 and row["max_days_past_due"] == 0
+
+
+def test_an_order_past_its_promise_stays_open_until_delivered(stories):
+    row = build_features(stories, CUTOFF).loc[LATE_ORDER]
+    assert row["orders_open_past_due"] == 1  # o9; o8 was late but arrived
+    assert row["max_days_past_due"] == pytest.approx(2.5)
+    assert row["orders_delayed_90d"] == 2
+    assert row["days_since_delivery_delayed"] == pytest.approx(2.0)
+    assert row["support_contact_7d"] == 1 and row["support_contact_1d"] == 0
+    assert row["order_delivered_90d"] == 1  # the delivery at the cutoff is not seen
+
+    # A day later the delivery is known; a promise still in the future is not past due.
+    later = build_features(stories, CUTOFF + DAY).loc[LATE_ORDER]
+    assert later["orders_open_past_due"] == 0 and later["max_days_past_due"] == 0
+    promised_later = stories.assign(promised_at=stories["promised_at"].where(stories["order_id"] != "o9",
+                                                                             CUTOFF + DAY))
+    assert build_features(promised_later, CUTOFF).loc[LATE_ORDER, "orders_open_past_due"] == 0
+
+
+def test_every_known_customer_gets_a_row_with_their_tenure_and_attributes(stories, customers):
+    features = build_features(stories, CUTOFF, customers)
+    assert features.index.tolist() == [WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER, NEWCOMER]
+    assert list(features.columns) == list(FEATURES)
+    assert (features.dtypes == np.float32).all()
+    newcomer = features.loc[NEWCOMER]
+    assert newcomer["product_view_90d"] == 0 and newcomer["orders"] == 0
+    assert np.isnan(newcomer["days_since_event"])
+    assert newcomer["tenure_days"] == pytest.approx(2.0)
+    # Sign-up or first event, whichever came first: the loyal buyer was imported after their history.
+    assert features["tenure_days"].tolist() == pytest.approx([90.0, 100.0, 424.0, 2.0])
+    assert features["country_code"].tolist()[:2] == [3 * 26 + 4, 5 * 26 + 17]  # DE, FR
+    assert np.isnan(features["country_code"]).tolist()[2:] == [True, True]
+    assert features["device_code"].tolist()[:2] == [1, 0]  # desktop, mobile
+    assert np.isnan(features.loc[NEWCOMER, "device_code"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_events_at_or_after_the_cutoff_change_no_feature(stories, customers, seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    later = frame([
+        {"customer_id": int(rng.integers(1, 7)), "type": str(rng.choice(EVENT_TYPES)),
+         "occurred_at": CUTOFF + pd.Timedelta(seconds=int(rng.integers(0, 40 * 86_400))) * int(rng.random() < 0.9),
+         "product_id": int(rng.integers(10, 30)), "category": str(rng.choice(["toys", "auto", "garden"])),
+         "price": float(rng.uniform(1, 100)), "quantity": int(rng.integers(1, 3)),
+         "order_id": str(rng.choice(["o1", "o3", "o8", "o9", "o10"])), "session_id": str(rng.choice(["s1", "s9"])),
+         "rating": int(rng.integers(1, 6)), "promised_at": CUTOFF - DAY * float(rng.uniform(-5, 5))}
+        for _ in range(n)
+    ])
+    mixed = pd.concat([later, stories]).sample(frac=1, random_state=seed).reset_index(drop=True)
+    pd.testing.assert_frame_equal(build_features(mixed, CUTOFF, customers), build_features(stories, CUTOFF, customers))
+    # Customers first seen after the cutoff are not there yet.
+    assert build_features(mixed, CUTOFF).index.tolist() == [WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER]
+
+
+def test_labels_look_only_at_the_horizon_after_the_cutoff():
+    events = frame([
+        {"customer_id": 1, "type": "purchase", "occurred_at": CUTOFF, "order_id": "a"},  # first instant: in
+        {"customer_id": 2, "type": "purchase", "occurred_at": CUTOFF + 7 * DAY, "order_id": "b"},  # end: out
+        {"customer_id": 3, "type": "purchase", "occurred_at": CUTOFF - pd.Timedelta(seconds=1), "order_id": "c"},
+        {"customer_id": 4, "type": "product_view", "occurred_at": CUTOFF + DAY, "product_id": 1},
+        {"customer_id": 5, "type": "review", "occurred_at": CUTOFF + 3 * DAY, "rating": 2, "order_id": "d"},
+        {"customer_id": 6, "type": "review", "occurred_at": CUTOFF + 3 * DAY, "rating": 3, "order_id": "e"},
+        {"customer_id": 7, "type": "refund", "occurred_at": CUTOFF + 13.9 * DAY, "order_id": "f"},
+        {"customer_id": 8, "type": "support_contact", "occurred_at": CUTOFF + 14 * DAY},
+        {"customer_id": 9, "type": "support_contact", "occurred_at": CUTOFF - DAY},
+    ])
+    intent = build_labels(events, CUTOFF, "purchase_intent")
+    assert intent[intent].index.tolist() == [1]
+    assert len(intent) == 9 and intent.dtype == bool
+    risk = build_labels(events, CUTOFF, TARGETS["support_risk"], customer_ids=pd.Index([5, 6, 7, 8, 9, 10]))
+    assert risk.to_dict() == {5: True, 6: False, 7: True, 8: False, 9: False, 10: False}
+
+
+def test_training_frame_stacks_cutoffs_for_active_customers(stories, customers):
+    cutoffs = [CUTOFF - 30 * DAY, CUTOFF - 7 * DAY]
+    X, y, groups = training_frame(stories, cutoffs, "purchase_intent", customers)
+    # 30 days before: the window shopper (page view 40 days ago) and the loyal buyer; the late-order customer
+    # and the newcomer (no events) only later.
+    assert X.index.tolist() == [(cutoffs[0], 1), (cutoffs[0], 2), (cutoffs[1], 1), (cutoffs[1], 2), (cutoffs[1], 3)]
+    assert y.tolist() == [False, False, False, False, True]  # only o9 (6 days before CUTOFF) is in a horizon
+    assert groups.tolist() == [cutoffs[0]] * 2 + [cutoffs[1]] * 3
+    assert X.loc[(cutoffs[0], LOYAL_BUYER), "orders"] == 2
+    assert X.loc[(cutoffs[1], LOYAL_BUYER), "orders"] == 3
+
+
+def test_recent_viewers_buy_more_often_in_a_simulated_shop():
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    shop = simulate_block(seed=5, block=0, first_customer=0, customers=10_000, days=90, end=end,
+                          catalogue=simulate_catalogue(seed=5, products=1_000))
+    e = shop.events
+    events = pd.DataFrame({
+        "customer_id": e["customer"].str.slice(-7).astype("int64"), "type": e["type"],
+        "occurred_at": e["occurred_at"], "product_id": pd.to_numeric(e["product"].str.slice(-5)).astype("Int64"),
+        "category": e["category"], "price": e["price"], "quantity": e["quantity"].astype("Int64"),
+        "order_id": e["order_id"], "session_id": e["session_id"], "rating": e["rating"].astype("Int64"),
+        "promised_at": e["promised_at"],
+    })
+    cutoff = pd.Timestamp(end) - pd.Timedelta(days=14)
+    features = build_features(events, cutoff)
+    buys = build_labels(events, cutoff, "purchase_intent", customer_ids=features.index)
+    viewed = features["product_view_7d"] > 0
+    print(f"\nbuy within 7 days: {buys[viewed].mean():.3f} after recent views, {buys[~viewed].mean():.3f} without")
+    assert viewed.sum() > 500 and buys.sum() > 50
+    assert buys[viewed].mean() > 2 * buys[~viewed].mean()  # measured: 0.053 vs 0.017
