@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from behavior.models import ApiKey, Customer, Event, Product
+from behavior.models import ApiKey, Customer, Event, ModelVersion, Product, Score, ScoringRun
 from behavior.services.api_keys import api_key_create
 
 
@@ -51,3 +51,27 @@ class ApiKeyAdmin(admin.ModelAdmin):
         key, raw = api_key_create(name=obj.name, scopes=obj.scopes)
         obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
         self.message_user(request, f"Copy this key now, it is not shown again: {raw}", messages.WARNING)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["pk", "target", "kind", "status", "validated_at", "created_at", "promoted_at"]
+    list_filter = ["target", "status", "kind"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "status", "as_of", "started_at", "finished_at", "customers", "chunks"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ScoringRun._meta.fields]
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin):
+    list_display = ["customer", "target", "probability", "model_version", "scored_at"]
+    list_filter = ["target"]
+    list_select_related = ["customer", "model_version"]
+    raw_id_fields = ["customer", "model_version", "run"]
+    search_fields = ["customer__external_id"]
+    show_full_result_count = False

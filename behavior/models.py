@@ -131,3 +131,85 @@ class ApiKey(models.Model):
     @classmethod
     def generate(cls) -> str:
         return "fs_" + secrets.token_urlsafe(32)
+
+
+class Target(models.TextChoices):
+    """What a model predicts; the label rules live in behavior.features.TARGETS."""
+
+    PURCHASE_INTENT = "purchase_intent", "purchase intent"
+    SUPPORT_RISK = "support_risk", "support risk"
+
+
+class ModelVersion(models.Model):
+    """A trained scorer for one target: its artifact, what it was trained on, how good it is."""
+
+    class Kind(models.TextChoices):
+        XGBOOST = "xgboost", "XGBoost"
+        HEURISTIC = "heuristic", "recency/frequency heuristic (too few positives to train)"
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        CHAMPION = "champion"
+        RETIRED = "retired"
+
+    target = models.CharField(max_length=32, choices=Target.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.XGBOOST)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
+    feature_names = models.JSONField(default=list)
+    params = models.JSONField(default=dict, blank=True)
+    trained_from = models.DateTimeField(null=True, blank=True, help_text="First training cutoff.")
+    validated_at = models.DateTimeField(null=True, blank=True, help_text="The validation cutoff.")
+    metrics = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(null=True, blank=True, help_text="Operating threshold chosen on validation.")
+    artifact = models.FileField(upload_to="models/", blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target"], condition=Q(status="champion"), name="one_champion_per_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} #{self.pk} ({self.status})"
+
+
+class ScoringRun(models.Model):
+    """One scoring cycle: what ran, when, how long each stage took, how many customers."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    as_of = models.DateTimeField(help_text="The moment taken as now for the features.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    chunks = models.PositiveIntegerField(default=0)
+    customers = models.PositiveIntegerField(default=0)
+    stage_seconds = models.JSONField(default=dict, blank=True)
+    model_versions = models.JSONField(default=dict, blank=True, help_text="Target -> model version id.")
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"scoring run {self.pk} ({self.status})"
+
+
+class Score(models.Model):
+    """A customer's current probability for a target, with the reasons behind it."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores")
+    target = models.CharField(max_length=32, choices=Target.choices)
+    probability = models.FloatField()
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    scored_at = models.DateTimeField()
+    reasons = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "target"], name="one_score_per_customer_target")]
+
+    def __str__(self) -> str:
+        return f"{self.target} {self.probability:.3f} for {self.customer_id}"

@@ -1,6 +1,12 @@
+import io
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
 from behavior.models import Customer, Event, Product
@@ -55,3 +61,77 @@ def shop_overview() -> ShopOverview:
         reviews=reviews["all"],
         bad_reviews=reviews["bad"],
     )
+
+
+# The columns behavior.features reads, with their Arrow types for a columnar read.
+EVENT_COLUMNS = {
+    "customer_id": pa.int64(),
+    "type": pa.string(),
+    "occurred_at": pa.timestamp("us", tz="UTC"),
+    "product_id": pa.int64(),
+    "category": pa.string(),
+    "price": pa.float64(),
+    "quantity": pa.int64(),
+    "order_id": pa.string(),
+    "session_id": pa.string(),
+    "rating": pa.int64(),
+    "promised_at": pa.timestamp("us", tz="UTC"),
+}
+
+
+def events_frame(*, until: datetime | None = None, customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Customers' events as one columnar frame: all of them, or those of an id range [first, last].
+
+    PostgreSQL streams them with COPY into pyarrow (no Python object per value); anonymous
+    events, which no customer can be scored on, are left out.
+    """
+    where, params = ["customer_id IS NOT NULL"], []
+    if until is not None:
+        where.append("occurred_at < %s")
+        params.append(until)
+    if customers is not None:
+        where.append("customer_id BETWEEN %s AND %s")
+        params += list(customers)
+    # Text left empty is missing, as NULL would be.
+    columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
+    sql = f"SELECT {', '.join(columns)} FROM {Event._meta.db_table} WHERE {' AND '.join(where)}"
+    if connection.vendor == "postgresql":
+        buffer = io.BytesIO()
+        with connection.cursor() as cursor:
+            query = cursor.cursor.mogrify(sql, params)
+            with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+                for block in copy:
+                    buffer.write(block)
+        buffer.seek(0)
+        options = pa_csv.ConvertOptions(column_types=EVENT_COLUMNS, strings_can_be_null=True)
+        return pa_csv.read_csv(buffer, convert_options=options).to_pandas(types_mapper=_nullable)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(EVENT_COLUMNS))
+    for name, arrow_type in EVENT_COLUMNS.items():
+        if pa.types.is_timestamp(arrow_type):
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").dt.as_unit("us")
+        elif pa.types.is_integer(arrow_type):
+            frame[name] = frame[name].astype("Int64")
+        elif pa.types.is_floating(arrow_type):
+            frame[name] = frame[name].astype("float64")
+        else:
+            frame[name] = frame[name].astype("str")
+    return frame
+
+
+def _nullable(arrow_type: pa.DataType):
+    """Integers with gaps stay integers (Int64) instead of becoming floats."""
+    return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None
+
+
+def customers_frame(*, customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """customer_id, created_at and attributes of all customers, or of an id range [first, last]."""
+    queryset = Customer.objects.order_by("pk")
+    if customers is not None:
+        queryset = queryset.filter(pk__range=customers)
+    rows = list(queryset.values_list("pk", "created_at", "attributes"))
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "created_at", "attributes"])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["attributes"] = [a if isinstance(a, dict) else orjson.loads(a or "{}") for a in frame["attributes"]]
+    return frame
