@@ -9,7 +9,7 @@ import pyarrow.csv as pa_csv
 from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
-from behavior.models import Customer, Event, Product
+from behavior.models import Customer, Event, Product, Score
 
 
 def customer_export(*, customer: Customer) -> dict:
@@ -135,3 +135,19 @@ def customers_frame(*, customers: tuple[int, int] | None = None) -> pd.DataFrame
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     frame["attributes"] = [a if isinstance(a, dict) else orjson.loads(a or "{}") for a in frame["attributes"]]
     return frame
+
+
+def scores_frame() -> pd.DataFrame:
+    """Every current score: customer (the shop's id), target, probability, model_version."""
+    rows = Score.objects.order_by("customer__external_id", "target").values_list(
+        "customer__external_id", "target", "probability", "model_version_id")
+    return pd.DataFrame.from_records(list(rows), columns=["customer", "target", "probability", "model_version"])
+
+
+def scores_top(*, target: str, limit: int = 5) -> list[Score]:
+    """The customers most likely to, with their reasons."""
+    return list(Score.objects.filter(target=target).select_related("customer").order_by("-probability")[:limit])
+
+
+def scores_for_customer(*, customer: Customer) -> list[Score]:
+    return list(Score.objects.filter(customer=customer).select_related("model_version").order_by("target"))

@@ -48,7 +48,7 @@ def admin_api(make_api) -> Api:
 
 
 @pytest.fixture
-def on_worker(transactional_db, settings):
+def on_worker(transactional_db, settings, tmp_path):
     """A real Celery worker process on the Redis broker, using the test database.
 
     Yields `on_worker(result)`, which waits for a task result. The worker is stopped afterwards.
@@ -69,16 +69,19 @@ def on_worker(transactional_db, settings):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     app.control.purge()
+    log = tmp_path / "celery-worker.log"  # read it when a test on the worker fails
+    log = log.open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 30
     while not app.control.ping(timeout=0.5):
-        assert worker.poll() is None, worker.stdout.read()
+        assert worker.poll() is None, (tmp_path / "celery-worker.log").read_text()
         assert time.monotonic() < deadline, "the Celery worker did not start within 30 s"
     try:
         yield lambda result, timeout=60: result.get(timeout=timeout)

@@ -101,3 +101,20 @@ class ProductsIn(serializers.ListSerializer):
 class ProductsOut(serializers.Serializer):
     upserted = serializers.IntegerField()
 
+
+
+class ReasonOut(serializers.Serializer):
+    feature = serializers.CharField()
+    value = serializers.FloatField()
+    contribution = serializers.FloatField(help_text="Push on the score, in log-odds.")
+    text = serializers.CharField(help_text="The reason in words, e.g. '6 product views in the last 7 days'.")
+
+
+class ScoreOut(serializers.Serializer):
+    target = serializers.CharField()
+    probability = serializers.FloatField()
+    model_version = serializers.IntegerField(source="model_version_id")
+    model_kind = serializers.CharField(source="model_version.kind",
+                                       help_text="xgboost, or heuristic while the shop has too few positives")
+    scored_at = serializers.DateTimeField()
+    reasons = ReasonOut(many=True)

@@ -8,10 +8,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from behavior.models import ApiKey, Customer
-from behavior.selectors import customer_export
+from behavior.selectors import customer_export, scores_for_customer
 from behavior.services.customers import IdentityConflict, customer_erase, customer_identify, customer_upsert
 from behavior.services.ingest import events_ingest
 from behavior.services.products import products_upsert
+from behavior.services.scoring import score_reasons_explain
 
 from . import serializers as s
 
@@ -99,6 +100,17 @@ class CustomerExportView(ScopedView):
     @extend_schema(summary="Everything stored about a customer", responses={200: dict})
     def get(self, request, external_id):
         return Response(customer_export(customer=get_object_or_404(Customer, external_id=external_id)))
+
+
+class CustomerScoresView(ScopedView):
+    scopes = {"GET": Scope.READ}
+
+    @extend_schema(summary="A customer's current scores, with the reasons behind them", responses=s.ScoreOut(many=True))
+    def get(self, request, external_id):
+        scores = scores_for_customer(customer=get_object_or_404(Customer, external_id=external_id))
+        for score in scores:
+            score.reasons = score_reasons_explain(score=score)
+        return Response(s.ScoreOut(scores, many=True).data)
 
 
 class ProductsView(ScopedView):

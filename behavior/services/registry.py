@@ -19,7 +19,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from behavior.models import ModelVersion
-from behavior.training import ModelArtifactError, average_precision, booster_from_bytes, booster_to_bytes, predict
+from behavior.training import (
+    ModelArtifactError,
+    average_precision,
+    baseline_scores,
+    booster_from_bytes,
+    booster_to_bytes,
+    predict,
+)
 
 Status = ModelVersion.Status
 
@@ -62,26 +69,25 @@ def model_version_load(version: ModelVersion) -> xgb.Booster | None:
 
 @transaction.atomic
 def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.DataFrame, y_valid) -> bool:
-    """Make the candidate champion if there is none or it beats the champion on this validation data.
+    """Make the candidate champion if there is none or it ranks this validation data better.
 
     The candidate's artifact is loaded first, so a corrupt one is refused and the champion stays.
-    A champion that cannot score these features (they changed since it was trained) cannot serve
-    either, so the candidate replaces it.
+    A heuristic champion is judged by the heuristic's own scores. A champion that cannot score
+    these features (they changed since it was trained) cannot serve either, so it is replaced.
     """
     challenger = model_version_load(candidate)
     champion = ModelVersion.objects.select_for_update().filter(target=candidate.target, status=Status.CHAMPION).first()
-    if champion is not None and challenger is not None:
-        ours = _pr_auc(challenger, X_valid, y_valid)
+    if champion is not None:
+        ours = _pr_auc(candidate.target, challenger, X_valid, y_valid)
         try:
-            theirs = _pr_auc(model_version_load(champion), X_valid, y_valid)
+            theirs = _pr_auc(champion.target, model_version_load(champion), X_valid, y_valid)
         except (ModelArtifactError, ValueError):
-            theirs = None  # the champion cannot score these features
+            theirs = None
         candidate.metrics = {**candidate.metrics, "pr_auc": ours, "champion_pr_auc": theirs}
         if ours is None or (theirs is not None and ours <= theirs):
             candidate.status = Status.RETIRED
             candidate.save(update_fields=["metrics", "status"])
             return False
-    if champion is not None:
         champion.status = Status.RETIRED
         champion.save(update_fields=["status"])
     candidate.status, candidate.promoted_at = Status.CHAMPION, timezone.now()
@@ -111,6 +117,7 @@ def model_version_rollback(*, target: str) -> ModelVersion:
     return previous
 
 
-def _pr_auc(booster: xgb.Booster, X: pd.DataFrame, y) -> float | None:
-    value = average_precision(np.asarray(y, dtype=bool), predict(booster, X))
+def _pr_auc(target: str, booster: xgb.Booster | None, X: pd.DataFrame, y) -> float | None:
+    scores = baseline_scores(X, target) if booster is None else predict(booster, X)
+    value = average_precision(np.asarray(y, dtype=bool), scores)
     return None if np.isnan(value) else float(value)  # no positives: nothing to compare

@@ -1,0 +1,48 @@
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from behavior.features import TARGETS
+from behavior.models import Customer
+from behavior.selectors import scores_frame, scores_top
+from behavior.services.scoring import CHUNK_CUSTOMERS, ScoringError, scoring_cycle_run
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Command(BaseCommand):
+    help = "Score every customer's purchase intent and support risk with the champion models, in this process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--as-of", type=_time, help="the moment taken as now (ISO time; default: now)")
+        parser.add_argument("--export", type=Path, metavar="FILE.csv",
+                            help="also write customer, target, probability, model_version to a CSV file")
+        parser.add_argument("--chunk", type=int, default=CHUNK_CUSTOMERS, help="customers scored at a time")
+        parser.add_argument("--top", type=int, default=5, help="customers to show per target (0: none)")
+
+    def handle(self, *, as_of, export, chunk, top, verbosity, **options):
+        with tqdm(total=Customer.objects.count(), unit=" customers", file=sys.stderr, disable=verbosity < 1) as bar:
+            try:
+                run = scoring_cycle_run(as_of=as_of, chunk_customers=chunk, on_chunk=bar.update)
+            except ScoringError as error:
+                raise CommandError(str(error)) from error
+        stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in run.stage_seconds.items())
+        self.stdout.write(f"Scoring run {run.pk}: {run.customers:,} customers as of {run.as_of:%Y-%m-%d %H:%M} "
+                          f"in {(run.finished_at - run.started_at).total_seconds():.1f} s ({stages})")
+        for target in TARGETS:
+            leaders = scores_top(target=target, limit=top)
+            if leaders:
+                self.stdout.write(self.style.MIGRATE_HEADING(f"Highest {target.replace('_', ' ')}"))
+            for score in leaders:
+                because = "; ".join(r["text"] for r in score.reasons) or "(below the model's threshold)"
+                self.stdout.write(f"  {score.customer.external_id:<16} {score.probability:6.1%}  {because}")
+        if export:
+            frame = scores_frame()
+            frame.to_csv(export, index=False)
+            self.stdout.write(f"Wrote {len(frame):,} scores to {export}")

@@ -1,0 +1,151 @@
+"""The scoring cycle: features for a range of customers, both targets' champions, scores written back.
+
+A run fixes its champions and its "now" (`as_of`) when it starts, then scores customers in
+id-range chunks, each on its own (a Celery task, or a loop in-process). A chunk overwrites
+its customers' current scores, so running it twice gives the same rows: safe to retry or
+redeliver. Exact reasons (XGBoost contributions, about 1 ms a row) are computed for the
+customers at or above a model's threshold, those campaigns and support act on; the API
+computes the others on demand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import transaction
+from django.utils import timezone
+
+from behavior.features import TARGETS, build_features
+from behavior.models import Customer, ModelVersion, Score, ScoringRun
+from behavior.reasons import contributions, top_reasons
+from behavior.selectors import customers_frame, events_frame
+from behavior.services.registry import model_version_load
+from behavior.signals import scoring_finished
+from behavior.training import baseline_scores, predict
+
+# Customers per chunk: bounds a worker's memory (about 10 events each, a few hundred MB at most).
+CHUNK_CUSTOMERS = 50_000
+
+
+class ScoringError(Exception):
+    """The cycle cannot run, said in words an operator understands."""
+
+
+@dataclass
+class ChunkResult:
+    customers: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS
+                      ) -> tuple[ScoringRun, list[tuple[int, int]]]:
+    """Open a run with the current champions and split the customers into id ranges."""
+    champions = {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION)}
+    missing = [t for t in TARGETS if t not in champions]
+    if missing:
+        raise ScoringError(f"no champion model for {', '.join(missing)}: run `manage.py train` first")
+    ids = np.fromiter(Customer.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
+    starts = ids[::chunk_customers]
+    ends = np.append(ids[chunk_customers - 1 :: chunk_customers], ids[-1:])[: len(starts)]
+    chunks = [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+    run = ScoringRun.objects.create(as_of=as_of or timezone.now(), model_versions=champions, chunks=len(chunks))
+    return run, chunks
+
+
+def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResult:
+    """Score customers with ids in [first, last] and overwrite their current scores."""
+    result = ChunkResult()
+    with _stage(result, "read"):
+        events = events_frame(until=run.as_of, customers=(first, last))
+        customers = customers_frame(customers=(first, last))
+    with _stage(result, "features"):
+        X = build_features(events, run.as_of, customers)
+    rows = []
+    for target, version_id in run.model_versions.items():
+        version = ModelVersion.objects.get(pk=version_id)
+        booster = model_version_load(version)
+        with _stage(result, f"predict_{target}"):
+            probability = predict(booster, X) if booster is not None else baseline_scores(X, target)
+        with _stage(result, f"reasons_{target}"):
+            reasons = _reasons_for_acted_on(booster, X, probability, version.threshold)
+        rows += [
+            Score(customer_id=int(customer), target=target, probability=float(p), model_version_id=version_id,
+                  run_id=run.pk, scored_at=run.as_of, reasons=r)
+            for customer, p, r in zip(X.index, probability, reasons, strict=True)
+        ]
+    with _stage(result, "write"), transaction.atomic():
+        Score.objects.bulk_create(rows, batch_size=5_000, update_conflicts=True, unique_fields=["customer", "target"],
+                                  update_fields=["probability", "model_version", "run", "scored_at", "reasons"])
+    result.customers = len(X)
+    return result
+
+
+def scoring_run_finish(*, run: ScoringRun, results: list[ChunkResult]) -> ScoringRun:
+    """Close the run with its counts and per-stage seconds, and tell the listeners."""
+    run.customers = sum(r.customers for r in results)
+    run.stage_seconds = {}
+    for r in results:
+        for stage, seconds in r.seconds.items():
+            run.stage_seconds[stage] = round(run.stage_seconds.get(stage, 0.0) + seconds, 3)
+    run.status, run.finished_at = ScoringRun.Status.SUCCEEDED, timezone.now()
+    run.save()
+    transaction.on_commit(lambda: scoring_finished.send(sender=ScoringRun, run=run))
+    return run
+
+
+def scoring_cycle_run(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS,
+                      on_chunk: Callable[[int], None] | None = None) -> ScoringRun:
+    """The whole cycle in this process: what `manage.py score` and the embedded default run."""
+    run, chunks = scoring_run_start(as_of=as_of, chunk_customers=chunk_customers)
+    results = []
+    try:
+        for first, last in chunks:
+            results.append(scoring_chunk_score(run=run, first=first, last=last))
+            if on_chunk:
+                on_chunk(results[-1].customers)
+    except Exception as error:
+        scoring_run_fail(run=run, error=error)
+        raise
+    return scoring_run_finish(run=run, results=results)
+
+
+def scoring_run_fail(*, run: ScoringRun, error: BaseException) -> None:
+    ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.FAILED, finished_at=timezone.now(),
+                                                error=f"{type(error).__name__}: {error}")
+
+
+def _reasons_for_acted_on(booster, X: pd.DataFrame, probability: np.ndarray, threshold: float | None) -> list[list]:
+    reasons: list[list] = [[] for _ in range(len(X))]
+    if booster is None or threshold is None:
+        return reasons
+    acted_on = np.flatnonzero(probability >= threshold)
+    if len(acted_on):
+        chosen = X.iloc[acted_on]
+        for row, found in zip(acted_on, top_reasons(contributions(booster, chosen, approximate=False), chosen,
+                                                    booster.feature_names), strict=True):
+            reasons[row] = found
+    return reasons
+
+
+@contextmanager
+def _stage(result: ChunkResult, name: str):
+    started = time.perf_counter()
+    yield
+    result.seconds[name] = result.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def score_reasons_explain(*, score: Score) -> list[dict]:
+    """Reasons for one score, computed now when the cycle did not store them (below the threshold)."""
+    if score.reasons or score.model_version.kind == ModelVersion.Kind.HEURISTIC:
+        return score.reasons
+    booster = model_version_load(score.model_version)
+    customer = (score.customer_id, score.customer_id)
+    X = build_features(events_frame(until=score.scored_at, customers=customer), score.scored_at,
+                       customers_frame(customers=customer))
+    return top_reasons(contributions(booster, X, approximate=False), X, booster.feature_names)[0]

@@ -1,0 +1,136 @@
+"""The scoring cycle: every customer scored by the champions, reasons where they are acted on, safe to rerun."""
+
+import csv
+import io
+import time
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from behavior.features import training_frame
+from behavior.models import Customer, ModelVersion, Score, ScoringRun
+from behavior.selectors import customers_frame, events_frame
+from behavior.services.registry import model_version_promote_if_better, model_version_register
+from behavior.services.scoring import scoring_cycle_run
+from behavior.services.simulation import shop_simulate
+from behavior.signals import scoring_finished
+from behavior.tasks import score_customers
+from behavior.training import choose_cutoffs, train
+
+END = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _shop_with_champions():
+    shop_simulate(customers=3_000, days=120, seed=4, end=END, products=300)
+    events, customers = events_frame(), customers_frame()
+    cutoffs, validation = choose_cutoffs(events["occurred_at"].min(), END, "purchase_intent")
+    X, y, _ = training_frame(events, cutoffs, "purchase_intent", customers)
+    X_valid, y_valid, _ = training_frame(events, [validation], "purchase_intent", customers)
+    model = train(X, y, X_valid, y_valid)
+    purchase = model_version_register(target="purchase_intent", booster=model.booster,
+                                      feature_names=model.feature_names, metrics={}, threshold=model.threshold)
+    model_version_promote_if_better(candidate=purchase, X_valid=X_valid, y_valid=y_valid)
+    support = model_version_register(target="support_risk", booster=None, feature_names=[], metrics={},
+                                     threshold=None)
+    model_version_promote_if_better(candidate=support, X_valid=X_valid, y_valid=y_valid)
+    return purchase, support
+
+
+@pytest.fixture
+def shop(settings, tmp_path, django_db_blocker):
+    settings.MEDIA_ROOT = tmp_path
+    return _shop_with_champions()
+
+
+@pytest.mark.django_db
+def test_every_customer_gets_both_scores_and_a_rerun_changes_nothing(shop):
+    purchase, support = shop
+    heard = []
+    scoring_finished.connect(lambda run, **kw: heard.append(run.pk), weak=False, dispatch_uid="test-heard")
+
+    run = scoring_cycle_run(as_of=END, chunk_customers=1_000)
+    first = dict(Score.objects.values_list("customer_id", "probability").filter(target="purchase_intent"))
+    again = scoring_cycle_run(as_of=END, chunk_customers=700)
+
+    customers = Customer.objects.count()
+    assert (run.status, run.customers, run.chunks) == ("succeeded", customers, 3)
+    assert Score.objects.count() == 2 * customers
+    assert dict(Score.objects.values_list("customer_id", "probability").filter(target="purchase_intent")) == first
+    assert set(run.stage_seconds) >= {"read", "features", "predict_purchase_intent", "write"}
+    assert run.model_versions == {"purchase_intent": purchase.pk, "support_risk": support.pk}
+    assert Score.objects.filter(run=again).count() == 2 * customers
+    scoring_finished.disconnect(dispatch_uid="test-heard")
+
+
+@pytest.mark.django_db
+def test_customers_at_or_above_the_threshold_get_their_reasons_in_words(shop):
+    purchase, _ = shop
+
+    scoring_cycle_run(as_of=END)
+
+    acted_on = Score.objects.filter(target="purchase_intent", probability__gte=purchase.threshold)
+    below = Score.objects.filter(target="purchase_intent", probability__lt=purchase.threshold)
+    assert acted_on.exists() and below.exists()
+    assert all(s.reasons and all(r["contribution"] > 0 and r["text"] for r in s.reasons) for s in acted_on)
+    assert not any(s.reasons for s in below)
+    assert not Score.objects.filter(target="support_risk").exclude(reasons=[]).exists()  # heuristic
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_explains_any_score_on_demand(shop, make_api):
+    purchase, _ = shop
+    scoring_cycle_run(as_of=END)
+    low = Score.objects.filter(target="purchase_intent").order_by("probability").select_related("customer")[0]
+
+    body = make_api("read").get(f"customers/{low.customer.external_id}/scores").json()
+
+    assert [s["target"] for s in body] == ["purchase_intent", "support_risk"]
+    assert body[0]["model_version"] == purchase.pk and body[0]["model_kind"] == "xgboost"
+    assert body[1]["model_kind"] == "heuristic" and body[1]["reasons"] == []
+    assert body[0]["probability"] == pytest.approx(low.probability)
+    assert all(r["text"] and r["contribution"] > 0 for r in body[0]["reasons"])
+
+
+@pytest.mark.django_db
+def test_the_score_command_exports_one_row_per_customer_and_target(shop, tmp_path):
+    out = io.StringIO()
+
+    call_command("score", "--as-of", END.isoformat(), "--export", str(tmp_path / "scores.csv"), stdout=out,
+                 verbosity=0)
+
+    rows = list(csv.DictReader((tmp_path / "scores.csv").read_text().splitlines()))
+    assert list(rows[0]) == ["customer", "target", "probability", "model_version"]
+    assert len(rows) == 2 * Customer.objects.count()
+    assert "Highest purchase intent" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_cycle_as_a_chord_and_closes_the_run(shop, on_worker):
+    run_id = score_customers.delay(END.isoformat()).get(timeout=60)
+    run = ScoringRun.objects.get(pk=run_id)
+    for _ in range(120):
+        run.refresh_from_db()
+        if run.status != "running":
+            break
+        time.sleep(0.5)
+
+    assert run.status == "succeeded", run.error
+    assert run.customers == Customer.objects.count() and Score.objects.count() == 2 * run.customers
+    assert ModelVersion.objects.filter(status="champion").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_chunk_fails_for_good_is_marked_failed(shop, on_worker):
+    purchase, _ = shop
+    with open(purchase.artifact.path, "r+b") as file:
+        file.write(b"broken")
+
+    run = ScoringRun.objects.get(pk=score_customers.delay(END.isoformat()).get(timeout=60))
+    for _ in range(120):
+        run.refresh_from_db()
+        if run.status != "running":
+            break
+        time.sleep(0.5)
+
+    assert run.status == "failed" and "does not match its checksum" in run.error
