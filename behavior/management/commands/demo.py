@@ -5,17 +5,21 @@ from behavior.selectors import shop_overview
 
 
 class Command(BaseCommand):
-    help = "Fill the database with a simulated shop and show what Foresight found in it."
+    help = "Simulate a shop, train both models on it, score every customer and show what Foresight found."
 
     def add_arguments(self, parser):
-        parser.add_argument("--customers", type=int, default=5000)
-        parser.add_argument("--days", type=int, default=120)
+        parser.add_argument("--customers", type=int, default=20_000)
+        parser.add_argument("--days", type=int, default=150)
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, customers, days, seed, **options):
         self.stdout.write(self.style.MIGRATE_HEADING(f"Simulating a shop: {customers:,} customers over {days} days"))
         call_command("simulate_shop", customers=customers, days=days, seed=seed, stdout=self.stdout)
         self._show_overview()
+        self.stdout.write(self.style.MIGRATE_HEADING("\nTraining purchase intent and support risk"))
+        call_command("train", stdout=self.stdout)
+        self.stdout.write(self.style.MIGRATE_HEADING("\nScoring every customer"))
+        call_command("score", stdout=self.stdout)
 
     def _show_overview(self) -> None:
         data = shop_overview()
