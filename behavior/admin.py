@@ -3,6 +3,8 @@ from django.contrib import admin, messages
 
 from behavior.models import ApiKey, Customer, Event, ModelVersion, Product, Score, ScoringRun
 from behavior.services.api_keys import api_key_create
+from behavior.services.registry import RegistryError, model_version_rollback
+from behavior.training import ModelArtifactError
 
 
 @admin.register(Customer)
@@ -55,9 +57,33 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["pk", "target", "kind", "status", "validated_at", "created_at", "promoted_at"]
+    list_display = ["pk", "target", "kind", "status", "roc_auc", "pr_auc", "validated_at", "promoted_at"]
     list_filter = ["target", "status", "kind"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["roll_back"]
+
+    @admin.display(description="ROC-AUC")
+    def roc_auc(self, version):
+        return _metric(version, "roc_auc")
+
+    @admin.display(description="PR-AUC")
+    def pr_auc(self, version):
+        return _metric(version, "pr_auc")
+
+    @admin.action(description="Roll back the selected models' targets to their previous champion")
+    def roll_back(self, request, queryset):
+        for target in sorted(set(queryset.values_list("target", flat=True))):
+            try:
+                restored = model_version_rollback(target=target)
+            except (RegistryError, ModelArtifactError) as error:
+                self.message_user(request, f"{target}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{target}: version {restored.pk} is champion again", messages.SUCCESS)
+
+
+def _metric(version: ModelVersion, name: str) -> str:
+    value = (version.metrics or {}).get(name)
+    return "-" if value is None else f"{value:.3f}"
 
 
 @admin.register(ScoringRun)

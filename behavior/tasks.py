@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from behavior import importers
 from behavior.models import ScoringRun
-from behavior.services import scoring
+from behavior.services import learning, scoring
 from behavior.services.imports import ImportAborted, events_import
 
 
@@ -65,3 +65,10 @@ def finish_scoring_run(results: list[dict], run_id: int) -> dict:
 def fail_scoring_run(request, exc, traceback, run_id: int) -> None:
     """A chunk failed for good (retries spent): the run says so instead of staying 'running'."""
     scoring.scoring_run_fail(run=ScoringRun.objects.get(pk=run_id), error=exc)
+
+
+@shared_task(acks_late=True)
+def train_models(as_of: str | None = None) -> list[dict]:
+    """Train both targets; each candidate is promoted only if it beats its champion."""
+    outcomes = learning.models_train(as_of=datetime.fromisoformat(as_of) if as_of else None)
+    return [{"target": o.target, "version": o.version_id, "kind": o.kind, "promoted": o.promoted} for o in outcomes]

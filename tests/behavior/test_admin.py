@@ -1,10 +1,12 @@
-"""API keys made in the admin: shown once, stored hashed, usable at once."""
+"""The admin as an interface: API keys shown once, models rolled back in one action."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from behavior.models import ApiKey
+from behavior.models import ApiKey, ModelVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,3 +23,21 @@ def test_an_admin_makes_a_key_and_sees_it_once(admin_client, make_api):
     api = make_api()
     api.headers["Authorization"] = f"Bearer {shown}"
     assert api.post("identify", json={"anonymous_id": "v1", "customer": "c1"}).status_code == 200
+
+
+def test_rolling_back_a_model_is_one_admin_action(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    first = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", status="retired",
+                                        promoted_at=timezone.now() - timedelta(days=7))
+    second = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", status="champion",
+                                         promoted_at=timezone.now())
+
+    response = admin_client.post("/admin/behavior/modelversion/",
+                                 {"action": "roll_back", "_selected_action": [second.pk]}, follow=True)
+
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.status, second.status) == ("champion", "retired")
+    assert f"version {first.pk} is champion again" in response.content.decode()
+    again = admin_client.post("/admin/behavior/modelversion/",
+                              {"action": "roll_back", "_selected_action": [first.pk]}, follow=True)
+    assert "no earlier purchase_intent champion" in again.content.decode()
