@@ -1,26 +1,21 @@
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from behavior.features import TARGETS
+from behavior.management.commands._common import iso_time
 from behavior.models import Customer
 from behavior.selectors import scores_frame, scores_top
 from behavior.services.scoring import CHUNK_CUSTOMERS, ScoringError, scoring_cycle_run
-
-
-def _time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Command(BaseCommand):
     help = "Score every customer's purchase intent and support risk with the champion models, in this process."
 
     def add_arguments(self, parser):
-        parser.add_argument("--as-of", type=_time, help="the moment taken as now (ISO time; default: now)")
+        parser.add_argument("--as-of", type=iso_time, help="the moment taken as now (ISO time; default: now)")
         parser.add_argument("--export", type=Path, metavar="FILE.csv",
                             help="also write customer, target, probability, model_version to a CSV file")
         parser.add_argument("--chunk", type=int, default=CHUNK_CUSTOMERS, help="customers scored at a time")

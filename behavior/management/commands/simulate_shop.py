@@ -1,14 +1,9 @@
-from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from behavior.management.commands._common import iso_time
 from behavior.services.simulation import BLOCK_CUSTOMERS, SimulationReport, shop_simulate
-
-
-def _time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Command(BaseCommand):
@@ -18,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=10_000)
         parser.add_argument("--days", type=int, default=90)
         parser.add_argument("--seed", type=int, default=0, help="the same seed adds nothing when run again")
-        parser.add_argument("--end", type=_time, default=None, help="ISO time the period ends (default: now; UTC)")
+        parser.add_argument("--end", type=iso_time, default=None, help="ISO time the period ends (default: now; UTC)")
         parser.add_argument("--products", type=int, default=5_000)
         parser.add_argument("--block", type=int, default=BLOCK_CUSTOMERS, help="customers generated and stored at once")
 

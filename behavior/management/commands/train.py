@@ -1,14 +1,9 @@
-from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
 from behavior.features import TARGETS
+from behavior.management.commands._common import iso_time
 from behavior.services.learning import TrainingError, TrainingOutcome, models_train
-
-
-def _time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -19,7 +14,7 @@ class Command(BaseCommand):
     help = "Train the behaviour models on the stored events, register them and promote those that beat the champion."
 
     def add_arguments(self, parser):
-        parser.add_argument("--as-of", type=_time, default=None,
+        parser.add_argument("--as-of", type=iso_time, default=None,
                             help="ISO time: train only on events before it (default: now; UTC if no zone)")
         parser.add_argument("--target", choices=sorted(TARGETS), default=None, help="one target (default: all)")
 
