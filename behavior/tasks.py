@@ -36,9 +36,10 @@ def import_events_file(path: str, format: str, source_options: dict, *, strict: 
 
 
 @shared_task
-def score_customers(as_of: str | None = None) -> int:
+def score_customers(as_of: str | None = None, chunk_customers: int = scoring.CHUNK_CUSTOMERS) -> int:
     """Open a run and fan its chunks out to the workers; the chord's callback closes it."""
-    run, chunks = scoring.scoring_run_start(as_of=datetime.fromisoformat(as_of) if as_of else None)
+    run, chunks = scoring.scoring_run_start(as_of=datetime.fromisoformat(as_of) if as_of else None,
+                                            chunk_customers=chunk_customers)
     header = [score_chunk.s(run.pk, first, last) for first, last in chunks]
     callback = finish_scoring_run.s(run.pk).on_error(fail_scoring_run.s(run.pk))
     transaction.on_commit(lambda: chord(header)(callback))

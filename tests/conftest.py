@@ -1,3 +1,9 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 import requests
 
@@ -47,47 +53,62 @@ def admin_api(make_api) -> Api:
     return make_api(ApiKey.Scope.ADMIN)
 
 
+class Workers:
+    """Starts real Celery worker processes on the Redis broker, using the test database; stops them after."""
+
+    def __init__(self, settings, log_dir):
+        from django.db import connection
+
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        }
+        self.log_dir, self.processes = log_dir, []
+
+    def start(self, **env) -> subprocess.Popen:
+        from config.celery import app
+
+        log = self.log_dir / f"celery-worker-{len(self.processes)}.log"  # read it when a test on a worker fails
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"test-{os.getpid()}-{len(self.processes)}@%h"],
+            env={**self.env, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+        )
+        self.processes.append(worker)
+        deadline = time.monotonic() + 30
+        while not app.control.ping(timeout=0.5, destination=[f"test-{os.getpid()}-{len(self.processes) - 1}@"
+                                                            f"{socket.gethostname()}"]):
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the Celery worker did not start within 30 s"
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.processes:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
 @pytest.fixture
-def on_worker(transactional_db, settings, tmp_path):
-    """A real Celery worker process on the Redis broker, using the test database.
-
-    Yields `on_worker(result)`, which waits for a task result. The worker is stopped afterwards.
-    """
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from django.db import connection
-
+def workers(transactional_db, settings, tmp_path):
     from config.celery import app
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
     app.control.purge()
-    log = tmp_path / "celery-worker.log"  # read it when a test on the worker fails
-    log = log.open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not app.control.ping(timeout=0.5):
-        assert worker.poll() is None, (tmp_path / "celery-worker.log").read_text()
-        assert time.monotonic() < deadline, "the Celery worker did not start within 30 s"
-    try:
-        yield lambda result, timeout=60: result.get(timeout=timeout)
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    started = Workers(settings, tmp_path)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def on_worker(workers):
+    """One real worker; yields `on_worker(result)`, which waits for a task's result."""
+    workers.start()
+    return lambda result, timeout=60: result.get(timeout=timeout)

@@ -99,6 +99,9 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("FORESIGHT_TASKS_IN_PROCESS", "") == "
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task a dead worker had taken is handed out again after this many seconds (Redis broker):
+# it must be longer than the longest task, or a slow task would also run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 

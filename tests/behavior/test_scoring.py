@@ -2,6 +2,7 @@
 
 import csv
 import io
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -134,3 +135,29 @@ def test_a_run_whose_chunk_fails_for_good_is_marked_failed(shop, on_worker):
         time.sleep(0.5)
 
     assert run.status == "failed" and "does not match its checksum" in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothing(shop, workers):
+    first = workers.start(CELERY_VISIBILITY_TIMEOUT="3")
+    run_id = score_customers.delay(END.isoformat(), chunk_customers=150).get(timeout=60)  # 20 chunks
+    while not Score.objects.filter(run_id=run_id).exists():
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_when_killed = Score.objects.filter(run_id=run_id).count()
+
+    workers.start(CELERY_VISIBILITY_TIMEOUT="3")  # takes over, and gets the dead worker's chunk again
+    run = ScoringRun.objects.get(pk=run_id)
+    for _ in range(240):
+        run.refresh_from_db()
+        if run.status != "running":
+            break
+        time.sleep(0.5)
+
+    customers = Customer.objects.count()
+    assert 0 < done_when_killed < 2 * customers
+    assert run.status == "succeeded", run.error
+    assert run.customers == customers
+    assert Score.objects.filter(run_id=run_id).count() == 2 * customers
+    assert Score.objects.values("customer", "target").distinct().count() == 2 * customers
