@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import orjson
 import pandas as pd
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +26,7 @@ from behavior.features import TARGETS, build_features
 from behavior.models import Customer, ModelVersion, Score, ScoringRun
 from behavior.reasons import contributions, top_reasons
 from behavior.selectors import customers_frame, events_frame
+from behavior.services.bulk import rows_upsert
 from behavior.services.registry import model_version_load
 from behavior.signals import scoring_finished
 from behavior.training import baseline_scores, predict
@@ -66,7 +68,7 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
         customers = customers_frame(customers=(first, last))
     with _stage(result, "features"):
         X = build_features(events, run.as_of, customers)
-    rows = []
+    frames = []
     for target, version_id in run.model_versions.items():
         version = ModelVersion.objects.get(pk=version_id)
         booster = model_version_load(version)
@@ -74,14 +76,15 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
             probability = predict(booster, X) if booster is not None else baseline_scores(X, target)
         with _stage(result, f"reasons_{target}"):
             reasons = _reasons_for_acted_on(booster, X, probability, version.threshold)
-        rows += [
-            Score(customer_id=int(customer), target=target, probability=float(p), model_version_id=version_id,
-                  run_id=run.pk, scored_at=run.as_of, reasons=r)
-            for customer, p, r in zip(X.index, probability, reasons, strict=True)
-        ]
-    with _stage(result, "write"), transaction.atomic():
-        Score.objects.bulk_create(rows, batch_size=5_000, update_conflicts=True, unique_fields=["customer", "target"],
-                                  update_fields=["probability", "model_version", "run", "scored_at", "reasons"])
+        frames.append(pd.DataFrame({
+            "customer_id": X.index.to_numpy(dtype=np.int64), "target": target, "probability": probability,
+            "model_version_id": version_id, "run_id": run.pk, "scored_at": run.as_of,
+            "reasons": [orjson.dumps(r).decode() for r in reasons],
+        }))
+    with _stage(result, "write"):
+        rows_upsert(table=Score._meta.db_table, rows=pd.concat(frames, ignore_index=True),
+                    conflict=["customer_id", "target"],
+                    update=["probability", "model_version_id", "run_id", "scored_at", "reasons"])
     result.customers = len(X)
     return result
 
