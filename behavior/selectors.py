@@ -96,15 +96,10 @@ def events_frame(*, until: datetime | None = None, customers: tuple[int, int] | 
     columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
     sql = f"SELECT {', '.join(columns)} FROM {Event._meta.db_table} WHERE {' AND '.join(where)}"
     if connection.vendor == "postgresql":
-        buffer = io.BytesIO()
-        with connection.cursor() as cursor:
-            query = cursor.cursor.mogrify(sql, params)
-            with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
-                for block in copy:
-                    buffer.write(block)
-        buffer.seek(0)
         options = pa_csv.ConvertOptions(column_types=EVENT_COLUMNS, strings_can_be_null=True)
-        return pa_csv.read_csv(buffer, convert_options=options).to_pandas(types_mapper=_nullable)
+        read = pa_csv.ReadOptions(column_names=list(EVENT_COLUMNS))
+        return pa_csv.read_csv(_copy_out(sql, params), read_options=read, convert_options=options).to_pandas(
+            types_mapper=_nullable)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(EVENT_COLUMNS))
@@ -118,6 +113,18 @@ def events_frame(*, until: datetime | None = None, customers: tuple[int, int] | 
         else:
             frame[name] = frame[name].astype("str")
     return frame
+
+
+def _copy_out(sql: str, params: list) -> io.BytesIO:
+    """A query's rows as CSV, streamed by PostgreSQL's COPY: no Python object per value."""
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        query = cursor.cursor.mogrify(sql, params)
+        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    return buffer
 
 
 def _nullable(arrow_type: pa.DataType):
@@ -135,13 +142,7 @@ def customers_frame(*, customers: tuple[int, int] | None = None) -> pd.DataFrame
         where, params = "WHERE id BETWEEN %s AND %s", list(customers)
     sql = f"SELECT id, created_at, CAST(attributes AS text) FROM {Customer._meta.db_table} {where} ORDER BY id"
     if connection.vendor == "postgresql":
-        buffer = io.BytesIO()
-        with connection.cursor() as cursor:
-            query = cursor.cursor.mogrify(sql, params)
-            with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
-                for block in copy:
-                    buffer.write(block)
-        buffer.seek(0)
+        buffer = _copy_out(sql, params)
         options = pa_csv.ConvertOptions(column_types={"customer_id": pa.int64(), "created_at": pa.timestamp(
             "us", tz="UTC"), "attributes": pa.string()})
         read = pa_csv.ReadOptions(column_names=["customer_id", "created_at", "attributes"])

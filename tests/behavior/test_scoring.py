@@ -38,6 +38,16 @@ def _shop_with_champions():
     return purchase, support
 
 
+def _finished(run_id: int, seconds: float = 60) -> ScoringRun:
+    """The run once it is no longer running (or as it is when the time is up)."""
+    deadline = time.monotonic() + seconds
+    run = ScoringRun.objects.get(pk=run_id)
+    while run.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run.refresh_from_db()
+    return run
+
+
 @pytest.fixture
 def shop(settings, tmp_path, django_db_blocker):
     settings.MEDIA_ROOT = tmp_path
@@ -109,12 +119,7 @@ def test_the_score_command_exports_one_row_per_customer_and_target(shop, tmp_pat
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_the_cycle_as_a_chord_and_closes_the_run(shop, on_worker):
     run_id = score_customers.delay(END.isoformat()).get(timeout=60)
-    run = ScoringRun.objects.get(pk=run_id)
-    for _ in range(120):
-        run.refresh_from_db()
-        if run.status != "running":
-            break
-        time.sleep(0.5)
+    run = _finished(run_id)
 
     assert run.status == "succeeded", run.error
     assert run.customers == Customer.objects.count() and Score.objects.count() == 2 * run.customers
@@ -127,12 +132,7 @@ def test_a_run_whose_chunk_fails_for_good_is_marked_failed(shop, on_worker):
     with open(purchase.artifact.path, "r+b") as file:
         file.write(b"broken")
 
-    run = ScoringRun.objects.get(pk=score_customers.delay(END.isoformat()).get(timeout=60))
-    for _ in range(120):
-        run.refresh_from_db()
-        if run.status != "running":
-            break
-        time.sleep(0.5)
+    run = _finished(score_customers.delay(END.isoformat()).get(timeout=60))
 
     assert run.status == "failed" and "does not match its checksum" in run.error
 
@@ -148,12 +148,7 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothin
     done_when_killed = Score.objects.filter(run_id=run_id).count()
 
     workers.start(CELERY_VISIBILITY_TIMEOUT="3")  # takes over, and gets the dead worker's chunk again
-    run = ScoringRun.objects.get(pk=run_id)
-    for _ in range(240):
-        run.refresh_from_db()
-        if run.status != "running":
-            break
-        time.sleep(0.5)
+    run = _finished(run_id, seconds=180)
 
     customers = Customer.objects.count()
     assert 0 < done_when_killed < 2 * customers
