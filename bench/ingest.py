@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import io
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
 from behavior.event_types import EVENT_TYPES, ORDERS  # noqa: E402  (plain module, no Django needed)
+from bench._common import machine_facts, number, redacted  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/foresight_bench"
 BATCH = 1000
@@ -659,19 +659,6 @@ def phase_import(run: Run, events: pd.DataFrame, url: str, workdir: Path) -> Fig
 # ---------------------------------------------------------------- report
 
 
-def machine_facts(server: dict) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next((int(line.split()[1]) // 1024**2 for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), 0)
-    import django
-
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return {"cores": os.cpu_count(), "cpu": cpu, "load": load, "memory_gib": memory,
-            "python": platform.python_version(), "django": django.get_version(),
-            "postgresql": server["server_version"], "postgresql_settings": server}
-
-
 def report(run: Run) -> str:
     m = run.machine
     settings = m["postgresql_settings"]
@@ -710,10 +697,10 @@ def report(run: Run) -> str:
             base = run.rate(baseline)
             value = value / base if base else None
         if value is None:
-            lines.append(f"{label:<28} {'-':>10} {'>= ' + _number(threshold):>12}  n/a")
+            lines.append(f"{label:<28} {'-':>10} {'>= ' + number(threshold):>12}  n/a")
         else:
             status = "met" if value >= threshold else "MISSED"
-            lines.append(f"{label:<28} {_number(value):>10} {'>= ' + _number(threshold):>12}  {status}")
+            lines.append(f"{label:<28} {number(value):>10} {'>= ' + number(threshold):>12}  {status}")
     lines += ["", "CPU s: app = gunicorn workers (API) or the bench process; pg = the bench database's backends;"
               " other = the rest of the machine."]
     notes = [f.note for f in run.figures if f.note]
@@ -722,10 +709,6 @@ def report(run: Run) -> str:
         lines.append(f"NOISY: other processes used more than 15% of the cores during {', '.join(noisy)};"
                      " rerun on a quiet machine before trusting those figures.")
     return "\n".join(lines)
-
-
-def _number(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
 
 
 def save(run: Run) -> Path:
@@ -761,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
 
     url = args.database_url
     run = Run(events=args.events, customers=args.customers, products=args.products, seed=args.seed,
-              workers=args.workers, clients=args.clients, repeat=args.repeat, database=_redacted(url))
+              workers=args.workers, clients=args.clients, repeat=args.repeat, database=redacted(url))
     print("creating and migrating the bench database ...", file=sys.stderr)
     server = database_recreate(url)
     django_setup(url)
@@ -807,10 +790,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nsaved {save(run).relative_to(ROOT)}")
     return 0
 
-
-def _redacted(url: str) -> str:
-    info = conninfo_to_dict(url)
-    return f"{info.get('host', 'local socket')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import gc
 import io
 import os
-import platform
 import resource
 import sys
 import time
@@ -34,6 +33,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
+
+from bench._common import machine_facts, number, redacted  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/foresight_bench_scoring"
 DEFAULT_TEMPLATE = "foresight_sim"
@@ -149,20 +150,6 @@ def django_setup(url: str) -> None:
     import django
 
     django.setup()
-
-
-def machine_facts(server: dict) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = next((int(line.split()[1]) // 1024**2 for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), 0)
-    import django
-    import xgboost
-
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return {"cores": os.cpu_count(), "cpu": cpu, "load": load, "memory_gib": memory,
-            "python": platform.python_version(), "django": django.get_version(), "xgboost": xgboost.__version__,
-            "postgresql": server["server_version"], "postgresql_settings": server}
 
 
 # ---------------------------------------------------------------- measuring
@@ -492,17 +479,13 @@ def report(run: Run) -> str:
     for label, name, threshold, sense in GOALS:
         value = run.figure(name)
         if value is None:
-            lines.append(f"{label:<32} {'-':>10} {sense + ' ' + _number(threshold):>10}  n/a")
+            lines.append(f"{label:<32} {'-':>10} {sense + ' ' + number(threshold):>10}  n/a")
             continue
         ok = value <= threshold if sense == "<=" else value >= threshold
-        lines.append(f"{label:<32} {_number(value):>10} {sense + ' ' + _number(threshold):>10}"
+        lines.append(f"{label:<32} {number(value):>10} {sense + ' ' + number(threshold):>10}"
                      f"  {'met' if ok else 'MISSED'}")
     lines += run.notes
     return "\n".join(lines)
-
-
-def _number(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
 
 
 def save(run: Run) -> Path:
@@ -557,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     if not clone and not args.keep:
         print(f"simulating {customers:,} customers ...", file=sys.stderr)
         call_command("simulate_shop", customers=customers, days=90, seed=args.seed, end=as_of, verbosity=0)
-    run = Run(customers=customers, events=0, as_of=f"{as_of:%Y-%m-%d %H:%M} UTC", database=_redacted(url),
+    run = Run(customers=customers, events=0, as_of=f"{as_of:%Y-%m-%d %H:%M} UTC", database=redacted(url),
               source=source, chunk_customers=args.chunk_customers or CHUNK_CUSTOMERS)
     run.machine = machine_facts(server)
 
@@ -578,10 +561,6 @@ def database_recreate_facts(url: str) -> dict:
         return {s: connection.execute(f"SHOW {s}").fetchone()[0]
                 for s in ("server_version", "shared_buffers", "work_mem", "synchronous_commit")}
 
-
-def _redacted(url: str) -> str:
-    info = conninfo_to_dict(url)
-    return f"{info.get('host', 'local socket')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
 if __name__ == "__main__":
