@@ -1,4 +1,5 @@
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,8 @@ import pyarrow.csv as pa_csv
 from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
+from behavior.conditions import BOOLEAN, DATETIME, FIELDS, NUMBER, STRING, feature_columns
+from behavior.features import build_features
 from behavior.models import Customer, Event, Product, Score
 
 
@@ -170,3 +173,57 @@ def scores_top(*, target: str, limit: int = 5) -> list[Score]:
 
 def scores_for_customer(*, customer: Customer) -> list[Score]:
     return list(Score.objects.filter(customer=customer).select_related("model_version").order_by("target"))
+
+
+_ARROW_TYPES = {NUMBER: pa.float64(), BOOLEAN: pa.bool_(), STRING: pa.string(), DATETIME: pa.timestamp("us", tz="UTC")}
+
+
+def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """The stored condition fields (customer.* and score.*) of all customers or of `customer_ids`.
+
+    One row per customer, indexed by customer_id, one column per field name ("score.purchase_intent");
+    NaN, None or NaT where a value is missing, as `Condition.mask` expects. Two queries: customers, with
+    the same SQL expressions as `Condition.q`, then the scores of the targets asked for. Feature-based
+    fields (feature.*, customer.days_since_last_purchase) are not stored: join them from
+    condition_features_frame, or from a build_features frame through conditions.feature_columns.
+    """
+    chosen = [FIELDS[name] for name in dict.fromkeys(fields)]
+    stored = [f for f in chosen if f.sql is not None]
+    customers = Customer.objects.order_by("pk")
+    scores = Score.objects.filter(target__in=[f.score for f in chosen if f.score])
+    if customer_ids is not None:
+        ids = list(customer_ids)
+        customers, scores = customers.filter(pk__in=ids), scores.filter(customer__in=ids)
+    frame = _values_frame(
+        customers.values_list("pk", *(f.sql for f in stored)),
+        {"customer_id": pa.int64(), **{f.name: _ARROW_TYPES[f.type] for f in stored}},
+    ).set_index("customer_id")
+    if any(f.score for f in chosen):
+        probabilities = _values_frame(
+            scores.values_list("customer_id", "target", "probability"),
+            {"customer_id": pa.int64(), "target": pa.string(), "probability": pa.float64()},
+        ).pivot(index="customer_id", columns="target", values="probability")
+        for f in chosen:
+            if f.score:
+                frame[f.name] = probabilities.get(f.score, pd.Series(dtype="float64")).reindex(frame.index)
+    return frame[[f.name for f in chosen if f.sql is not None or f.score]]
+
+
+def condition_features_frame(*, fields: Iterable[str], now: datetime) -> pd.DataFrame:
+    """The feature-based condition fields of every customer at `now`, built from all events before it."""
+    return feature_columns(build_features(events_frame(until=now), now, customers_frame()), fields)
+
+
+def _values_frame(rows, columns: dict[str, pa.DataType]) -> pd.DataFrame:
+    """A values_list queryset as a frame of the given Arrow types: through COPY on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        buffer = _copy_out(*rows.query.sql_with_params())
+        if buffer.getbuffer().nbytes:  # read_csv refuses an empty file
+            options = pa_csv.ConvertOptions(column_types=columns, strings_can_be_null=True,
+                                            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"])
+            read = pa_csv.ReadOptions(column_names=list(columns))
+            return pa_csv.read_csv(buffer, read_options=read, convert_options=options).to_pandas()
+        rows = []
+    values = list(zip(*rows, strict=True)) or [()] * len(columns)
+    arrays = [pa.array(v, arrow_type) for arrow_type, v in zip(columns.values(), values, strict=True)]
+    return pa.table(arrays, names=list(columns)).to_pandas()
