@@ -7,6 +7,7 @@ A shop with too few positives gets the transparent heuristic scorer (behavior.tr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pandas as pd
 from django.utils import timezone
 
 from behavior.features import FEATURES, TARGETS, Target, training_frame
-from behavior.models import ModelVersion
+from behavior.models import Customer, ModelVersion
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.training import (
@@ -35,6 +36,10 @@ from behavior.training import (
 )
 
 Progress = Callable[[str], None]
+
+# A bigger shop trains on a fixed sample of its customers: on a simulated shop of 200,000, halving the
+# customers cost 0.003 ROC-AUC and halved the time, which otherwise grows with the shop (bench/scoring).
+TRAINING_CUSTOMERS = 250_000
 
 
 class TrainingError(Exception):
@@ -66,7 +71,8 @@ class TrainingOutcome:
 
 
 def models_train(
-    *, as_of: datetime | None = None, targets: Iterable[str] | None = None, on_progress: Progress | None = None
+    *, as_of: datetime | None = None, targets: Iterable[str] | None = None, on_progress: Progress | None = None,
+    max_customers: int = TRAINING_CUSTOMERS,
 ) -> list[TrainingOutcome]:
     """Train, register and (if better) promote a model per target from the events before `as_of` (default now)."""
     say = on_progress or (lambda message: None)
@@ -78,9 +84,11 @@ def models_train(
     if unknown:
         raise TrainingError(f"unknown target(s) {unknown}; known: {sorted(TARGETS)}")
 
-    say(f"reading events before {as_of:%Y-%m-%d %H:%M} UTC and customers")
-    events = events_frame(until=as_of)
-    customers = customers_frame()
+    every = max(1, math.ceil(Customer.objects.count() / max_customers))
+    sample = f" (one customer in every {every})" if every > 1 else ""
+    say(f"reading events before {as_of:%Y-%m-%d %H:%M} UTC and customers{sample}")
+    events = events_frame(until=as_of, sample_every=every)
+    customers = customers_frame(sample_every=every)
     if events.empty:
         raise TrainingError(f"no customer events before {as_of:%Y-%m-%d %H:%M}: nothing to train on")
     say(f"read {len(events):,} events of {len(customers):,} customers")

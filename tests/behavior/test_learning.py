@@ -49,6 +49,12 @@ def test_a_shop_gets_xgboost_champions_a_rerun_keeps_them_and_as_of_keeps_the_fu
     assert ModelVersion.objects.get(pk=again.version_id).status in ("retired", "candidate")
     assert _champion("purchase_intent").pk == intent.pk
 
+    # A shop bigger than max_customers trains on a fixed sample of its customers.
+    messages.clear()
+    sampled = models_train(as_of=end, targets=["purchase_intent"], max_customers=3_000, on_progress=messages.append)[0]
+    assert any("one customer in every 2" in m for m in messages)
+    assert 0.4 * again.rows < sampled.rows < 0.6 * again.rows
+
     # --as-of: a month earlier; no cutoff's label window reaches past it.
     as_of = end - timedelta(days=30)
     out = StringIO()
