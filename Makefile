@@ -17,6 +17,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo_campaigns
 
 # Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
 # run a second time against the embedded SQLite default.

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from behavior.models import ApiKey, Customer, Event, ModelVersion, Product, Score, ScoringRun
+from behavior.models import ApiKey, Contact, ContactPolicy, Customer, Event, ModelVersion, Product, Score, ScoringRun
 from behavior.services.api_keys import api_key_create
 from behavior.services.registry import RegistryError, model_version_rollback
 from behavior.training import ModelArtifactError
@@ -100,4 +100,21 @@ class ScoreAdmin(admin.ModelAdmin):
     list_select_related = ["customer", "model_version"]
     raw_id_fields = ["customer", "model_version", "run"]
     search_fields = ["customer__external_id"]
+    show_full_result_count = False
+
+
+@admin.register(ContactPolicy)
+class ContactPolicyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "max_contacts", "per_days"]
+
+    def has_add_permission(self, request):
+        return not ContactPolicy.objects.exists()  # one budget for the whole shop
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["contacted_at", "customer", "source"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    search_fields = ["customer__external_id", "source"]
     show_full_result_count = False

@@ -105,7 +105,8 @@ class ApiKey(models.Model):
     """A key for the REST API. Only its SHA-256 is stored; the key is shown once, when made."""
 
     class Scope(models.TextChoices):
-        INGEST = "ingest", "ingest: send events and identify (safe in a storefront)"
+        INGEST = "ingest", "ingest: send events, identify, read placements (safe in a storefront)"
+        CHECKOUT = "checkout", "checkout: redeem coupons (the shop's server)"
         READ = "read", "read: customers and scores"
         ADMIN = "admin", "admin: customers, products, erase and export"
 
@@ -213,3 +214,36 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} {self.probability:.3f} for {self.customer_id}"
+
+
+class ContactPolicy(models.Model):
+    """The contact-pressure budget that campaigns and support share: one row, edited in the admin."""
+
+    max_contacts = models.PositiveSmallIntegerField(
+        default=3, help_text="At most this many outreaches (ads, offers, proactive tickets) per customer ..."
+    )
+    per_days = models.PositiveSmallIntegerField(default=7, help_text="... in any window of this many days.")
+
+    class Meta:
+        verbose_name_plural = "contact policy"
+
+    def __str__(self) -> str:
+        return f"at most {self.max_contacts} contacts in {self.per_days} days"
+
+    @classmethod
+    def current(cls) -> "ContactPolicy":
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class Contact(models.Model):
+    """One outreach to a customer, by a campaign or a support rule; it spends their contact budget."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    source = models.CharField(max_length=64, help_text='Who reached out, e.g. "campaign 12" or "support rule 3".')
+    contacted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "contacted_at"], name="contact_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.customer_id} at {self.contacted_at:%Y-%m-%d %H:%M}"

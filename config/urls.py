@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("behavior.api.urls")),
+    path("api/v1/", include("campaigns.api.urls")),
 ]
 
 handler404 = "behavior.api.errors.not_found"

@@ -66,7 +66,7 @@ class IdentifyView(ScopedView):
     @extend_schema(summary="Link an anonymous visitor to a customer", request=s.IdentifyIn,
                    responses={200: s.IdentifyOut, 409: OpenApiResponse(description="Linked to another customer")})
     def post(self, request):
-        data = _valid(s.IdentifyIn, request.data)
+        data = validated(s.IdentifyIn, request.data)
         try:
             result = customer_identify(anonymous_id=data["anonymous_id"], external_id=data["customer"])
         except IdentityConflict as error:
@@ -84,7 +84,7 @@ class CustomerView(ScopedView):
     @extend_schema(summary="Create or update a customer", request=s.CustomerIn, responses={200: s.CustomerOut,
                    201: s.CustomerOut})
     def put(self, request, external_id):
-        data = _valid(s.CustomerIn, request.data)
+        data = validated(s.CustomerIn, request.data)
         customer, created = customer_upsert(external_id=external_id, **data)
         return Response(s.CustomerOut(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -119,11 +119,11 @@ class ProductsView(ScopedView):
     @extend_schema(summary="Create or replace up to 1,000 products", request=s.ProductIn(many=True),
                    responses=s.ProductsOut)
     def post(self, request):
-        products = _valid(s.ProductsIn, request.data)
+        products = validated(s.ProductsIn, request.data)
         return Response({"upserted": products_upsert(products=products)})
 
 
-def _valid(serializer_class, data):
+def validated(serializer_class, data):
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

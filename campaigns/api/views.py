@@ -1,0 +1,63 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from behavior.api.views import Scope, ScopedView, validated
+from behavior.models import Customer
+from campaigns.services import OrderItem, RedemptionError, coupon_redeem, placements_show
+
+from . import serializers as s
+
+REDEMPTION_STATUS = {
+    "unknown_code": 404, "not_yours": 403, "already_redeemed": 409, "expired": 410, "campaign_ended": 410,
+    "budget_spent": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400,
+}
+
+
+class RedemptionRefused(exceptions.APIException):
+    def __init__(self, error: RedemptionError):
+        self.status_code = REDEMPTION_STATUS[error.reason]
+        super().__init__({"detail": str(error), "reason": error.reason})
+
+
+class PlacementsView(ScopedView):
+    scopes = {"GET": Scope.INGEST}
+
+    @extend_schema(
+        summary="The ads and offers to show a customer now in a storefront slot",
+        parameters=[OpenApiParameter("slot", OpenApiTypes.STR, required=True, description="e.g. home")],
+        responses=s.PlacementsOut,
+        description="Only customers with marketing consent get placements. Each call counts an impression.",
+    )
+    def get(self, request, external_id):
+        slot = request.query_params.get("slot", "").strip()
+        if not slot:
+            raise exceptions.ValidationError({"slot": ["name the storefront slot, e.g. ?slot=home"]})
+        customer = get_object_or_404(Customer, external_id=external_id)
+        shown = placements_show(customer=customer, slot=slot)
+        return Response(s.PlacementsOut({"customer": external_id, "slot": slot, "placements": shown}).data)
+
+
+class RedeemView(ScopedView):
+    scopes = {"POST": Scope.CHECKOUT}
+
+    @extend_schema(
+        summary="Redeem a coupon code against an order",
+        request=s.RedeemIn,
+        responses={200: s.RedeemOut, **{code: OpenApiResponse(description=", ".join(
+            r for r, c in REDEMPTION_STATUS.items() if c == code)) for code in set(REDEMPTION_STATUS.values())}},
+        description="All or nothing: the code must belong to the customer, be unexpired and unused, the order "
+        "must reach the minimum and hold items in the offer's scope, and the campaign's budget must cover the "
+        "discount. Refusals carry a `reason` code.",
+    )
+    def post(self, request, code):
+        data = validated(s.RedeemIn, request.data)
+        items = [OrderItem(**item) for item in data["items"]]
+        try:
+            coupon = coupon_redeem(code=code, customer_external_id=data["customer"], order_id=data["order_id"],
+                                   items=items)
+        except RedemptionError as error:
+            raise RedemptionRefused(error) from error
+        return Response(s.RedeemOut(coupon).data)

@@ -1,0 +1,168 @@
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from behavior.models import Customer, ScoringRun
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
+CODE_LENGTH = 12  # 32**12 = 2**60 codes: guessing one of a million live codes takes ~10**12 tries
+
+
+class Campaign(models.Model):
+    """An audience (a condition over scores, features and customer fields) and what its members get."""
+
+    class Kind(models.TextChoices):
+        AD = "ad", "personalized ad"
+        PRICE_OFFER = "price_offer", "price offer"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        ENDED = "ended"
+
+    class Strategy(models.TextChoices):
+        BLEND = "blend", "best available (viewed, then similar, then category favourites)"
+        RECENTLY_VIEWED = "recently_viewed", "recently viewed and not bought"
+        CATEGORY_AFFINITY = "category_affinity", "favourite categories' popular products"
+        CO_OCCURRENCE = "co_occurrence", "often viewed or bought together"
+        POPULARITY = "popularity", "popular now"
+
+    class Discount(models.TextChoices):
+        PERCENT = "percent", "percent off"
+        FIXED = "fixed", "fixed amount off"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "whole order"
+        CATEGORY = "category", "one category"
+        PRODUCT = "product", "one product"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    condition = models.JSONField(
+        help_text='Who is in the audience, e.g. {"field": "score.purchase_intent", "op": "gte", "value": 0.5}; '
+        'combine rules with {"all": [...]}, {"any": [...]} and {"not": {...}}. Only customers with marketing '
+        "consent are ever reached."
+    )
+    priority = models.IntegerField(default=0, help_text="Higher goes first when the contact budget is short.")
+    slot = models.CharField(max_length=64, default="home", help_text="The storefront placement that shows it.")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    holdout_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=10, validators=[MinValueValidator(0), MaxValueValidator(50)],
+        help_text="Share of the audience kept as a control group: they get nothing and are measured.",
+    )
+    period_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1)], help_text="A customer is assigned at most once per period."
+    )
+    attribution_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1)], help_text="Purchases this long after assignment count."
+    )
+    max_assignments = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cap on customers treated (offers minted) over the campaign's life."
+    )
+    skip_likely_buyers_above = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Leave out customers whose purchase intent is at least this: they would buy anyway.",
+    )
+    # Ads
+    headline = models.CharField(max_length=200, blank=True, help_text="e.g. Picked for you")
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.BLEND)
+    products_per_ad = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1),
+                                                                              MaxValueValidator(20)])
+    # Price offers
+    discount_kind = models.CharField(max_length=16, choices=Discount.choices, default=Discount.PERCENT)
+    discount_value = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
+    scope_value = models.CharField(max_length=255, blank=True, help_text="The category, or the product's id.")
+    min_order = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    valid_days = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(1)])
+    budget = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Total discount this campaign may grant."
+    )
+    discount_spent = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(budget__isnull=True) | Q(discount_spent__lte=models.F("budget")),
+                name="campaign_spend_within_budget",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from behavior.conditions import ConditionError, parse
+
+        errors = {}
+        try:
+            parse(self.condition)
+        except ConditionError as error:
+            errors["condition"] = str(error)
+        if self.kind == self.Kind.PRICE_OFFER:
+            if self.discount_value <= 0:
+                errors["discount_value"] = "A price offer needs a discount above zero."
+            elif self.discount_kind == self.Discount.PERCENT and self.discount_value > 100:
+                errors["discount_value"] = "A percent discount is at most 100."
+            if self.scope != self.Scope.ALL and not self.scope_value:
+                errors["scope_value"] = f"Name the {self.scope} the discount applies to."
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end must come after the start."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Assignment(models.Model):
+    """A customer picked by a campaign in one period: treated (shown the ad or offer) or held out as control."""
+
+    class Group(models.TextChoices):
+        TREATMENT = "treatment"
+        CONTROL = "control"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="campaign_assignments")
+    period = models.PositiveIntegerField(help_text="Days since 1970 divided by the campaign's period.")
+    group = models.CharField(max_length=16, choices=Group.choices)
+    run = models.ForeignKey(ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    assigned_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    products = models.JSONField(default=list, blank=True, help_text="An ad's products: id and why.")
+    reason = models.CharField(max_length=500, blank=True)
+    impressions = models.PositiveIntegerField(default=0)
+    first_shown_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "customer", "period"], name="one_assignment_per_period"),
+        ]
+        indexes = [models.Index(fields=["customer", "expires_at"], name="assignment_customer_live")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} -> {self.customer} ({self.group})"
+
+
+class Coupon(models.Model):
+    """A price offer's code for one customer: single use, expires, spends the campaign's budget."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="coupon")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="coupons")
+    code = models.CharField(max_length=CODE_LENGTH, unique=True)
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    order_id = models.CharField(max_length=255, blank=True)
+    discount_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+    @staticmethod
+    def generate_code() -> str:
+        return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))

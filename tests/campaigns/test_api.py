@@ -1,0 +1,152 @@
+"""The storefront's calls over real HTTP: placements for a slot, and coupon redemption with its refusals."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from behavior.models import ApiKey
+from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.services import campaigns_evaluate
+from tests.campaigns.conftest import NOW, offer
+
+ITEMS = [{"product": "sku-1", "category": "shoes", "price": "40.00", "quantity": 2},
+         {"product": "sku-2", "category": "socks", "price": "5.00"}]
+
+
+@pytest.fixture
+def storefront(make_api):
+    return make_api(ApiKey.Scope.INGEST)
+
+
+@pytest.fixture
+def checkout(make_api):
+    return make_api(ApiKey.Scope.CHECKOUT)
+
+
+@pytest.fixture
+def minted(scored_customers):
+    """Two customers, each with a live 10% coupon (assigned an hour ago)."""
+    customers = scored_customers([0.9, 0.8])
+    campaign = offer(budget="100.00", min_order="20.00", slot="home")
+    campaigns_evaluate(now=timezone.now() - timedelta(hours=1))
+    codes = {c.external_id: Coupon.objects.get(customer=c).code for c in customers}
+    return campaign, customers, codes
+
+
+def _redeem(api, code, customer, items=ITEMS, order_id="order-1"):
+    return api.post(f"offers/{code}/redeem", json={"customer": customer, "order_id": order_id, "items": items})
+
+
+def test_placements_show_the_offer_with_its_code_and_count_impressions(minted, storefront):
+    campaign, customers, codes = minted
+    alice = customers[0]
+
+    response = storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "home"})
+
+    assert response.status_code == 200, response.text
+    [placement] = response.json()["placements"]
+    assert placement["kind"] == "price_offer" and placement["campaign"] == campaign.pk
+    assert placement["offer"]["code"] == codes[alice.external_id] and placement["offer"]["discount_value"] == "10.00"
+    assert "purchase intent" in placement["reason"]
+    storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "home"})
+    assignment = Assignment.objects.get(customer=alice)
+    assert assignment.impressions == 2 and assignment.first_shown_at is not None
+
+    assert storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "cart"}).json()[
+        "placements"] == []
+    missing = storefront.get(f"customers/{alice.external_id}/placements")
+    assert missing.status_code == 400 and "slot" in missing.json()
+    assert storefront.get("customers/nobody/placements", params={"slot": "home"}).status_code == 404
+
+
+def test_placements_respect_a_withdrawn_consent(minted, storefront):
+    _, customers, _ = minted
+    customers[0].marketing_consent = False
+    customers[0].save()
+    response = storefront.get(f"customers/{customers[0].external_id}/placements", params={"slot": "home"})
+    assert response.json()["placements"] == []
+
+
+def test_redeeming_applies_the_discount_once(minted, checkout, storefront):
+    _, customers, codes = minted
+    alice = customers[0].external_id
+
+    response = _redeem(checkout, codes[alice].lower(), alice)  # codes are read aloud: case does not matter
+
+    assert response.status_code == 200, response.text
+    assert response.json()["discount"] == "8.50"  # 10% of 2 x 40.00 + 5.00
+    again = _redeem(checkout, codes[alice], alice, order_id="order-2")
+    assert again.status_code == 409 and again.json()["reason"] == "already_redeemed"
+    assert Campaign.objects.get().discount_spent == 8.5
+    placements = storefront.get(f"customers/{alice}/placements", params={"slot": "home"}).json()["placements"]
+    assert placements == []  # a used coupon is not offered again
+
+
+@pytest.mark.parametrize(("case", "status", "reason"), [
+    ("unknown code", 404, "unknown_code"),
+    ("another customer's code", 403, "not_yours"),
+    ("expired", 410, "expired"),
+    ("below the minimum", 422, "below_minimum"),
+    ("nothing in scope", 422, "out_of_scope"),
+    ("budget spent", 409, "budget_spent"),
+])
+def test_redemption_abuse_is_refused_with_a_reason(minted, checkout, case, status, reason):
+    campaign, customers, codes = minted
+    alice, bob = (c.external_id for c in customers)
+    code, customer, items = codes[alice], alice, ITEMS
+    if case == "unknown code":
+        code = "NOTACODE2345"
+    elif case == "another customer's code":
+        customer = bob
+    elif case == "expired":
+        Coupon.objects.filter(code=code).update(expires_at=NOW - timedelta(days=1))
+    elif case == "below the minimum":
+        items = [{"product": "sku-2", "category": "socks", "price": "5.00"}]
+    elif case == "nothing in scope":
+        Campaign.objects.filter(pk=campaign.pk).update(scope="category", scope_value="hats")
+    elif case == "budget spent":
+        Campaign.objects.filter(pk=campaign.pk).update(discount_spent="95.00")
+
+    response = _redeem(checkout, code, customer, items)
+
+    assert response.status_code == status, response.text
+    assert response.json()["reason"] == reason and response.json()["detail"]
+    assert not Coupon.objects.filter(redeemed_at__isnull=False).exists()  # nothing half-done
+
+
+def test_redemption_needs_the_checkout_scope(minted, storefront):
+    _, customers, codes = minted
+    alice = customers[0].external_id
+    assert _redeem(storefront, codes[alice], alice).status_code == 403
+
+
+def test_bad_orders_name_the_bad_field(minted, checkout):
+    _, customers, codes = minted
+    alice = customers[0].external_id
+    response = _redeem(checkout, codes[alice], alice, items=[{"product": "sku-1", "price": "-1"}])
+    assert response.status_code == 400 and "items" in response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_redemptions_at_once_one_wins(scored_customers, make_api):
+    customers = scored_customers([0.9])
+    offer()
+    campaigns_evaluate(now=timezone.now() - timedelta(hours=1))
+    code, alice = Coupon.objects.get().code, customers[0].external_id
+    clients = [make_api(ApiKey.Scope.CHECKOUT) for _ in range(2)]
+    start, statuses = threading.Barrier(2), []
+
+    def redeem(api, order):
+        start.wait()
+        statuses.append(_redeem(api, code, alice, order_id=order).status_code)
+
+    threads = [threading.Thread(target=redeem, args=(api, f"order-{i}")) for i, api in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(statuses) == [200, 409]
+    assert Campaign.objects.get().discount_spent == 8.5

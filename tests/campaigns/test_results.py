@@ -1,0 +1,69 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from behavior.services.customers import customer_erase
+from campaigns.models import Assignment, Coupon
+from campaigns.selectors import campaign_preview, campaign_results
+from campaigns.services import campaigns_evaluate
+from tests.campaigns.conftest import NOW, offer
+from tests.factories import EventFactory
+
+pytestmark = pytest.mark.sqlite
+
+
+def _buy(customer, when):
+    EventFactory(customer=customer, type="purchase", occurred_at=when, order_id=f"o-{customer.pk}-{when:%j}",
+                 price="50.00", quantity=1)
+
+
+def test_results_compare_treatment_and_control_within_the_attribution_window(scored_customers):
+    scored_customers([0.9] * 400)
+    campaign = offer(holdout_percent=50, attribution_days=7)
+    campaigns_evaluate(now=NOW)
+    treatment = list(Assignment.objects.filter(group="treatment").select_related("customer"))
+    control = list(Assignment.objects.filter(group="control").select_related("customer"))
+    for a in treatment[: len(treatment) // 2]:  # half of the treated buy within the window
+        _buy(a.customer, NOW + timedelta(days=2))
+    for a in control[: len(control) // 5]:  # a fifth of the control group does
+        _buy(a.customer, NOW + timedelta(days=3))
+    for a in control[len(control) // 5:]:  # purchases before assignment or after the window do not count
+        _buy(a.customer, NOW - timedelta(days=1))
+        _buy(a.customer, NOW + timedelta(days=8))
+    Coupon.objects.filter(assignment__in=treatment[:10]).update(redeemed_at=NOW, discount_amount="5.00")
+
+    r = campaign_results(campaign=campaign)
+
+    assert r.treatment.customers == len(treatment) and r.control.customers == len(control)
+    assert r.treatment.converted == len(treatment) // 2 and r.control.converted == len(control) // 5
+    assert r.uplift == pytest.approx(r.treatment.rate - r.control.rate)
+    low, high = r.uplift_interval
+    assert low < r.uplift < high and low > 0.15  # about 0.5 - 0.2, with 200 a group
+    assert r.redemptions == 10 and r.discount_spent == Decimal("50.00")
+    assert r.cost_per_extra_conversion == (Decimal("50.00") / Decimal(str(r.uplift * len(treatment)))).quantize(
+        Decimal("0.01"))
+
+
+def test_the_preview_counts_the_audience_holdout_and_expected_cost(scored_customers):
+    scored_customers([0.9] * 50 + [0.5] * 50 + [0.1] * 100)
+    campaign = offer(status="draft", holdout_percent=20, discount_kind="fixed", discount_value="5.00")
+
+    p = campaign_preview(campaign=campaign, now=NOW)
+
+    assert p.audience == 100 and 5 < p.holdout < 40 and p.treated == 100 - p.holdout
+    assert p.expected_redemptions == pytest.approx(0.9 * 50 + 0.5 * 50, rel=0.5)
+    assert p.expected_cost == (Decimal(str(p.expected_redemptions)) * 5).quantize(Decimal("0.01"))
+    assert not Assignment.objects.exists()  # a preview assigns nothing
+
+
+def test_erasing_a_customer_erases_their_assignments_coupons_and_contacts(scored_customers):
+    [alice, bob] = scored_customers([0.9, 0.9])
+    offer()
+    campaigns_evaluate(now=NOW)
+
+    customer_erase(customer=alice)
+
+    assert not Assignment.objects.filter(customer_id=alice.pk).exists()
+    assert not Coupon.objects.filter(customer_id=alice.pk).exists()
+    assert Coupon.objects.filter(customer=bob).exists()
