@@ -8,13 +8,25 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 from django.db.models import Avg, Count, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from behavior.conditions import feature_columns
+from behavior.features import build_features
 from behavior.models import Event
+from behavior.selectors import condition_frame, customers_frame, events_frame
+from behavior.services.scoring import champions_predict
 from campaigns.models import Assignment, Campaign
-from campaigns.services import audience_frame, audience_mask, condition_of, in_holdout
+from campaigns.services import (
+    ALWAYS_LOADED,
+    audience_frame,
+    audience_mask,
+    condition_of,
+    discount_amount,
+    in_holdout,
+)
 
 Z95 = 1.959964
 
@@ -104,4 +116,63 @@ def _expected_discount(campaign: Campaign, now: datetime) -> Decimal:
     average = (Event.objects.filter(type="purchase", occurred_at__gte=since, occurred_at__lt=now)
                .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"]) or Decimal(0)
     return Decimal(str(average)) * value / 100
+
+
+
+@dataclass(frozen=True)
+class DryRunPeriod:
+    """What a campaign would have done at one past moment, had it been live, with the stored history."""
+
+    at: datetime
+    audience: int  # matched then, with consent (scored by today's champions on the features of that moment)
+    treated: int  # after holdout and cap
+    bought_anyway: int  # treated customers who bought within the attribution window without any offer
+    conversion: float | None  # bought_anyway / treated: what treatment would have to beat
+    discount_on_their_orders: Decimal | None  # the offer's discount on those purchases: the margin at stake
+
+
+def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> list[DryRunPeriod]:
+    """Replay a (draft) campaign over [start, end), one evaluation per period, on the stored history.
+
+    Nobody is assigned. The audience at each moment comes from features built on the events before
+    it and today's champion models; what it cannot tell is the uplift, which only a live holdout measures.
+    """
+    if end <= start:
+        raise ValueError("the dry run's end must come after its start")
+    condition = condition_of(campaign)
+    window = timedelta(days=campaign.attribution_days)
+    events = events_frame(until=end + window)
+    customers = customers_frame()
+    stored = condition_frame(fields=[f for f in (*ALWAYS_LOADED, *condition.fields) if f.startswith("customer.")])
+    purchases = events[events["type"].eq("purchase")]
+    spend = purchases["price"].fillna(0) * purchases["quantity"].astype("float64").fillna(1)
+    periods = []
+    at = start
+    while at < end:
+        X = build_features(events, at, customers)
+        frame = stored.join(feature_columns(X, condition.fields), how="outer")
+        for target, probability in champions_predict(X=X).items():
+            frame[f"score.{target}"] = pd.Series(probability, index=X.index).reindex(frame.index)
+        for name in (*ALWAYS_LOADED, *condition.fields):
+            if name not in frame:
+                frame[name] = np.nan
+        ids = frame.index.to_numpy(np.int64)[audience_mask(campaign, condition, frame, at)]
+        treated = ids[~in_holdout(campaign.pk or 0, ids, float(campaign.holdout_percent))]
+        if campaign.max_assignments is not None:
+            treated = treated[: campaign.max_assignments]
+        inside = purchases["occurred_at"].ge(at) & purchases["occurred_at"].lt(at + window)
+        bought = purchases["customer_id"].isin(treated) & inside
+        buyers = purchases.loc[bought, "customer_id"].nunique()
+        at_stake = None
+        if campaign.kind == Campaign.Kind.PRICE_OFFER:
+            # Each buyer's first order in the window is where the coupon would have gone.
+            lines = purchases.loc[bought].assign(spend=spend[bought]).sort_values("occurred_at")
+            orders = lines.groupby(["customer_id", lines["order_id"].fillna("")], sort=False)["spend"].sum()
+            first = orders.groupby(level="customer_id").first()
+            at_stake = sum((discount_amount(campaign, Decimal(f"{v:.2f}")) for v in first
+                            if v >= campaign.min_order), Decimal(0))
+        periods.append(DryRunPeriod(at, len(ids), len(treated), buyers, buyers / len(treated) if len(treated) else None,
+                                    at_stake))
+        at += timedelta(days=campaign.period_days)
+    return periods
 

@@ -272,8 +272,11 @@ def order_discount(campaign: Campaign, items: list[OrderItem]) -> Decimal:
     if eligible <= 0:
         raise RedemptionError("out_of_scope", f"no item of the order is in the offer's {campaign.scope} "
                                               f"{campaign.scope_value!r}")
-    if campaign.discount_kind == Campaign.Discount.PERCENT:
-        discount = eligible * campaign.discount_value / 100
-    else:
-        discount = min(campaign.discount_value, eligible)
+    return discount_amount(campaign, eligible)
+
+
+def discount_amount(campaign: Campaign, eligible: Decimal) -> Decimal:
+    """The offer's discount on an amount in its scope: a percentage of it, or the fixed value up to it."""
+    value = Decimal(campaign.discount_value)
+    discount = eligible * value / 100 if campaign.discount_kind == Campaign.Discount.PERCENT else min(value, eligible)
     return discount.quantize(CENT, rounding=ROUND_HALF_UP)

@@ -89,6 +89,15 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
     return result
 
 
+def champions_predict(*, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The current champions' probabilities for a features frame, by target (replays and dry runs)."""
+    out = {}
+    for version in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION):
+        booster = model_version_load(version)
+        out[version.target] = predict(booster, X) if booster is not None else baseline_scores(X, version.target)
+    return out
+
+
 def scoring_run_finish(*, run: ScoringRun, results: list[ChunkResult]) -> ScoringRun:
     """Close the run with its counts and per-stage seconds, and tell the listeners."""
     run.customers = sum(r.customers for r in results)

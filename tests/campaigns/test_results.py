@@ -1,14 +1,17 @@
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
+from behavior.models import ModelVersion
 from behavior.services.customers import customer_erase
 from campaigns.models import Assignment, Coupon
-from campaigns.selectors import campaign_preview, campaign_results
+from campaigns.selectors import campaign_dry_run, campaign_preview, campaign_results
 from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
-from tests.factories import EventFactory
+from tests.factories import CustomerFactory, EventFactory
 
 pytestmark = pytest.mark.sqlite
 
@@ -67,3 +70,28 @@ def test_erasing_a_customer_erases_their_assignments_coupons_and_contacts(scored
     assert not Assignment.objects.filter(customer_id=alice.pk).exists()
     assert not Coupon.objects.filter(customer_id=alice.pk).exists()
     assert Coupon.objects.filter(customer=bob).exists()
+
+
+def test_a_dry_run_replays_the_audience_and_what_it_bought_without_assigning(db):
+    ModelVersion.objects.create(target="purchase_intent", kind=ModelVersion.Kind.HEURISTIC,
+                                status=ModelVersion.Status.CHAMPION)
+    buyers = CustomerFactory.create_batch(4)
+    browser = CustomerFactory()
+    start = NOW - timedelta(days=30)
+    for c in buyers:  # an order before the replay: they are in the audience (feature.orders >= 1)
+        _buy(c, start - timedelta(days=3))
+    _buy(buyers[0], start + timedelta(days=2))  # bought again within 7 days of the first evaluation
+    _buy(buyers[1], start + timedelta(days=9))  # ... of the second one
+    EventFactory(customer=browser, type="product_view", occurred_at=start - timedelta(days=1))
+    campaign = offer(status="draft", condition={"field": "feature.orders", "op": "gte", "value": 1},
+                     discount_kind="percent", discount_value=10, min_order=20)
+
+    first, second = campaign_dry_run(campaign=campaign, start=start, end=start + timedelta(days=14))
+
+    assert (first.audience, first.treated, first.bought_anyway) == (4, 4, 1)
+    assert first.conversion == 0.25 and first.discount_on_their_orders == Decimal("5.00")
+    assert (second.at, second.audience, second.bought_anyway) == (start + timedelta(days=7), 4, 1)
+    assert not Assignment.objects.exists()
+    call_command("campaign_dry_run", campaign.pk, "--from", start.isoformat(), "--to",
+                 (start + timedelta(days=14)).isoformat(), stdout=(out := StringIO()))
+    assert "had it run every 7 days" in out.getvalue() and "25.0%" in out.getvalue()
