@@ -1,0 +1,136 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from behavior.conditions import ConditionError
+from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket
+from support.selectors import overdue, rule_preview
+from support.services.tickets import TicketError, ticket_set_status
+
+
+@admin.register(SupportRule)
+class SupportRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "priority", "group", "sla_hours", "dedupe_days"]
+    list_filter = ["active", "priority", "group"]
+    search_fields = ["name", "subject"]
+    readonly_fields = ["would_open_now"]
+    fields = ["name", "active", "condition", "would_open_now", "priority", "group", "sla_hours", "dedupe_days",
+              "subject", "customer_message"]
+
+    @admin.display(description="Tickets it would open now")
+    def would_open_now(self, rule):
+        if rule.pk is None:
+            return "Save to see how many tickets it would open."
+        try:
+            p = rule_preview(rule=rule)
+        except ConditionError as error:
+            return f"The condition is not valid: {error}"
+        return (f"{p.would_open:,} tickets: {p.matched:,} customers match, {p.already_ticketed:,} of them have a "
+                f"ticket of this rule already, {p.out_of_budget:,} have no contact budget left")
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "overdue"), ("no", "on time")]
+
+    def queryset(self, request, queryset):
+        late = overdue(timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(late)
+        if self.value() == "no":
+            return queryset.exclude(late)
+        return queryset
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ["pk", "subject", "customer", "origin", "status", "priority", "group", "due_at", "is_overdue",
+                    "opened_at"]
+    list_filter = ["group", "priority", "status", OverdueFilter, "origin", "rule"]
+    list_select_related = ["customer"]
+    search_fields = ["customer__external_id", "subject", "external_reference"]
+    ordering = ["-priority", "due_at"]
+    raw_id_fields = ["customer", "run"]
+    readonly_fields = ["customer", "rule", "origin", "status", "priority", "reasons_in_words", "facts",
+                       "storefront_message", "source_event", "run", "opened_at", "due_at", "escalated_at",
+                       "acknowledged_at", "external_reference"]
+    fields = ["subject", "customer", "origin", "rule", "status", "priority", "group", "reasons_in_words", "facts",
+              "storefront_message", "description", "opened_at", "due_at", "escalated_at", "acknowledged_at",
+              "external_reference", "source_event", "run"]
+    actions = ["mark_pending", "solve", "close", "reopen"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False  # tickets come from rules, customers and the helpdesk; their changes go through services
+
+    @admin.display(boolean=True, description="overdue")
+    def is_overdue(self, ticket):
+        return ticket.status in Ticket.UNRESOLVED and ticket.due_at < timezone.now()
+
+    @admin.display(description="shown in the storefront")
+    def storefront_message(self, ticket):
+        return ticket.customer_message if ticket.origin == Ticket.Origin.PROACTIVE else "-"
+
+    @admin.display(description="reasons")
+    def reasons_in_words(self, ticket):
+        return "; ".join(ticket.reasons) or "-"
+
+    def _set_status(self, request, queryset, status):
+        moved, refused = 0, []
+        for ticket in queryset:
+            try:
+                ticket_set_status(ticket=ticket, status=status)
+                moved += 1
+            except TicketError as error:
+                refused.append(f"ticket {ticket.pk}: {error}")
+        if moved:
+            self.message_user(request, f"{moved} ticket(s) now {status}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed: " + "; ".join(refused), messages.WARNING)
+
+    @admin.action(description="Mark pending (waiting on the customer)")
+    def mark_pending(self, request, queryset):
+        self._set_status(request, queryset, Ticket.Status.PENDING)
+
+    @admin.action(description="Solve")
+    def solve(self, request, queryset):
+        self._set_status(request, queryset, Ticket.Status.SOLVED)
+
+    @admin.action(description="Close")
+    def close(self, request, queryset):
+        self._set_status(request, queryset, Ticket.Status.CLOSED)
+
+    @admin.action(description="Reopen")
+    def reopen(self, request, queryset):
+        self._set_status(request, queryset, Ticket.Status.OPEN)
+
+
+@admin.register(HelpdeskSettings)
+class HelpdeskSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
+
+    def has_add_permission(self, request):
+        return not HelpdeskSettings.objects.exists()  # one row
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ["pk", "ticket", "sequence", "kind", "created_at", "attempts", "next_attempt_at", "delivered_at",
+                    "last_error"]
+    list_filter = ["kind", ("delivered_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=ticket__pk", "=idempotency_key"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,97 @@
+"""The concrete facts behind a ticket, and its reasons in plain words. Pure pandas, no database.
+
+`ticket_facts` reads an events frame (the columns of behavior.selectors.events_frame) and finds, for
+every customer at once, their latest open order past its promised delivery (as
+behavior.features counts `orders_open_past_due`: a purchase of the last 90 days, promised before
+now, with no delivery event) and their latest review of the last 90 days.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from behavior.features import BAD_RATING, OPEN_ORDER_DAYS
+from behavior.reasons import reasons_sentence
+
+FACT_COLUMNS = ["order_id", "days_late", "promised_at", "review_order_id", "rating", "reviewed_at"]
+
+
+def ticket_facts(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """One row per customer with a late order or a review: FACT_COLUMNS, missing values where there is none."""
+    now = pd.Timestamp(now).tz_convert("UTC")
+    recent = events[(events["occurred_at"] < now) & (events["occurred_at"] >= now - pd.Timedelta(days=OPEN_ORDER_DAYS))
+                    & events["customer_id"].notna()]
+    delivered = recent.loc[recent["type"] == "order_delivered", ["customer_id", "order_id"]].drop_duplicates()
+    purchases = recent[(recent["type"] == "purchase") & recent["order_id"].notna() & (recent["promised_at"] < now)]
+    open_ = purchases.merge(delivered, on=["customer_id", "order_id"], how="left", indicator=True)
+    open_ = open_[open_["_merge"] == "left_only"]
+    # One row per order (an order has a purchase event per item): its first purchase and its promise.
+    orders = (open_.groupby(["customer_id", "order_id"], as_index=False)
+              .agg(bought_at=("occurred_at", "min"), promised_at=("promised_at", "max")))
+    latest = orders.sort_values(["bought_at", "order_id"]).groupby("customer_id").tail(1).set_index("customer_id")
+    late = pd.DataFrame({
+        "order_id": latest["order_id"].astype(object),
+        # Started days count: an order promised for yesterday evening is "1 day" late this morning.
+        "days_late": np.ceil((now - latest["promised_at"]) / pd.Timedelta(days=1)).astype("Int64"),
+        "promised_at": latest["promised_at"],
+    })
+    reviews = recent[(recent["type"] == "review") & recent["rating"].notna()].sort_values("occurred_at")
+    review = reviews.groupby("customer_id").tail(1).set_index("customer_id")
+    reviewed = pd.DataFrame({
+        "review_order_id": review["order_id"].astype(object),
+        "rating": review["rating"].astype("Int64"),
+        "reviewed_at": review["occurred_at"],
+    })
+    facts = late.join(reviewed, how="outer")
+    facts.index = facts.index.astype(np.int64)
+    facts.index.name = "customer_id"
+    return facts[FACT_COLUMNS]
+
+
+def facts_json(facts: pd.DataFrame) -> dict[int, dict]:
+    """Each customer's facts as JSON values (strings, integers, ISO times), missing facts left out."""
+    return {int(customer_id): _json_values(row) for customer_id, row in facts.to_dict("index").items()}
+
+
+def _json_values(row: dict) -> dict:
+    out = {}
+    for name, value in row.items():
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        elif isinstance(value, (np.integer, int)):
+            value = int(value)
+        else:
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def ticket_reasons(facts: dict, risk: float | None, score_reasons: list[dict]) -> list[str]:
+    """Why a ticket was opened, as an agent reads it: the late order, the last review, then the score's reasons."""
+    reasons = []
+    if "order_id" in facts:
+        promised = facts["promised_at"][:10]
+        reasons.append(f"Order {facts['order_id']} is {days(facts['days_late'])} past its promised delivery "
+                       f"({promised}) and not delivered yet")
+    if "rating" in facts:
+        mood = "a bad review" if facts["rating"] <= BAD_RATING else "latest review"
+        order = f" for order {facts['review_order_id']}" if "review_order_id" in facts else ""
+        reasons.append(f"{mood[0].upper()}{mood[1:]}: {stars(facts['rating'])}{order} on {facts['reviewed_at'][:10]}")
+    if risk is not None:
+        because = reasons_sentence(score_reasons)
+        reasons.append(f"Support risk {risk:.0%}" + (f", mostly from {because}" if because else ""))
+    return reasons
+
+
+def days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def stars(n: int) -> str:
+    return "1 star" if n == 1 else f"{n} stars"

@@ -1,0 +1,164 @@
+"""Ticket changes to the external helpdesk: queued with the change, sent as signed webhooks, in order per ticket.
+
+Each change is one OutboxMessage, written in the transaction that makes the change (the caller holds
+the ticket's row lock, or has just created it), numbered from 1 within its ticket. A sender only
+takes a ticket's oldest undelivered message, so the helpdesk never gets a later change before an
+earlier one is delivered. A sender takes a message by a conditional update of its lease (the row
+count says who won) and sends with no transaction open, so two workers never send one message at
+once and no database lock waits on the network. Failures (an error status, a timeout, a dropped
+connection) are retried with exponential backoff until delivered. A message that arrived but whose
+answer was lost is sent again with the same Idempotency-Key: that is how the helpdesk tells it is a
+duplicate.
+
+Each request carries `X-Foresight-Signature: t=<unix time>,v1=<hex>`, the HMAC-SHA256 with the shared
+secret of `<t>.` followed by the body: a receiver recomputes it and refuses old timestamps (replays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+import requests
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
+from django.utils import timezone
+
+from behavior.models import Customer
+from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
+
+SIGNATURE_HEADER = "X-Foresight-Signature"
+REQUEST_TIMEOUT = (3.05, 10)  # seconds to connect, and to wait for the answer
+LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
+MAX_BACKOFF = timedelta(hours=1)
+BATCH = 100
+
+
+def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime) -> int:
+    """Queue one message per ticket (as it is now) when a helpdesk is enabled; returns how many.
+
+    Each message holds the whole ticket, so a helpdesk enabled later can take tickets up from any change.
+    """
+    if not tickets or not HelpdeskSettings.current().enabled:
+        return 0
+    ids = [t.pk for t in tickets]
+    external = dict(Customer.objects.filter(pk__in={t.customer_id for t in tickets}).values_list("pk", "external_id"))
+    last = dict(OutboxMessage.objects.filter(ticket__in=ids).values_list("ticket").annotate(n=Max("sequence"))
+                .order_by())
+    messages = []
+    for ticket in tickets:
+        sequence = last.get(ticket.pk, 0) + 1
+        message = OutboxMessage(ticket=ticket, sequence=sequence, kind=kind, created_at=now, next_attempt_at=now)
+        message.payload = {"event": kind, "sequence": sequence, "idempotency_key": str(message.idempotency_key),
+                           "at": now.isoformat(), "ticket": ticket_payload(ticket, external[ticket.customer_id])}
+        messages.append(message)
+    OutboxMessage.objects.bulk_create(messages, batch_size=2_000)
+    transaction.on_commit(_deliver_soon)
+    return len(messages)
+
+
+def ticket_payload(ticket: Ticket, customer_external_id: str) -> dict:
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": ticket.pk, "customer": customer_external_id, "origin": ticket.origin, "status": ticket.status,
+        "priority": Priority(ticket.priority).name.lower(), "group": ticket.group, "subject": ticket.subject,
+        "description": ticket.description, "reasons": ticket.reasons, "facts": ticket.facts,
+        "rule": ticket.rule_id,
+        "customer_message": ticket.customer_message if ticket.origin == Ticket.Origin.PROACTIVE else None,
+        "opened_at": moment(ticket.opened_at), "due_at": moment(ticket.due_at),
+        "escalated_at": moment(ticket.escalated_at), "acknowledged_at": moment(ticket.acknowledged_at),
+    }
+
+
+def _deliver_soon() -> None:
+    from support.tasks import deliver_outbox
+
+    deliver_outbox.delay()
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+
+
+def outbox_deliver(*, now: datetime | None = None, limit: int = 1_000) -> DeliveryReport:
+    """Send due messages, each ticket's in order, until none is due or `limit` were tried.
+
+    `now` fixes the clock that schedules retries (tests step it forward); by default the real time.
+    """
+    helpdesk = HelpdeskSettings.current()
+    report = DeliveryReport()
+    if not helpdesk.enabled:
+        return report
+    clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
+    with requests.Session() as session:
+        while report.delivered + report.failed < limit:
+            due = list(_due(clock())[:BATCH])
+            if not due:
+                break
+            for message in due:
+                outcome = _send(session, helpdesk, message, clock)
+                if outcome is not None:
+                    report.delivered += outcome
+                    report.failed += not outcome
+    return report
+
+
+def _due(at: datetime):
+    """Messages due now that are their ticket's oldest undelivered one and held by no sender."""
+    earlier = OutboxMessage.objects.filter(ticket=OuterRef("ticket"), sequence__lt=OuterRef("sequence"),
+                                           delivered_at__isnull=True)
+    return (OutboxMessage.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=at)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=at))
+            .exclude(Exists(earlier)).order_by("next_attempt_at", "pk"))
+
+
+def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: OutboxMessage,
+          clock: Callable[[], datetime]) -> bool | None:
+    """Deliver one message; True when delivered, False when it failed, None when another sender holds it."""
+    at = clock()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
+    if not OutboxMessage.objects.filter(free, pk=message.pk, delivered_at__isnull=True).update(lease_until=at + LEASE):
+        return None
+    body = orjson.dumps(message.payload)
+    stamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "Idempotency-Key": str(message.idempotency_key),
+               "X-Foresight-Event": message.kind,
+               SIGNATURE_HEADER: f"t={stamp},v1={signature(helpdesk.secret, stamp, body)}"}
+    try:
+        response = session.post(helpdesk.url, data=body, headers=headers, timeout=REQUEST_TIMEOUT,
+                                allow_redirects=False)
+        error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
+    except requests.RequestException as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    mine = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True)
+    if error:
+        delay = min(timedelta(seconds=helpdesk.retry_base_seconds) * 2 ** message.attempts, MAX_BACKOFF)
+        mine.update(attempts=F("attempts") + 1, next_attempt_at=clock() + delay, lease_until=None,
+                    last_error=error[:500])
+        return False
+    mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
+    _remember_reference(message.ticket_id, response)
+    return True
+
+
+def _remember_reference(ticket_id: int, response: requests.Response) -> None:
+    """The helpdesk may answer {"reference": "..."}: its own id for the ticket, shown to agents."""
+    try:
+        reference = response.json().get("reference")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(reference, str) and reference:
+        Ticket.objects.filter(pk=ticket_id, external_reference="").update(external_reference=reference[:255])
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()

@@ -1,0 +1,34 @@
+"""Celery tasks of support: thin wrappers over support.services."""
+
+from dataclasses import asdict
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from behavior.models import ScoringRun
+from support.services.outbox import outbox_deliver
+from support.services.proactive import tickets_open_from_contacts, tickets_open_proactively
+from support.services.tickets import tickets_escalate_overdue
+
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+# Safe to run twice: each rule is evaluated under its row lock and a customer has at most one
+# unresolved proactive ticket per rule; support contacts become tickets once (unique source event).
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def open_support_tickets(run_id: int) -> dict:
+    run = ScoringRun.objects.get(pk=run_id)
+    return {"from_contacts": tickets_open_from_contacts(now=run.as_of),
+            "rules": [asdict(outcome) for outcome in tickets_open_proactively(run=run)]}
+
+
+# Periodic, and queued after ticket changes commit. Two at once are harmless: a message is leased
+# to one sender, and a ticket's next message waits until the one before is delivered.
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
+def deliver_outbox() -> dict:
+    return asdict(outbox_deliver())
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3)
+def escalate_overdue_tickets() -> int:
+    return tickets_escalate_overdue()
