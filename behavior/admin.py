@@ -1,17 +1,138 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_field, display_for_value, label_for_field, lookup_field
+from django.db.models import Count, F, OuterRef, Subquery, Value
+from django.db.models.functions import Floor, Least
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from behavior.models import ApiKey, Contact, ContactPolicy, Customer, Event, ModelVersion, Product, Score, ScoringRun
+from behavior.charts import Bar, bar_chart, line_chart
+from behavior.models import (
+    ApiKey,
+    Contact,
+    ContactPolicy,
+    Customer,
+    Event,
+    ModelVersion,
+    Product,
+    Score,
+    ScoringRun,
+    Target,
+)
+from behavior.reasons import reasons_sentence
 from behavior.services.api_keys import api_key_create
-from behavior.services.registry import RegistryError, model_version_rollback
+from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
 from behavior.training import ModelArtifactError
+
+TIMELINE_EVENTS = 50
+RELATED_ROWS = 20
+
+
+def table(headers, rows) -> str:
+    """An HTML table; every cell is escaped unless it is already safe (format_html output)."""
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join("", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),)
+                                                 for row in rows))
+    return format_html('<table class="foresight-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+                       head, body)
+
+
+def percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _score_column(target: str):
+    @admin.display(description=Target(target).label, ordering=target)
+    def column(self, customer):
+        value = getattr(customer, target)
+        return "-" if value is None else f"{value:.3f}"
+
+    return column
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "marketing_consent", "created_at"]
+    list_display = ["external_id", "purchase_intent", "support_risk", "marketing_consent", "created_at"]
     list_filter = ["marketing_consent"]
-    search_fields = ["external_id"]
+    # Exact match on the unique index: a substring search would scan millions of customers.
+    search_fields = ["=external_id"]
+    search_help_text = "The shop's customer id, exactly as the shop sends it."
+    readonly_fields = ["created_at", "updated_at", "scores", "timeline"]
+    fieldsets = [
+        (None, {"fields": ["external_id", "marketing_consent", "attributes", "created_at", "updated_at"]}),
+        ("Scores and reasons", {"fields": ["scores"]}),
+        (f"Latest {TIMELINE_EVENTS} events", {"fields": ["timeline"]}),
+    ]
+    purchase_intent = _score_column(Target.PURCHASE_INTENT)
+    support_risk = _score_column(Target.SUPPORT_RISK)
+
+    def get_queryset(self, request):
+        scores = Score.objects.filter(customer=OuterRef("pk"))
+        return super().get_queryset(request).annotate(**{
+            t: Subquery(scores.filter(target=t).values("probability")[:1]) for t in Target.values})
+
+    @admin.display(description="Scores")
+    def scores(self, customer):
+        rows = Score.objects.filter(customer=customer).select_related("model_version").order_by("target")
+        return table(["target", "probability", "why", "model", "scored at"], [
+            [s.get_target_display(), f"{s.probability:.3f}", reasons_sentence(s.reasons) or "-",
+             str(s.model_version), s.scored_at] for s in rows])
+
+    @admin.display(description="Timeline")
+    def timeline(self, customer):
+        events = (Event.objects.filter(customer=customer).select_related("product")
+                  .order_by("-occurred_at")[:TIMELINE_EVENTS])
+        return table(["when", "what", "product", "category", "price", "order", "rating"], [
+            [e.occurred_at, e.get_type_display(), e.product or "", e.category, e.price or "", e.order_id,
+             e.rating or ""] for e in events])
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["external_id", "marketing_consent", "attributes"]})]
+        return super().get_fieldsets(request, obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["related_sections"] = self.related_sections(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def related_sections(self, request, customer) -> list[str]:
+        """The latest rows of every admin model that points at the customer and that this user may see:
+        campaign assignments and coupons, support tickets (once support has its admin), contacts."""
+        sections = []
+        for relation in Customer._meta.related_objects:
+            model = relation.related_model
+            if model in (Event, Score) or not self.admin_site.is_registered(model):
+                continue
+            model_admin = self.admin_site.get_model_admin(model)
+            if model_admin.has_view_permission(request):
+                sections.append(_related_section(request, model_admin, relation.field.name, customer))
+        return sections
+
+
+def _related_section(request, model_admin, field_name: str, customer: Customer):
+    model = model_admin.model
+    columns = [n for n in model_admin.get_list_display(request) if n not in (field_name, "action_checkbox")]
+    queryset = model_admin.get_queryset(request).filter(**{field_name: customer}).order_by("-pk")
+    if isinstance(model_admin.list_select_related, list | tuple):
+        queryset = queryset.select_related(*model_admin.list_select_related)
+    info = model._meta.app_label, model._meta.model_name
+    rows = []
+    for obj in queryset[:RELATED_ROWS]:
+        cells = [_cell(name, obj, model_admin) for name in columns]
+        link = reverse("admin:{}_{}_change".format(*info), args=[obj.pk])
+        rows.append([format_html('<a href="{}">{}</a>', link, cells[0]), *cells[1:]])
+    everything = reverse("admin:{}_{}_changelist".format(*info)) + f"?{field_name}__id__exact={customer.pk}"
+    return format_html('<h3>{} <a href="{}">(all)</a></h3>{}', model._meta.verbose_name_plural.capitalize(),
+                       everything, table([label_for_field(n, model, model_admin) for n in columns], rows)
+                       if rows else "none")
+
+
+def _cell(name, obj, model_admin):
+    field, attr, value = lookup_field(name, obj, model_admin)
+    if field is None:
+        return display_for_value(value, "-", boolean=getattr(attr, "boolean", False))
+    return display_for_field(value, field, "-")
 
 
 @admin.register(Product)
@@ -27,7 +148,7 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ["type"]
     list_select_related = ["customer", "product"]
     raw_id_fields = ["customer", "product"]
-    search_fields = ["customer__external_id", "order_id"]
+    search_fields = ["=customer__external_id", "=order_id"]
     show_full_result_count = False  # counting millions of events on each page view is slow
 
 
@@ -55,20 +176,79 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Copy this key now, it is not shown again: {raw}", messages.WARNING)
 
 
+METRICS_SHOWN = [  # name in the stored metrics, words, format
+    ("roc_auc", "ROC-AUC (chance a buyer ranks above a non-buyer)", "{:.3f}"),
+    ("pr_auc", "PR-AUC (quality of the top of the list)", "{:.3f}"),
+    ("base_rate", "base rate (share of positives)", "{:.2%}"),
+    ("threshold", "operating threshold", "{:.3f}"),
+    ("precision", "precision at the threshold", "{:.1%}"),
+    ("recall", "recall at the threshold", "{:.1%}"),
+    ("f1", "F1 at the threshold", "{:.3f}"),
+    ("brier", "Brier score (lower is better)", "{:.4f}"),
+    ("n", "validation customers", "{:,}"),
+    ("positives", "positives among them", "{:,}"),
+]
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["pk", "target", "kind", "status", "roc_auc", "pr_auc", "validated_at", "promoted_at"]
     list_filter = ["target", "status", "kind"]
-    readonly_fields = [f.name for f in ModelVersion._meta.fields]
-    actions = ["roll_back"]
+    readonly_fields = [*(f.name for f in ModelVersion._meta.fields if f.name != "metrics"), "quality", "charts"]
+    fieldsets = [
+        (None, {"fields": ["target", "kind", "status", "threshold", "created_at", "promoted_at"]}),
+        ("Validation", {"fields": ["quality", "charts"]}),
+        ("Training", {"fields": ["trained_from", "validated_at", "feature_names", "params", "artifact", "sha256"],
+                      "classes": ["collapse"]}),
+    ]
+    actions = ["promote", "roll_back"]
 
     @admin.display(description="ROC-AUC")
     def roc_auc(self, version):
-        return _metric(version, "roc_auc")
+        return _metric(version.metrics, "roc_auc")
 
     @admin.display(description="PR-AUC")
     def pr_auc(self, version):
-        return _metric(version, "pr_auc")
+        return _metric(version.metrics, "pr_auc")
+
+    @admin.display(description="Metrics on the validation cutoff")
+    def quality(self, version):
+        metrics = version.metrics or {}
+        baseline = metrics.get("baseline") or {}
+        rows = [[words, _metric(metrics, name, fmt), _metric(baseline, name, fmt)]
+                for name, words, fmt in METRICS_SHOWN if name in metrics]
+        interval = metrics.get("roc_auc_interval")
+        if interval and None not in interval:
+            rows.insert(1, ["ROC-AUC 95% interval", f"{interval[0]:.3f} to {interval[1]:.3f}", ""])
+        return table(["metric", "this model", "recency/frequency baseline"], rows) if rows else "No metrics stored."
+
+    @admin.display(description="Charts")
+    def charts(self, version):
+        metrics = version.metrics or {}
+        roc = metrics.get("roc_curve")
+        roc_chart = line_chart({"this model": [tuple(p) for p in roc]}, title="ROC curve: true against false "
+                               "positive rate", x_format=percent, y_format=percent, x_range=(0, 1), y_range=(0, 1),
+                               diagonal="chance") if roc else format_html(
+            "<p>No ROC curve stored for this version (trained before curves were kept).</p>")
+        bins = [b for b in metrics.get("calibration") or [] if b.get("count")]
+        calibration = line_chart(
+            {"observed": [(b["mean_predicted"], b["observed_rate"]) for b in bins]},
+            title="Calibration: observed rate against predicted probability", x_format=percent, y_format=percent,
+            x_range=(0, max((b["upper"] for b in bins), default=1)), y_range=(0, max(
+                (max(b["upper"], b["observed_rate"]) for b in bins), default=1)), diagonal="perfect")
+        return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}{}</div>', roc_chart, calibration)
+
+    @admin.action(description="Promote the selected version to champion of its target")
+    def promote(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
+            return
+        try:
+            version = model_version_promote(version=queryset.get())
+        except (RegistryError, ModelArtifactError) as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, f"{version.target}: version {version.pk} is champion", messages.SUCCESS)
 
     @admin.action(description="Roll back the selected models' targets to their previous champion")
     def roll_back(self, request, queryset):
@@ -81,16 +261,45 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{target}: version {restored.pk} is champion again", messages.SUCCESS)
 
 
-def _metric(version: ModelVersion, name: str) -> str:
-    value = (version.metrics or {}).get(name)
-    return "-" if value is None else f"{value:.3f}"
+def _metric(metrics: dict | None, name: str, fmt: str = "{:.3f}") -> str:
+    value = (metrics or {}).get(name)
+    return "-" if value is None else fmt.format(value)
+
+
+def score_distribution(scores) -> str:
+    """One bar chart per target: how many current scores fall in each tenth of probability (one query)."""
+    rows = (scores.annotate(tenth=Least(Floor(F("probability") * 10.0), Value(9.0))).values("target", "tenth")
+            .annotate(n=Count("pk")).order_by())
+    counts: dict[str, dict[int, int]] = {}
+    for row in rows:
+        counts.setdefault(row["target"], {})[int(row["tenth"])] = row["n"]
+    charts = [bar_chart([Bar(f"{t / 10:.1f} to {(t + 1) / 10:.1f}", by_tenth.get(t, 0)) for t in range(10)],
+                        title=f"{Target(target).label}: customers by score", value_format="{:,.0f}".format)
+              for target, by_tenth in sorted(counts.items())]
+    return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}</div>',
+                       format_html_join("", "{}", ((c,) for c in charts))) if charts else "No scores yet."
 
 
 @admin.register(ScoringRun)
 class ScoringRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "status", "as_of", "started_at", "finished_at", "customers", "chunks"]
+    list_display = ["pk", "status", "as_of", "started_at", "seconds", "customers", "chunks"]
     list_filter = ["status"]
-    readonly_fields = [f.name for f in ScoringRun._meta.fields]
+    readonly_fields = [*(f.name for f in ScoringRun._meta.fields if f.name != "stage_seconds"), "seconds", "stages",
+                       "distribution"]
+
+    @admin.display(description="Seconds")
+    def seconds(self, run):
+        return "-" if run.finished_at is None else f"{(run.finished_at - run.started_at).total_seconds():,.1f}"
+
+    @admin.display(description="Time by stage (all chunks)")
+    def stages(self, run):
+        bars = [Bar(stage.replace("_", " "), s) for stage, s in sorted((run.stage_seconds or {}).items(),
+                                                                       key=lambda item: -item[1])]
+        return bar_chart(bars, title="Seconds by stage", value_format="{:,.2f} s".format)
+
+    @admin.display(description="Scores this run wrote (still current)")
+    def distribution(self, run):
+        return score_distribution(Score.objects.filter(run=run))
 
 
 @admin.register(Score)
@@ -99,8 +308,12 @@ class ScoreAdmin(admin.ModelAdmin):
     list_filter = ["target"]
     list_select_related = ["customer", "model_version"]
     raw_id_fields = ["customer", "model_version", "run"]
-    search_fields = ["customer__external_id"]
+    search_fields = ["=customer__external_id"]
     show_full_result_count = False
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"distribution": score_distribution(Score.objects.all()), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
 
 
 @admin.register(ContactPolicy)
@@ -116,5 +329,5 @@ class ContactAdmin(admin.ModelAdmin):
     list_display = ["contacted_at", "customer", "source"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
-    search_fields = ["customer__external_id", "source"]
+    search_fields = ["=customer__external_id", "source"]
     show_full_result_count = False

@@ -155,6 +155,7 @@ class Metrics:
     n: int
     positives: int
     calibration: list[dict]  # per bin of predicted probability: lower, upper, mean_predicted, observed_rate, count
+    roc_curve: list[list[float]]  # [false positive rate, true positive rate] points from (0, 0) to (1, 1), for charts
 
     def as_dict(self) -> dict:
         """Plain JSON types; undefined values (NaN) become None."""
@@ -189,7 +190,7 @@ def score_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> Metrics:
     return Metrics(
         roc_auc=roc_auc(y, p), pr_auc=average_precision(y, p), base_rate=float(y.mean()) if len(y) else float("nan"),
         threshold=float(threshold), precision=precision, recall=recall, f1=f1, brier=brier(y, p), n=len(y),
-        positives=positives, calibration=calibration_table(y, p),
+        positives=positives, calibration=calibration_table(y, p), roc_curve=roc_points(y, p),
     )
 
 
@@ -202,6 +203,19 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
         return float("nan")
     ranks = pd.Series(np.asarray(p, dtype=np.float64)).rank(method="average").to_numpy()
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def roc_points(y: np.ndarray, p: np.ndarray, points: int = 50) -> list[list[float]]:
+    """The ROC curve at about `points` evenly spaced thresholds: small enough to store with the metrics."""
+    y = np.asarray(y, dtype=bool)
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return []
+    tp, flagged = _cumulative_by_score(y, np.asarray(p, dtype=np.float64))[1:]
+    keep = np.unique(np.linspace(0, len(tp) - 1, min(points, len(tp))).round().astype(np.int64))
+    fpr, tpr = (flagged[keep] - tp[keep]) / negatives, tp[keep] / positives
+    return [[0.0, 0.0], *([round(float(f), 4), round(float(t), 4)] for f, t in zip(fpr, tpr, strict=True))]
 
 
 def average_precision(y: np.ndarray, p: np.ndarray) -> float:

@@ -1,55 +1,128 @@
+import math
+from datetime import date
+
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
+from behavior.admin import percent, table
+from behavior.charts import Bar, bar_chart, line_chart
+from behavior.conditions import FIELDS, OPERATORS, ConditionError, parse
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.selectors import campaign_preview, campaign_results
+from campaigns.selectors import Z95, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
+
+# Which buttons a campaign's page offers; campaign_set_status has the last word.
+NEXT_STATUSES = {
+    Campaign.Status.DRAFT: [("active", "Activate"), ("ended", "End")],
+    Campaign.Status.ACTIVE: [("paused", "Pause"), ("ended", "End")],
+    Campaign.Status.PAUSED: [("active", "Activate"), ("ended", "End")],
+    Campaign.Status.ENDED: [],
+}
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    # The condition is the only JSON field: a roomy monospace editor, validated by Campaign.clean on save.
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(
+        attrs={"rows": 8, "cols": 90, "style": "font-family: monospace"})}}
+    change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "discount_spent", "audience_now", "results"]
+    readonly_fields = ["status", "discount_spent", "condition_in_words", "condition_reference", "audience_now",
+                       "assignments", "results"]
     actions = ["activate", "pause", "end"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "status", "priority", "condition", "audience_now"]}),
+        (None, {"fields": ["name", "kind", "status", "priority"]}),
+        ("Audience", {"fields": ["condition", "condition_in_words", "audience_now", "condition_reference"]}),
         ("Schedule and caps", {"fields": ["starts_at", "ends_at", "period_days", "max_assignments",
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
         ("Ad", {"fields": ["slot", "headline", "strategy", "products_per_ad"]}),
         ("Price offer", {"fields": ["discount_kind", "discount_value", "scope", "scope_value", "min_order",
                                     "valid_days", "budget", "discount_spent"]}),
-        ("Results", {"fields": ["results"]}),
+        ("Results", {"fields": ["assignments", "results"]}),
     ]
+
+    @admin.display(description="In words")
+    def condition_in_words(self, campaign):
+        try:
+            return parse(campaign.condition).describe() if campaign.condition else "-"
+        except ConditionError:
+            return "-"
+
+    @admin.display(description="Fields and operators")
+    def condition_reference(self, campaign):
+        fields = table(["field", "type", "meaning"], [[name, f.type, f.label] for name, f in FIELDS.items()])
+        operators = table(["op", "applies to", "value"], [
+            [name, ", ".join(sorted(o.types)), {"one": "one value", "pair": "[low, high]", "list": "[a, b, ...]",
+                                                 "flag": "true or false", "days": "a number of days"}[o.value]]
+            for name, o in OPERATORS.items()])
+        return format_html("<details><summary>Show what a condition can use</summary>"
+                           '<div style="display:flex;gap:2em">{}{}</div></details>', fields, operators)
 
     @admin.display(description="Audience now")
     def audience_now(self, campaign):
         if campaign.pk is None:
-            return "Save to see the audience."
-        p = campaign_preview(campaign=campaign)
-        cost = "" if p.expected_cost is None else f"; expected cost {p.expected_cost}"
+            return "Save (it stays a draft) to see who the campaign would reach."
+        try:
+            p = campaign_preview(campaign=campaign)
+        except ConditionError:
+            return "Fix the condition to see the audience."
+        cost = "" if p.expected_cost is None else f"; expected cost {p.expected_cost:,.2f}"
         return (f"{p.audience:,} customers match with consent: {p.holdout:,} held out, {p.treated:,} treated; "
                 f"{p.expected_redemptions:,.0f} expected to buy{cost}")
+
+    @admin.display(description="Assignments")
+    def assignments(self, campaign):
+        if campaign.pk is None:
+            return "-"
+        link = reverse("admin:campaigns_assignment_changelist") + f"?campaign__id__exact={campaign.pk}"
+        counts = dict(campaign.assignments.values_list("group").annotate(n=Count("pk")).order_by())
+        return format_html('{} treated, {} in the control group: <a href="{}">see each customer</a>',
+                           f"{counts.get('treatment', 0):,}", f"{counts.get('control', 0):,}", link)
 
     @admin.display(description="Results")
     def results(self, campaign):
         if campaign.pk is None:
             return "-"
         r = campaign_results(campaign=campaign)
+        conversion = bar_chart([_rate_bar(name, g) for name, g in (("treatment", r.treatment), ("control", r.control))
+                                if g.customers], title="Converted within the attribution window", value_format=percent)
+        uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)] if r.uplift is not None else [],
+                           title="Uplift: treatment minus control", value_format="{:+.1%}".format)
+        spend = _spend_chart(campaign)
+        cost = "-" if r.cost_per_extra_conversion is None else f"{r.cost_per_extra_conversion:,.2f}"
+        summary = format_html("{} redemptions, {} discount spent, cost per extra conversion {}",
+                              f"{r.redemptions:,}", f"{r.discount_spent:,.2f}", cost)
+        return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
+                           conversion, uplift, spend)
 
-        def rate(g):
-            return "-" if g.rate is None else f"{g.rate:.1%} of {g.customers:,}"
+    def get_urls(self):
+        status = path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
+                      name="campaigns_campaign_status")
+        return [status, *super().get_urls()]
 
-        uplift = "-" if r.uplift is None else (
-            f"{r.uplift:+.1%} (95% interval {r.uplift_interval[0]:+.1%} to {r.uplift_interval[1]:+.1%})")
-        return format_html(
-            "treatment converted {}<br>control converted {}<br>uplift {}<br>{} redemptions, {} discount spent, "
-            "cost per extra conversion {}",
-            rate(r.treatment), rate(r.control), uplift, r.redemptions, r.discount_spent,
-            r.cost_per_extra_conversion or "-",
-        )
+    def status_view(self, request, object_id):
+        """The Activate, Pause and End buttons of a campaign's page."""
+        campaign = self.get_object(request, object_id)
+        status = request.POST.get("status")
+        if (request.method != "POST" or campaign is None or status not in Campaign.Status.values
+                or not self.has_change_permission(request, campaign)):
+            raise PermissionDenied
+        self._set_status(request, [campaign], status)
+        return redirect("admin:campaigns_campaign_change", campaign.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_change_permission(request, obj):
+            context["status_buttons"] = NEXT_STATUSES[obj.status]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _set_status(self, request, queryset, status):
         for campaign in queryset:
@@ -73,20 +146,47 @@ class CampaignAdmin(admin.ModelAdmin):
         self._set_status(request, queryset, Campaign.Status.ENDED)
 
 
+def _rate_bar(name, group) -> Bar:
+    """A group's conversion rate with its 95% interval (normal approximation, as the uplift's)."""
+    half = Z95 * math.sqrt(group.rate * (1 - group.rate) / group.customers)
+    return Bar(f"{name} ({group.converted:,} of {group.customers:,})", group.rate, max(group.rate - half, 0),
+               min(group.rate + half, 1))
+
+
+def _spend_chart(campaign):
+    days = (Coupon.objects.filter(assignment__campaign=campaign, redeemed_at__isnull=False)
+            .annotate(day=TruncDate("redeemed_at")).values("day").annotate(spent=Sum("discount_amount")).order_by("day"))
+    total, points = 0.0, []
+    for row in days:
+        total += float(row["spent"] or 0)
+        points.append((row["day"].toordinal(), total))
+    return line_chart({"discount spent": points}, title="Discount spent over time (cumulative)",
+                      x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)
+
+
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["assigned_at", "campaign", "customer", "group", "impressions", "expires_at"]
+    list_display = ["assigned_at", "campaign", "customer", "group", "offer", "impressions", "expires_at"]
     list_filter = ["group", "campaign"]
-    list_select_related = ["campaign", "customer"]
+    list_select_related = ["campaign", "customer", "coupon"]
     raw_id_fields = ["customer", "run"]
-    search_fields = ["customer__external_id"]
+    search_fields = ["=customer__external_id"]
     show_full_result_count = False
+
+    @admin.display(description="Coupon")
+    def offer(self, assignment):
+        coupon = getattr(assignment, "coupon", None)
+        return "-" if coupon is None else coupon.code
 
 
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
-    list_display = ["code", "customer", "expires_at", "redeemed_at", "discount_amount"]
-    list_select_related = ["customer"]
+    list_display = ["code", "customer", "campaign", "expires_at", "redeemed_at", "discount_amount"]
+    list_select_related = ["customer", "assignment__campaign"]
     raw_id_fields = ["assignment", "customer"]
-    search_fields = ["code", "customer__external_id"]
+    search_fields = ["=code", "=customer__external_id"]
     show_full_result_count = False
+
+    @admin.display(description="Campaign")
+    def campaign(self, coupon):
+        return coupon.assignment.campaign

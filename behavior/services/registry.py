@@ -96,6 +96,21 @@ def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.Data
 
 
 @transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Make a version its target's champion by an operator's decision; the one it replaces can be rolled back to."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status == Status.CHAMPION:
+        raise RegistryError(f"version {version.pk} is already the {version.target} champion")
+    model_version_load(version)  # refuse to promote a corrupt artifact
+    for champion in ModelVersion.objects.select_for_update().filter(target=version.target, status=Status.CHAMPION):
+        champion.status = Status.RETIRED
+        champion.save(update_fields=["status"])
+    version.status, version.promoted_at = Status.CHAMPION, timezone.now()
+    version.save(update_fields=["status", "promoted_at"])
+    return version
+
+
+@transaction.atomic
 def model_version_rollback(*, target: str) -> ModelVersion:
     """Retire the champion and bring back the one before it."""
     champion = ModelVersion.objects.select_for_update().filter(target=target, status=Status.CHAMPION).first()

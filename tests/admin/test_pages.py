@@ -1,0 +1,132 @@
+"""What campaign managers and support people see on the admin pages, through the test client."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from behavior.charts import Bar, bar_chart, line_chart
+from behavior.models import Customer, ModelVersion, ScoringRun
+from campaigns.models import Campaign
+from tests.admin.conftest import champion, one_of_everything, price_offer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_bad_condition_is_refused_beside_the_field_naming_the_node(client_of):
+    client = client_of("Campaign managers")
+    form = {"name": "Winback", "kind": "price_offer", "priority": 0, "period_days": 7, "holdout_percent": 10,
+            "attribution_days": 7, "slot": "home", "strategy": "blend", "products_per_ad": 4,
+            "discount_kind": "percent", "discount_value": 10, "scope": "all", "min_order": 0, "valid_days": 7,
+            "condition": '{"all": [{"field": "score.purchase_intent", "op": "gte", "value": 0.5},'
+                         ' {"field": "customer.country", "op": "gte", "value": "DE"}]}'}
+
+    page = client.post("/admin/campaigns/campaign/add/", form).content.decode()
+
+    assert "all[1].op: gte does not apply to string field customer.country" in page
+    assert 'class="errorlist' in page and not Campaign.objects.exists()
+    form["condition"] = '{"field": "score.purchase_intent", "op": "gte", "value": 0.5}'
+    assert client.post("/admin/campaigns/campaign/add/", form).status_code == 302
+    assert Campaign.objects.get().status == "draft"
+
+
+def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of):
+    version = champion()
+    campaign = price_offer(status="active")
+    for _ in range(3):
+        one_of_everything(version, campaign)
+
+    page = client_of("Campaign managers").get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+
+    assert "3 customers match with consent" in page and "expected cost" in page
+    assert "purchase intent score ≥ 0.5" in page  # the condition in words
+    assert "Converted within the attribution window" in page and "Discount spent over time" in page
+    assert "Uplift: treatment minus control: nothing to show yet" in page  # no control group yet
+    assert page.count('class="foresight-chart"') == 2 and "cdn" not in page.lower()
+    assert "3 treated, 0 in the control group" in page
+    assert ">Pause</button>" in page and ">End</button>" in page
+
+
+def test_the_status_buttons_go_through_the_lifecycle_service(client_of):
+    campaign = price_offer()
+    client = client_of("Campaign managers")
+    url = f"/admin/campaigns/campaign/{campaign.pk}/status/"
+
+    page = client.post(url, {"status": "active"}, follow=True).content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == "active" and f"{campaign.name}: active" in page
+    client.post(url, {"status": "ended"})
+    again = client.post(url, {"status": "active"}, follow=True).content.decode()
+    assert "a ended campaign cannot become active" in again
+    assert client_of("Support agents").post(url, {"status": "paused"}).status_code == 403
+
+
+def test_a_customer_page_shows_scores_reasons_timeline_and_what_the_viewer_may_see(client_of):
+    version = champion()
+    one_of_everything(version, price_offer())
+    customer = Customer.objects.get()
+    url = f"/admin/behavior/customer/{customer.pk}/change/"
+
+    manager = client_of("Campaign managers").get(url).content.decode()
+    assert "6 product views in the last 7 days" in manager and "0.700" in manager
+    assert "purchase" in manager and "o-1" in manager  # the event timeline
+    assert "Assignments" in manager and "Coupons" in manager and "Contacts" not in manager
+    agent = client_of("Support agents").get(url).content.decode()
+    assert "6 product views in the last 7 days" in agent and "Coupons" not in agent
+    found = client_of("Support agents").get("/admin/behavior/customer/", {"q": customer.external_id})
+    assert customer.external_id in found.content.decode() and "1 customer" in found.content.decode()
+
+
+def test_model_pages_chart_roc_and_calibration_and_promote_by_hand(client_of, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    old = champion()
+    new = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", metrics=old.metrics)
+    client = client_of("Administrators")
+
+    page = client.get(f"/admin/behavior/modelversion/{old.pk}/change/").content.decode()
+    assert "ROC curve" in page and "Calibration" in page and "recency/frequency baseline" in page
+    done = client.post("/admin/behavior/modelversion/", {"action": "promote", "_selected_action": [new.pk]},
+                       follow=True).content.decode()
+    old.refresh_from_db(), new.refresh_from_db()
+    assert (old.status, new.status) == ("retired", "champion") and f"version {new.pk} is champion" in done
+
+
+def test_scoring_runs_show_stage_timings_and_scores_their_distribution(client_of):
+    version = champion()
+    one_of_everything(version, price_offer())
+    run = ScoringRun.objects.get()
+    client = client_of("Administrators")
+
+    page = client.get(f"/admin/behavior/scoringrun/{run.pk}/change/").content.decode()
+    assert "Seconds by stage" in page and "features" in page and "purchase intent: customers by score" in page
+    scores = client.get("/admin/behavior/score/").content.decode()
+    assert "purchase intent: customers by score" in scores and "0.7 to 0.8" in scores
+
+
+def test_list_pages_make_as_many_queries_for_many_rows_as_for_one(client_of):
+    version = champion()
+    campaign = price_offer()
+    client = client_of("Administrators")
+    pages = ["/admin/behavior/customer/", "/admin/behavior/event/", "/admin/behavior/score/",
+             "/admin/behavior/modelversion/", "/admin/behavior/scoringrun/", "/admin/behavior/contact/",
+             "/admin/behavior/apikey/", "/admin/behavior/product/", "/admin/campaigns/campaign/",
+             "/admin/campaigns/assignment/", "/admin/campaigns/coupon/"]
+
+    def queries():
+        counts = {}
+        for url in pages:
+            with CaptureQueriesContext(connection) as captured:
+                assert client.get(url).status_code == 200
+            counts[url] = len(captured)
+        return counts
+
+    one_of_everything(version, campaign)
+    one = queries()
+    for _ in range(5):
+        one_of_everything(version, campaign)
+    assert queries() == one
+
+
+def test_charts_escape_their_labels():
+    svg = bar_chart([Bar("<script>alert(1)</script>", 0.2, 0.1, 0.3)], title="a & b")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
+    assert "<script>" not in line_chart({"<b>": [(0, 0), (1, 1)]}, title="<i>")
