@@ -41,7 +41,7 @@ def ticket_set_status(*, ticket: Ticket, status: str, now: datetime | None = Non
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update(of=("self",)).select_related("rule").get(pk=ticket.pk)
         if status not in TRANSITIONS[ticket.status]:
-            raise TicketError(f"a {ticket.status} ticket cannot become {status}")
+            raise TicketError(f"a ticket that is {ticket.status} cannot become {status}")
         ticket.status = status
         try:
             with transaction.atomic():
