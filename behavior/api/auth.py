@@ -1,6 +1,7 @@
 """API keys: who is calling, what they may do, and how often."""
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from behavior.models import ApiKey
@@ -31,6 +32,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class ApiKeySchema(OpenApiAuthenticationExtension):
+    """Tells the OpenAPI document how ApiKeyAuthentication is used (found by drf-spectacular on import)."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer fs_...`"}
 
 
 class HasScope(permissions.BasePermission):

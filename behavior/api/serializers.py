@@ -46,7 +46,7 @@ assert tuple(EventIn().fields) == FIELDS, "EventIn documents exactly the fields 
 
 class RejectedEvent(serializers.Serializer):
     index = serializers.IntegerField()
-    event_id = serializers.CharField(allow_null=True)
+    event_id = serializers.JSONField(allow_null=True, help_text="As the client sent it, which may be malformed.")
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
@@ -54,6 +54,14 @@ class IngestReportOut(serializers.Serializer):
     accepted = serializers.ListField(child=serializers.UUIDField())
     duplicates = serializers.ListField(child=serializers.UUIDField())
     rejected = RejectedEvent(many=True)
+
+
+class DetailOut(serializers.Serializer):
+    detail = serializers.CharField(help_text="What is wrong, e.g. a body that is not JSON.")
+
+
+class BatchRefusedOut(serializers.Serializer):
+    events = serializers.ListField(child=serializers.CharField(), help_text="Why the batch as a whole was refused.")
 
 
 class IdentifyIn(StrictSerializer):

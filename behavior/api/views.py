@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,10 +41,13 @@ class EventsView(ScopedView):
     @extend_schema(
         summary="Send one event or a batch of up to 1,000",
         request=s.EventIn(many=True),
-        responses={200: s.IngestReportOut, 400: s.IngestReportOut},
+        responses={200: s.IngestReportOut, 400: PolymorphicProxySerializer(
+            component_name="IngestRefused", serializers=[s.IngestReportOut, s.BatchRefusedOut, s.DetailOut],
+            resource_type_field_name=None)},
         description="Valid events are stored even when others in the batch are rejected. "
         "Events whose event_id is already stored count as duplicates and change nothing. "
-        "The status is 400 only when no event of the batch was valid.",
+        "The status is 400 only when no event of the batch was valid (the report says why) or the batch "
+        "itself was empty or too large.",
     )
     def post(self, request):
         records = request.data if isinstance(request.data, list) else [request.data]

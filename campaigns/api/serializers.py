@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from behavior.api.serializers import StrictSerializer
@@ -43,7 +44,8 @@ class PlacementOut(serializers.Serializer):
     offer = serializers.SerializerMethodField()
     expires_at = serializers.DateTimeField()
 
-    def get_offer(self, assignment: Assignment) -> OfferOut | None:
+    @extend_schema_field(OfferOut(allow_null=True))
+    def get_offer(self, assignment: Assignment) -> dict | None:
         coupon = getattr(assignment, "coupon", None)
         if coupon is None:
             return None

@@ -1,0 +1,92 @@
+"""Every API route, found in the URL configuration, refuses callers without the scope it declares."""
+
+import io
+import logging
+import os
+import re
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from behavior.api.views import ScopedView
+from behavior.models import ApiKey
+
+PUBLIC = {"schema", "docs"}  # the OpenAPI document and its page: no data behind them
+
+
+def _api_views(patterns=None, prefix=""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _api_views(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern) and (prefix + str(pattern.pattern)).startswith("api/"):
+            yield prefix + str(pattern.pattern), pattern
+
+
+API_VIEWS = list(_api_views())
+
+
+def _example(path: str) -> str:
+    """A concrete URL for a route: 1 for an int parameter, a word for the others."""
+    path = re.sub(r"<int:\w+>", "1", path)
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"x-\1", path).removeprefix("api/v1/")
+
+
+ROUTES = [
+    (method.lower(), _example(path), scope)
+    for path, pattern in API_VIEWS if pattern.name not in PUBLIC
+    for method, scope in pattern.callback.view_class.scopes.items()
+]
+
+
+def test_every_api_view_declares_the_scope_of_each_method():
+    for path, pattern in API_VIEWS:
+        view = getattr(pattern.callback, "view_class", None)
+        assert pattern.name in PUBLIC or (view and issubclass(view, ScopedView) and view.scopes), path
+    names = {pattern.name for _, pattern in API_VIEWS}
+    assert {"events", "customer-scores", "customer-placements", "offer-redeem"} <= names  # every app's routes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("method", "path", "scope"), ROUTES, ids=[f"{m.upper()} {p}" for m, p, _ in ROUTES])
+def test_each_route_needs_a_key_with_its_scope(make_api, method, path, scope):
+    others = [s for s in ApiKey.Scope.values if s not in (scope, ApiKey.Scope.ADMIN)]
+
+    assert getattr(make_api(), method)(path, json={}).status_code == 401
+    for other in others:
+        response = getattr(make_api(other), method)(path, json={})
+        assert response.status_code == 403, (other, response.text)
+        assert f"lacks the '{scope}' scope" in response.json()["detail"]
+    assert getattr(make_api(scope), method)(path, json={}).status_code not in (401, 403)
+    if method == "get" and others:  # HEAD needs what GET needs
+        assert make_api(others[0]).head(path).status_code == 403
+
+
+def test_the_production_settings_pass_the_deployment_checks():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+           "SECRET_KEY": secrets.token_urlsafe(50), "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+           "ALLOWED_HOSTS": "shop.example", "DATABASE_URL": "postgres://foresight@db.example:5432/foresight"}
+    env.pop("FORESIGHT_TASKS_IN_PROCESS", None)
+    checked = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                             env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no issues" in checked.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_request_logs_name_no_customer_or_coupon(make_api):
+    console = next(h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler)  # LOGGING's handler
+    logged = io.StringIO()
+    previous = console.setStream(logged)
+    try:
+        api = make_api(ApiKey.Scope.ADMIN)
+        api.get("customers/alice@example.com")  # 404s are logged with their path
+        api.post("offers/SECRETCODE23/redeem", json={})
+    finally:
+        console.setStream(previous)
+
+    assert "Not Found: /api/v1/customers/***" in logged.getvalue()
+    assert "alice@example.com" not in logged.getvalue() and "SECRETCODE23" not in logged.getvalue()
