@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench-ingest bench-recommend bench-support clean
+.PHONY: demo test lint bench-ingest bench-recommend clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,6 @@ demo: $(STAMP)
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py demo
 	$(BIN)/python manage.py demo_campaigns
-	$(BIN)/python manage.py demo_support
 
 # Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
 # run a second time against the embedded SQLite default.
@@ -32,9 +31,6 @@ bench-ingest: $(STAMP)
 
 bench-recommend: $(STAMP)
 	$(BIN)/python bench/recommend.py
-
-bench-support: $(STAMP)
-	$(BIN)/python bench/support.py
 
 clean:
 	rm -rf $(VENV) foresight.sqlite3 .test-sqlite3 media

@@ -1,0 +1,163 @@
+"""A campaign manager and a support agent do their jobs in a real browser (Debian's Chromium, headless).
+
+Each page is saved as a screenshot under tests/screenshots/ (git-ignored) to look at after a run.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from behavior.models import Score
+from behavior.services.registry import model_version_promote_if_better, model_version_register
+from behavior.services.scoring import scoring_cycle_run
+from behavior.services.simulation import shop_simulate
+from campaigns.models import Assignment, Campaign
+from campaigns.selectors import campaign_preview
+from campaigns.services import campaigns_evaluate
+from tests.admin.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
+
+CHROMIUM = "/usr/bin/chromium"  # installed by `make chromium`, a step of `make test`
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+# Without the background-networking flags Chromium keeps calling out, and this machine's network refuses it.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+END = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop on this thread, which makes Django refuse ORM calls here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "no Chromium: run `make chromium` (it installs Debian's package)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def login(browser, live_server, member):
+    """login("Campaign managers") -> a browser page logged in to the admin as a member of that group."""
+
+    def open_as(group: str):
+        user = member(group)
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.set_default_timeout(15_000)
+        page.goto(live_server.url + "/admin/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#site-name")
+        return page
+
+    return open_as
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+@pytest.fixture
+def scored_shop(settings, tmp_path):
+    """A small simulated shop scored by heuristic champions: what a scoring cycle leaves behind."""
+    settings.MEDIA_ROOT = tmp_path
+    shop_simulate(customers=400, days=60, seed=11, end=END, products=60)
+    for target in ("purchase_intent", "support_risk"):
+        candidate = model_version_register(target=target, booster=None, feature_names=[], metrics={}, threshold=None)
+        model_version_promote_if_better(candidate=candidate, X_valid=None, y_valid=None)
+    return scoring_cycle_run(as_of=END)
+
+
+def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, live_server, scored_shop):
+    intents = Score.objects.filter(target="purchase_intent").values_list("probability", flat=True)
+    threshold = round(float(np.quantile(list(intents), 0.8)), 3)
+    page = login("Campaign managers")
+    page.click("text=Campaigns")
+    page.click("a.addlink")
+    page.fill("#id_name", "Ten percent for the keenest fifth")
+    page.select_option("#id_kind", "price_offer")
+    page.fill("#id_discount_value", "10")
+    page.fill("#id_condition", '{"all": [{"field": "score.purchase_intent", "op": "bigger", "value": 0.5}]}')
+    page.click("input[name=_continue]")
+
+    error = page.locator(".field-condition .errorlist").inner_text()
+    assert "all[0].op: unknown operator 'bigger'" in error
+    screenshot(page, "campaign-1-condition-error")
+
+    page.fill("#id_condition", f'{{"all": [{{"field": "score.purchase_intent", "op": "gte", "value": {threshold}}}]}}')
+    page.click("input[name=_continue]")
+    campaign = Campaign.objects.get()
+    preview = campaign_preview(campaign=campaign)
+    assert preview.audience > 0
+    audience = page.locator(".field-audience_now").inner_text()
+    assert f"{preview.audience:,} customers match with consent: {preview.holdout:,} held out" in audience
+    assert "expected cost" in audience
+    screenshot(page, "campaign-2-preview")
+
+    page.click("button:has-text('Activate')")
+    assert "Ten percent for the keenest fifth: active" in page.locator(".messagelist").inner_text()
+    campaign.refresh_from_db()
+    assert campaign.status == "active"
+    screenshot(page, "campaign-3-active")
+
+    # The next scoring cycle, and the campaign evaluation it triggers (a worker's job, here in-process).
+    run = scoring_cycle_run(as_of=END)
+    outcome = campaigns_evaluate(run=run)[0]
+    page.reload()
+    treated = Assignment.objects.filter(campaign=campaign, group="treatment").count()
+    assert treated == outcome.treated > 0
+    assert f"{treated:,} treated" in page.locator(".field-assignments").inner_text()
+    assert page.locator(".field-results svg").count() == 2  # conversion and uplift; no coupon redeemed yet
+    screenshot(page, "campaign-4-results")
+
+    page.click("text=see each customer")
+    page.wait_for_selector("#result_list")
+    listed = min(Assignment.objects.filter(campaign=campaign).count(), 100)  # the admin's page size
+    assert page.locator("#result_list tbody tr").count() == listed
+    screenshot(page, "campaign-5-assignments")
+    customer = Assignment.objects.filter(campaign=campaign, group="treatment").first().customer
+    page.goto(f"{live_server.url}/admin/behavior/customer/")
+    page.fill("#searchbar", customer.external_id)
+    page.press("#searchbar", "Enter")
+    page.click(f"#result_list a:text-is('{customer.external_id}')")
+    assert "purchase intent" in page.locator(".field-scores").inner_text()
+    coupon = customer.coupons.get().code
+    assert coupon in page.locator(".foresight-related").all_inner_texts()[1]
+    screenshot(page, "campaign-6-customer")
+
+
+def test_a_support_agent_works_a_proactive_ticket(login, scored_shop):
+    from support.models import SupportRule, Ticket
+    from support.services.proactive import tickets_open_proactively
+
+    risks = sorted(Score.objects.filter(target="support_risk").values_list("probability", flat=True))
+    SupportRule.objects.create(name="Risky customers", active=True, subject="Check in before they complain",
+                               condition={"field": "score.support_risk", "op": "gte", "value": risks[-5]},
+                               customer_message="We have opened ticket {ticket} to help you.")
+    tickets_open_proactively(run=scored_shop)
+    ticket = Ticket.objects.order_by("-priority", "due_at").first()
+    page = login("Support agents")
+
+    page.click("text=Tickets")
+    page.wait_for_selector("#result_list")
+    assert page.locator("#result_list tbody tr").count() > 0
+    screenshot(page, "support-1-queue")
+    page.click(f"#result_list a[href$='/ticket/{ticket.pk}/change/']")
+    assert "Check in before they complain" in page.locator("#content").inner_text()
+    screenshot(page, "support-2-ticket")
+    page.go_back()
+    page.check(f"#result_list input[name=_selected_action][value='{ticket.pk}']")
+    page.select_option("select[name=action]", "solve")
+    page.click("button[name=index]")
+    assert "1 ticket(s) now solved" in page.locator(".messagelist").inner_text()
+    ticket.refresh_from_db()
+    assert ticket.status == "solved"
+    screenshot(page, "support-3-solved")
+    assert page.goto(page.url.split("/admin/")[0] + "/admin/campaigns/campaign/").status == 403
