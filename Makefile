@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench-ingest bench-recommend clean
+.PHONY: demo test lint bench-ingest bench-recommend bench-support clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,20 @@ demo: $(STAMP)
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py demo
 	$(BIN)/python manage.py demo_campaigns
+	$(BIN)/python manage.py demo_support
+	@echo
+	@echo "The admin: $(BIN)/python manage.py runserver, then open http://127.0.0.1:8000/admin/ with one of these logins:"
+	@$(BIN)/python manage.py create_demo_users
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
 # run a second time against the embedded SQLite default.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider
@@ -31,6 +41,9 @@ bench-ingest: $(STAMP)
 
 bench-recommend: $(STAMP)
 	$(BIN)/python bench/recommend.py
+
+bench-support: $(STAMP)
+	$(BIN)/python bench/support.py
 
 clean:
 	rm -rf $(VENV) foresight.sqlite3 .test-sqlite3 media
