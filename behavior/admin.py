@@ -76,15 +76,15 @@ class CustomerAdmin(admin.ModelAdmin):
         rows = Score.objects.filter(customer=customer).select_related("model_version").order_by("target")
         return table(["target", "probability", "why", "model", "scored at"], [
             [s.get_target_display(), f"{s.probability:.3f}", reasons_sentence(s.reasons) or "-",
-             str(s.model_version), s.scored_at] for s in rows])
+             str(s.model_version), f"{s.scored_at:%Y-%m-%d %H:%M}"] for s in rows])
 
     @admin.display(description="Timeline")
     def timeline(self, customer):
         events = (Event.objects.filter(customer=customer).select_related("product")
                   .order_by("-occurred_at")[:TIMELINE_EVENTS])
         return table(["when", "what", "product", "category", "price", "order", "rating"], [
-            [e.occurred_at, e.get_type_display(), e.product or "", e.category, e.price or "", e.order_id,
-             e.rating or ""] for e in events])
+            [f"{e.occurred_at:%Y-%m-%d %H:%M:%S}", e.get_type_display(), e.product or "", e.category,
+             e.price or "", e.order_id, e.rating or ""] for e in events])
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
