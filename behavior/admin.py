@@ -321,7 +321,8 @@ class ContactPolicyAdmin(admin.ModelAdmin):
     list_display = ["__str__", "max_contacts", "per_days"]
 
     def has_add_permission(self, request):
-        return not ContactPolicy.objects.exists()  # one budget for the whole shop
+        # One budget for the whole shop, added by whoever may add it.
+        return super().has_add_permission(request) and not ContactPolicy.objects.exists()
 
 
 @admin.register(Contact)

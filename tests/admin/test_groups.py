@@ -39,6 +39,7 @@ def test_a_campaign_manager_runs_campaigns_and_only_reads_customers(client_of):
     assert set(_statuses(client, OPERATIONS + _support("Ticket", "SupportRule")).values()) == {403}
     assert client.get("/admin/campaigns/campaign/add/").status_code == 200
     assert client.get("/admin/behavior/customer/add/").status_code == 403  # read-only
+    assert client.get("/admin/behavior/contactpolicy/add/").status_code == 403
 
 
 def test_a_support_agent_works_tickets_and_sees_no_campaigns(client_of):
