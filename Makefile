@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench-ingest bench-recommend bench-support clean
+.PHONY: demo test lint bench-ingest bench-recommend bench-support bench-api clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-recommend: $(STAMP)
 
 bench-support: $(STAMP)
 	$(BIN)/python bench/support.py
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) foresight.sqlite3 .test-sqlite3 media
