@@ -198,6 +198,24 @@ class ScoringRun(models.Model):
         return f"scoring run {self.pk} ({self.status})"
 
 
+class ScoringChunk(models.Model):
+    """A range of customers of a run: the database, not the broker, knows which ranges are still to score."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunk_rows")
+    first = models.BigIntegerField(help_text="First customer id of the range.")
+    last = models.BigIntegerField(help_text="Last customer id of the range.")
+    dispatched_at = models.DateTimeField(help_text="When it was last sent to the workers.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    customers = models.PositiveIntegerField(default=0)
+    stage_seconds = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "first"], name="one_chunk_per_range")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} customers {self.first}..{self.last}"
+
+
 class Score(models.Model):
     """A customer's current probability for a target, with the reasons behind it."""
 

@@ -4,7 +4,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from celery import chord, shared_task
+from celery import Task, group, shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
 from behavior import importers
@@ -32,40 +32,45 @@ def import_events_file(path: str, format: str, source_options: dict, *, strict: 
     }
 
 
-# --- The scoring cycle: beat -> score_customers -> a chord of chunks -> finish_scoring_run ---------
+# --- The scoring cycle: beat -> score_customers -> one task per chunk; the last chunk closes the run ---------
 
 
 @shared_task
 def score_customers(as_of: str | None = None, chunk_customers: int = scoring.CHUNK_CUSTOMERS) -> int:
-    """Open a run and fan its chunks out to the workers; the chord's callback closes it."""
-    run, chunks = scoring.scoring_run_start(as_of=datetime.fromisoformat(as_of) if as_of else None,
-                                            chunk_customers=chunk_customers)
-    header = [score_chunk.s(run.pk, first, last) for first, last in chunks]
-    callback = finish_scoring_run.s(run.pk).on_error(fail_scoring_run.s(run.pk))
-    transaction.on_commit(lambda: chord(header)(callback))
+    """Open a run and send its chunks to the workers."""
+    run = scoring.scoring_run_start(as_of=datetime.fromisoformat(as_of) if as_of else None,
+                                    chunk_customers=chunk_customers)
+    chunks = [score_chunk.s(run.pk, first, last) for first, last in run.chunk_rows.values_list("first", "last")]
+    transaction.on_commit(lambda: group(chunks).apply_async())
     return run.pk
 
 
+class ScoringChunkTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """A chunk failed for good (retries spent): the run says so instead of staying 'running'."""
+        scoring.scoring_run_fail(run=ScoringRun.objects.get(pk=args[0]), error=exc)
+
+
 # A chunk overwrites its customers' current scores, so a redelivery after a worker died
-# (acks_late) or a retry after a dropped database connection writes the same rows again.
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, InterfaceError),
-             retry_backoff=5, retry_backoff_max=300, max_retries=5)
+# (acks_late), a resend of a stalled chunk, or a retry after a dropped database connection
+# writes the same rows again.
+@shared_task(base=ScoringChunkTask, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def score_chunk(run_id: int, first: int, last: int) -> dict:
+    if scoring.scoring_chunk_is_done(run_id=run_id, first=first):
+        return {"skipped": "already scored, or the run has ended"}
     result = scoring.scoring_chunk_score(run=ScoringRun.objects.get(pk=run_id), first=first, last=last)
+    scoring.scoring_chunk_done(run_id=run_id, first=first, result=result)
     return asdict(result)
 
 
 @shared_task
-def finish_scoring_run(results: list[dict], run_id: int) -> dict:
-    run = scoring.scoring_run_finish(run=ScoringRun.objects.get(pk=run_id),
-                                     results=[scoring.ChunkResult(**r) for r in results])
-    return {"run": run.pk, "customers": run.customers, "stage_seconds": run.stage_seconds}
-
-
-@shared_task
-def fail_scoring_run(request, exc, traceback, run_id: int) -> None:
-    """A chunk failed for good (retries spent): the run says so instead of staying 'running'."""
-    scoring.scoring_run_fail(run=ScoringRun.objects.get(pk=run_id), error=exc)
+def resend_stalled_chunks() -> int:
+    """Send again the chunks whose message or worker was lost (beat runs this every few minutes)."""
+    stalled = scoring.scoring_chunks_stalled()
+    for chunk in stalled:
+        score_chunk.delay(chunk.run_id, chunk.first, chunk.last)
+    return len(stalled)
 
 
 @shared_task(acks_late=True)

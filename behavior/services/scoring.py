@@ -1,11 +1,13 @@
 """The scoring cycle: features for a range of customers, both targets' champions, scores written back.
 
-A run fixes its champions and its "now" (`as_of`) when it starts, then scores customers in
-id-range chunks, each on its own (a Celery task, or a loop in-process). A chunk overwrites
-its customers' current scores, so running it twice gives the same rows: safe to retry or
-redeliver. Exact reasons (XGBoost contributions, about 1 ms a row) are computed for the
-customers at or above a model's threshold, those campaigns and support act on; the API
-computes the others on demand.
+A run fixes its champions and its "now" (`as_of`) when it starts, and records its customers'
+id ranges as chunks in the database. Each chunk is scored on its own (a Celery task, or a
+loop in-process) and overwrites its customers' current scores, so scoring it twice gives the
+same rows: safe to retry or redeliver. The database, not the broker, knows which chunks are
+done: the last one to finish closes the run, and chunks whose message or worker was lost
+are sent again by `scoring_chunks_stalled`. Exact reasons (XGBoost contributions, about 1 ms
+a row) are computed for the customers at or above a model's threshold, those campaigns and
+support act on; the API computes the others on demand.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
@@ -23,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from behavior.features import TARGETS, build_features
-from behavior.models import Customer, ModelVersion, Score, ScoringRun
+from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun
 from behavior.reasons import contributions, top_reasons
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.bulk import rows_upsert
@@ -33,6 +35,8 @@ from behavior.training import baseline_scores, predict
 
 # Customers per chunk: bounds a worker's memory (about 10 events each, a few hundred MB at most).
 CHUNK_CUSTOMERS = 50_000
+# A chunk takes seconds; one unfinished this long after it was sent has lost its message or its worker.
+STALLED_AFTER = timedelta(minutes=10)
 
 
 class ScoringError(Exception):
@@ -45,9 +49,8 @@ class ChunkResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS
-                      ) -> tuple[ScoringRun, list[tuple[int, int]]]:
-    """Open a run with the current champions and split the customers into id ranges."""
+def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS) -> ScoringRun:
+    """Open a run with the current champions, its customers split into id ranges (its chunks)."""
     champions = {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION)}
     missing = [t for t in TARGETS if t not in champions]
     if missing:
@@ -55,9 +58,12 @@ def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = C
     ids = np.fromiter(Customer.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
     starts = ids[::chunk_customers]
     ends = np.append(ids[chunk_customers - 1 :: chunk_customers], ids[-1:])[: len(starts)]
-    chunks = [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
-    run = ScoringRun.objects.create(as_of=as_of or timezone.now(), model_versions=champions, chunks=len(chunks))
-    return run, chunks
+    now = timezone.now()
+    with transaction.atomic():
+        run = ScoringRun.objects.create(as_of=as_of or now, model_versions=champions, chunks=len(starts))
+        ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=int(a), last=int(b), dispatched_at=now)
+                                          for a, b in zip(starts, ends, strict=True)])
+    return run
 
 
 def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResult:
@@ -98,12 +104,27 @@ def champions_predict(*, X: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def scoring_run_finish(*, run: ScoringRun, results: list[ChunkResult]) -> ScoringRun:
-    """Close the run with its counts and per-stage seconds, and tell the listeners."""
-    run.customers = sum(r.customers for r in results)
+def scoring_chunk_done(*, run_id: int, first: int, result: ChunkResult) -> ScoringRun | None:
+    """Record a scored chunk; the run's last chunk closes it. Returns the run when this call closed it.
+
+    The run's row is locked meanwhile, so of two chunks finishing at once exactly one sees none left.
+    """
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        ScoringChunk.objects.filter(run=run, first=first, finished_at__isnull=True).update(
+            finished_at=timezone.now(), customers=result.customers, stage_seconds=result.seconds)
+        if run.status != ScoringRun.Status.RUNNING or run.chunk_rows.filter(finished_at__isnull=True).exists():
+            return None
+        return _run_finish(run)
+
+
+def _run_finish(run: ScoringRun) -> ScoringRun:
+    """Close the run with its counts and per-stage seconds, and tell the listeners once it is committed."""
+    chunks = list(run.chunk_rows.all())
+    run.customers = sum(c.customers for c in chunks)
     run.stage_seconds = {}
-    for r in results:
-        for stage, seconds in r.seconds.items():
+    for chunk in chunks:
+        for stage, seconds in chunk.stage_seconds.items():
             run.stage_seconds[stage] = round(run.stage_seconds.get(stage, 0.0) + seconds, 3)
     run.status, run.finished_at = ScoringRun.Status.SUCCEEDED, timezone.now()
     run.save()
@@ -111,20 +132,41 @@ def scoring_run_finish(*, run: ScoringRun, results: list[ChunkResult]) -> Scorin
     return run
 
 
+def scoring_chunk_is_done(*, run_id: int, first: int) -> bool:
+    """True when the run no longer needs this chunk: it is scored, or the run has ended."""
+    return not ScoringChunk.objects.filter(run_id=run_id, first=first, finished_at__isnull=True,
+                                           run__status=ScoringRun.Status.RUNNING).exists()
+
+
+def scoring_chunks_stalled(*, older_than: timedelta = STALLED_AFTER) -> list[ScoringChunk]:
+    """Unfinished chunks of running runs sent longer ago than `older_than`, marked as sent again now.
+
+    Their message was lost (a broker restarted without persistence) or their worker died; scoring
+    a chunk twice is harmless, so the caller simply sends them again.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        stalled = list(ScoringChunk.objects.select_for_update(skip_locked=True).filter(
+            run__status=ScoringRun.Status.RUNNING, finished_at__isnull=True, dispatched_at__lt=now - older_than))
+        ScoringChunk.objects.filter(pk__in=[c.pk for c in stalled]).update(dispatched_at=now)
+    return stalled
+
+
 def scoring_cycle_run(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS,
                       on_chunk: Callable[[int], None] | None = None) -> ScoringRun:
     """The whole cycle in this process: what `manage.py score` and the embedded default run."""
-    run, chunks = scoring_run_start(as_of=as_of, chunk_customers=chunk_customers)
-    results = []
+    run = scoring_run_start(as_of=as_of, chunk_customers=chunk_customers)
     try:
-        for first, last in chunks:
-            results.append(scoring_chunk_score(run=run, first=first, last=last))
+        for chunk in run.chunk_rows.order_by("first"):
+            result = scoring_chunk_score(run=run, first=chunk.first, last=chunk.last)
+            scoring_chunk_done(run_id=run.pk, first=chunk.first, result=result)
             if on_chunk:
-                on_chunk(results[-1].customers)
+                on_chunk(result.customers)
     except Exception as error:
         scoring_run_fail(run=run, error=error)
         raise
-    return scoring_run_finish(run=run, results=results)
+    run.refresh_from_db()
+    return run
 
 
 def scoring_run_fail(*, run: ScoringRun, error: BaseException) -> None:

@@ -12,8 +12,10 @@ def test_scoring_runs_hourly_and_training_weekly_by_default():
     tasks = {t.name: t for t in PeriodicTask.objects.all()}
 
     score, train = tasks["Score customers hourly"], tasks["Train models weekly"]
+    resend = tasks["Resend stalled scoring chunks"]
     assert (score.interval.every, score.interval.period) == (1, "hours")
     assert (train.crontab.minute, train.crontab.hour, train.crontab.day_of_week) == ("0", "3", "mon")
     assert score.expire_seconds < 3600 and train.expire_seconds
     app.loader.import_default_modules()
-    assert {score.task, train.task} <= set(app.tasks)
+    assert (resend.interval.every, resend.interval.period) == (5, "minutes")
+    assert {score.task, train.task, resend.task} <= set(app.tasks)

@@ -4,16 +4,16 @@ import csv
 import io
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 
 from behavior.features import training_frame
-from behavior.models import Customer, ModelVersion, Score, ScoringRun
+from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
-from behavior.services.scoring import scoring_cycle_run
+from behavior.services.scoring import scoring_chunks_stalled, scoring_cycle_run, scoring_run_start
 from behavior.services.simulation import shop_simulate
 from behavior.signals import scoring_finished
 from behavior.tasks import score_customers
@@ -117,11 +117,12 @@ def test_the_score_command_exports_one_row_per_customer_and_target(shop, tmp_pat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_runs_the_cycle_as_a_chord_and_closes_the_run(shop, on_worker):
-    run_id = score_customers.delay(END.isoformat()).get(timeout=60)
+def test_a_worker_scores_the_chunks_and_the_last_one_closes_the_run(shop, on_worker):
+    run_id = score_customers.delay(END.isoformat(), chunk_customers=1_000).get(timeout=60)
     run = _finished(run_id)
 
     assert run.status == "succeeded", run.error
+    assert run.chunks == 3 and not ScoringChunk.objects.filter(run=run, finished_at__isnull=True).exists()
     assert run.customers == Customer.objects.count() and Score.objects.count() == 2 * run.customers
     assert ModelVersion.objects.filter(status="champion").count() == 2
 
@@ -156,3 +157,17 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothin
     assert run.customers == customers
     assert Score.objects.filter(run_id=run_id).count() == 2 * customers
     assert Score.objects.values("customer", "target").distinct().count() == 2 * customers
+
+
+@pytest.mark.django_db
+def test_chunks_not_finished_in_time_are_handed_out_again_once(shop):
+    run = scoring_run_start(as_of=END, chunk_customers=1_000)
+    ScoringChunk.objects.filter(run=run, first=run.chunk_rows.order_by("first")[0].first).update(
+        finished_at=END)  # one chunk is done
+
+    assert scoring_chunks_stalled(older_than=timedelta(minutes=10)) == []  # just sent
+    stalled = scoring_chunks_stalled(older_than=timedelta(0))
+    assert len(stalled) == 2 and all(c.finished_at is None for c in stalled)
+    assert scoring_chunks_stalled(older_than=timedelta(seconds=30)) == []  # marked as sent again
+    ScoringRun.objects.filter(pk=run.pk).update(status="failed")
+    assert scoring_chunks_stalled(older_than=timedelta(0)) == []  # an ended run needs nothing
