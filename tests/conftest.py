@@ -70,12 +70,13 @@ class Workers:
         }
         self.log_dir, self.processes = log_dir, []
 
-    def start(self, **env) -> subprocess.Popen:
+    def start(self, *, queues: str = "", **env) -> subprocess.Popen:
+        """A worker serving every queue, or only `queues` ("scoring,campaigns"); `env` overrides settings."""
         log = self.log_dir / f"celery-worker-{len(self.processes)}.log"  # read it when a test on a worker fails
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"test-{os.getpid()}-{len(self.processes)}@%h"],
+             "-n", f"test-{os.getpid()}-{len(self.processes)}@%h", *(["-Q", queues] if queues else [])],
             env={**self.env, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
         )
         self.processes.append(worker)

@@ -102,6 +102,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task a dead worker had taken is handed out again after this many seconds (Redis broker):
 # it must be longer than the longest task, or a slow task would also run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+# Queues by workload, so each can get workers of its own size (`celery worker -Q scoring`) on any
+# machine; a worker started without -Q serves them all.
+CELERY_TASK_QUEUES = {name: {} for name in ("celery", "scoring", "imports", "training", "campaigns", "support")}
+CELERY_TASK_ROUTES = {
+    "behavior.tasks.score_*": {"queue": "scoring"},
+    "behavior.tasks.resend_stalled_chunks": {"queue": "scoring"},
+    "behavior.tasks.import_events_file": {"queue": "imports"},
+    "behavior.tasks.train_models": {"queue": "training"},
+    "campaigns.tasks.*": {"queue": "campaigns"},
+    "support.tasks.*": {"queue": "support"},
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
