@@ -199,7 +199,8 @@ def _insert_events(cursor, now: datetime) -> list[str]:
             ids = [row[0] for row in cursor.fetchall()]
     except IntegrityError:
         # Another writer stored some of these events after we looked: let the database skip them.
-        cursor.execute(f"{insert} WHERE true ON CONFLICT (event_id) DO NOTHING{returning}", [now])
+        # No conflict target: it also works on a table partitioned by month (docs/operations.md).
+        cursor.execute(f"{insert} WHERE true ON CONFLICT DO NOTHING{returning}", [now])
         ids = [row[0] for row in cursor.fetchall()]
     if connection.vendor == "sqlite":  # stored as 32 hex digits
         ids = [f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}" for i in ids]
