@@ -3,6 +3,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -142,6 +143,14 @@ def _nullable(arrow_type: pa.DataType):
     return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None
 
 
+def customer_id_ranges(size: int) -> list[tuple[int, int]]:
+    """Customers' ids cut into ranges of `size` customers each: how big jobs are split over workers."""
+    ids = np.fromiter(Customer.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
+    starts = ids[::size]
+    ends = np.append(ids[size - 1 :: size], ids[-1:])[: len(starts)]
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
 def customers_frame(*, customers: tuple[int, int] | None = None, sample_every: int = 1) -> pd.DataFrame:
     """customer_id, created_at and attributes of all customers, or of an id range [first, last].
 
@@ -191,8 +200,9 @@ def scores_for_customer(*, customer: Customer) -> list[Score]:
 _ARROW_TYPES = {NUMBER: pa.float64(), BOOLEAN: pa.bool_(), STRING: pa.string(), DATETIME: pa.timestamp("us", tz="UTC")}
 
 
-def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None = None) -> pd.DataFrame:
-    """The stored condition fields (customer.* and score.*) of all customers or of `customer_ids`.
+def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None = None,
+                    customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """The stored condition fields (customer.* and score.*) of all customers, of `customer_ids` or of an id range.
 
     One row per customer, indexed by customer_id, one column per field name ("score.purchase_intent");
     NaN, None or NaT where a value is missing, as `Condition.mask` expects. Two queries: customers, with
@@ -202,13 +212,17 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
     """
     chosen = [FIELDS[name] for name in dict.fromkeys(fields)]
     stored = [f for f in chosen if f.sql is not None]
-    customers = Customer.objects.order_by("pk")
+    rows = Customer.objects.order_by("pk")
     scores = Score.objects.filter(target__in=[f.score for f in chosen if f.score])
     if customer_ids is not None:
         ids = list(customer_ids)
-        customers, scores = customers.filter(pk__in=ids), scores.filter(customer__in=ids)
+        rows, scores = rows.filter(pk__in=ids), scores.filter(customer__in=ids)
+    if customers is not None:
+        first, last = customers
+        rows = rows.filter(pk__gte=first, pk__lte=last)
+        scores = scores.filter(customer_id__gte=first, customer_id__lte=last)
     frame = _values_frame(
-        customers.values_list("pk", *(f.sql for f in stored)),
+        rows.values_list("pk", *(f.sql for f in stored)),
         {"customer_id": pa.int64(), **{f.name: _ARROW_TYPES[f.type] for f in stored}},
     ).set_index("customer_id")
     if any(f.score for f in chosen):
@@ -222,9 +236,25 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
     return frame[[f.name for f in chosen if f.sql is not None or f.score]]
 
 
-def condition_features_frame(*, fields: Iterable[str], now: datetime) -> pd.DataFrame:
-    """The feature-based condition fields of every customer at `now`, built from all events before it."""
-    return feature_columns(build_features(events_frame(until=now), now, customers_frame()), fields)
+def condition_features_frame(*, fields: Iterable[str], now: datetime, customers: tuple[int, int] | None = None
+                             ) -> pd.DataFrame:
+    """The feature-based condition fields of every customer (or an id range) at `now`, from the events before it."""
+    return feature_columns(build_features(events_frame(until=now, customers=customers), now,
+                                          customers_frame(customers=customers)), fields)
+
+
+def conditions_frame(conditions: Iterable, now: datetime, *, also: Iterable[str] = (),
+                     customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Every customer's (or an id range's) values of the fields these conditions use, and of the fields `also`.
+
+    Stored fields come from condition_frame, the feature-based ones are built as of `now`.
+    """
+    fields = list(dict.fromkeys([*also, *(f for c in conditions for f in c.fields)]))
+    frame = condition_frame(fields=fields, customers=customers)
+    computed = [f for f in fields if f not in frame.columns]
+    if computed:
+        frame = frame.join(condition_features_frame(fields=computed, now=now, customers=customers), how="left")
+    return frame
 
 
 def _values_frame(rows, columns: dict[str, pa.DataType]) -> pd.DataFrame:

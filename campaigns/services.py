@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from behavior.conditions import Condition, parse
 from behavior.models import Customer, Product, ScoringRun
-from behavior.selectors import condition_features_frame, condition_frame, events_frame
+from behavior.selectors import conditions_frame, events_frame
 from behavior.services.contacts import contacts_claim
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.recommend import recommend
@@ -56,31 +56,41 @@ def campaigns_live(now: datetime):
             .order_by("-priority", "pk"))
 
 
-def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None) -> list[EvaluationOutcome]:
-    """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing."""
+def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None,
+                       audiences: dict[int, pd.Series] | None = None) -> list[EvaluationOutcome]:
+    """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing.
+
+    `audiences` (campaign id -> purchase intent by customer id) are computed here unless given: workers
+    compute them range by range (campaigns_audiences) and one task assigns, with the same result.
+    """
     now = now or (run.as_of if run else timezone.now())
     campaigns = list(campaigns_live(now))
     if not campaigns:
         return []
-    conditions = {c.pk: condition_of(c) for c in campaigns}
-    frame = audience_frame(conditions.values(), now)
+    if audiences is None:
+        audiences = campaigns_audiences(now=now)
     events = None
     outcomes = []
     for campaign in campaigns:
         if campaign.kind == Campaign.Kind.AD and events is None:
             events = events_frame(until=now)
-        outcomes.append(_campaign_evaluate(campaign, conditions[campaign.pk], frame, now, run, events))
+        audience = audiences.get(campaign.pk, pd.Series(dtype="float64"))
+        outcomes.append(_campaign_evaluate(campaign, audience, now, run, events))
     return outcomes
 
 
-def audience_frame(conditions, now: datetime) -> pd.DataFrame:
+def campaigns_audiences(*, now: datetime, customers: tuple[int, int] | None = None) -> dict[int, pd.Series]:
+    """Each live campaign's audience among all customers (or an id range): their purchase intent, by customer id."""
+    campaigns = list(campaigns_live(now))
+    conditions = {c.pk: condition_of(c) for c in campaigns}
+    frame = audience_frame(conditions.values(), now, customers=customers)
+    intent = frame["score.purchase_intent"].astype("float64")
+    return {c.pk: intent[audience_mask(c, conditions[c.pk], frame, now)] for c in campaigns}
+
+
+def audience_frame(conditions, now: datetime, customers: tuple[int, int] | None = None) -> pd.DataFrame:
     """Every customer's values of the fields these conditions use (plus consent and purchase intent)."""
-    fields = list(dict.fromkeys([*ALWAYS_LOADED, *(f for c in conditions for f in c.fields)]))
-    frame = condition_frame(fields=fields)
-    computed = [f for f in fields if f not in frame.columns]
-    if computed:
-        frame = frame.join(condition_features_frame(fields=computed, now=now), how="left")
-    return frame
+    return conditions_frame(conditions, now, also=ALWAYS_LOADED, customers=customers)
 
 
 def audience_mask(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime) -> np.ndarray:
@@ -104,19 +114,18 @@ def period_of(campaign: Campaign, now: datetime) -> int:
     return (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days // campaign.period_days
 
 
-def _campaign_evaluate(campaign, condition, frame, now, run, events) -> EvaluationOutcome:
+def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> EvaluationOutcome:
     period = period_of(campaign, now)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status != Campaign.Status.ACTIVE:
             return EvaluationOutcome(campaign.pk, 0, 0, 0, 0, 0)
-        ids = frame.index.to_numpy(np.int64)[audience_mask(campaign, condition, frame, now)]
         done = Assignment.objects.filter(campaign=campaign, period=period).values_list("customer_id", flat=True)
-        ids = np.setdiff1d(ids, np.fromiter(done, np.int64), assume_unique=True)
+        ids = np.setdiff1d(audience.index.to_numpy(np.int64), np.fromiter(done, np.int64))
         control = in_holdout(campaign.pk, ids, float(campaign.holdout_percent))
         # The likeliest buyers first: when caps or budgets run short, they are the ones reached.
         treatment = ids[~control]
-        intent = frame["score.purchase_intent"].reindex(treatment).to_numpy(np.float64, na_value=-1.0)
+        intent = audience.reindex(treatment).to_numpy(np.float64, na_value=-1.0)
         treatment = treatment[np.argsort(-intent, kind="stable")]
         room = len(treatment)
         if campaign.max_assignments is not None:
@@ -124,7 +133,7 @@ def _campaign_evaluate(campaign, condition, frame, now, run, events) -> Evaluati
             room = max(campaign.max_assignments - used, 0)
         wanted = treatment[:room]
         granted = contacts_claim(customer_ids=wanted, source=f"campaign {campaign.pk}", at=now)
-        _assign(campaign, period, now, run, ids[control], granted, events, condition)
+        _assign(campaign, period, now, run, ids[control], granted, events, condition_of(campaign))
     return EvaluationOutcome(campaign=campaign.pk, audience=len(ids), control=int(control.sum()), treated=len(granted),
                              out_of_budget=len(wanted) - len(granted), over_cap=len(treatment) - len(wanted))
 

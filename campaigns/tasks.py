@@ -2,16 +2,47 @@
 
 from dataclasses import asdict
 
-from celery import shared_task
+import pandas as pd
+from celery import chord, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from behavior.models import ScoringRun
-from campaigns.services import campaigns_evaluate
+from behavior.selectors import customer_id_ranges
+from campaigns.services import campaigns_audiences, campaigns_evaluate
+
+RETRY = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=5)
 
 
 # Safe to run twice: assignments are unique per campaign, customer and period, and each campaign
 # is evaluated under its row lock, so a redelivered or duplicated task assigns nothing again.
-@shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=5)
-def evaluate_campaigns(run_id: int) -> list[dict]:
+@shared_task(**RETRY)
+def evaluate_campaigns(run_id: int) -> list[dict] | None:
+    """Evaluate the campaigns after a run: in this task for a small shop, else audiences range by range first."""
     run = ScoringRun.objects.get(pk=run_id)
-    return [asdict(outcome) for outcome in campaigns_evaluate(run=run)]
+    ranges = customer_id_ranges(settings.FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS)
+    if len(ranges) <= 1:
+        return [asdict(outcome) for outcome in campaigns_evaluate(run=run)]
+    chord(campaign_audiences.s(run_id, first, last) for first, last in ranges)(assign_campaigns.s(run_id))
+    return None
+
+
+@shared_task(**RETRY)
+def campaign_audiences(run_id: int, first: int, last: int) -> dict[str, list]:
+    """Each live campaign's audience among customers first..last: [ids, purchase intents (None: unscored)]."""
+    run = ScoringRun.objects.get(pk=run_id)
+    audiences = campaigns_audiences(now=run.as_of, customers=(first, last))
+    return {str(pk): [a.index.tolist(), a.astype(object).where(a.notna(), None).tolist()]
+            for pk, a in audiences.items()}
+
+
+@shared_task(**RETRY)
+def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
+    """Assign from the audiences of every range, campaign by campaign in priority order."""
+    audiences: dict[int, list[pd.Series]] = {}
+    for part in parts:
+        for pk, (ids, intents) in part.items():
+            audiences.setdefault(int(pk), []).append(pd.Series(intents, index=ids, dtype="float64"))
+    merged = {pk: pd.concat(series).sort_index() for pk, series in audiences.items()}
+    run = ScoringRun.objects.get(pk=run_id)
+    return [asdict(outcome) for outcome in campaigns_evaluate(run=run, audiences=merged)]

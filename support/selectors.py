@@ -14,7 +14,7 @@ from django.utils import timezone
 from behavior.conditions import Condition, parse
 from behavior.features import OPEN_ORDER_DAYS
 from behavior.models import Customer, Event, Score
-from behavior.selectors import condition_features_frame, condition_frame
+from behavior.selectors import conditions_frame
 from behavior.services.contacts import contacts_remaining
 from support.facts import ticket_facts
 from support.models import SupportRule, Ticket
@@ -25,12 +25,7 @@ IN_CHUNK = 10_000  # ids per IN list: SQLite allows 32,766 parameters in one sta
 
 def rule_frame(conditions: Iterable[Condition], now: datetime) -> pd.DataFrame:
     """Every customer's values of the fields these conditions use (plus support risk), one row per customer."""
-    fields = list(dict.fromkeys([*ALWAYS_LOADED, *(f for c in conditions for f in c.fields)]))
-    frame = condition_frame(fields=fields)
-    computed = [f for f in fields if f not in frame.columns]
-    if computed:
-        frame = frame.join(condition_features_frame(fields=computed, now=now), how="left")
-    return frame
+    return conditions_frame(conditions, now, also=ALWAYS_LOADED)
 
 
 def rule_candidates(*, rule: SupportRule, condition: Condition, frame: pd.DataFrame, now: datetime

@@ -25,9 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from behavior.features import TARGETS, build_features
-from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun
+from behavior.models import ModelVersion, Score, ScoringChunk, ScoringRun
 from behavior.reasons import contributions, top_reasons
-from behavior.selectors import customers_frame, events_frame
+from behavior.selectors import customer_id_ranges, customers_frame, events_frame
 from behavior.services.bulk import rows_upsert
 from behavior.services.registry import model_version_load
 from behavior.signals import scoring_finished
@@ -55,14 +55,12 @@ def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = C
     missing = [t for t in TARGETS if t not in champions]
     if missing:
         raise ScoringError(f"no champion model for {', '.join(missing)}: run `manage.py train` first")
-    ids = np.fromiter(Customer.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
-    starts = ids[::chunk_customers]
-    ends = np.append(ids[chunk_customers - 1 :: chunk_customers], ids[-1:])[: len(starts)]
+    ranges = customer_id_ranges(chunk_customers)
     now = timezone.now()
     with transaction.atomic():
-        run = ScoringRun.objects.create(as_of=as_of or now, model_versions=champions, chunks=len(starts))
-        ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=int(a), last=int(b), dispatched_at=now)
-                                          for a, b in zip(starts, ends, strict=True)])
+        run = ScoringRun.objects.create(as_of=as_of or now, model_versions=champions, chunks=len(ranges))
+        ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=first, last=last, dispatched_at=now)
+                                          for first, last in ranges])
     return run
 
 

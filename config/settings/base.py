@@ -142,6 +142,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "behavior.api.schema.document_errors"],
 }
 
+# Campaign audiences are computed by workers in ranges of this many customers, then assigned by one task.
+FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS = int(os.environ.get("FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS", 200_000))
+
 # Event ingestion limits.
 FORESIGHT_MAX_BATCH_EVENTS = 1000
 FORESIGHT_MAX_PROPERTIES_BYTES = int(os.environ.get("FORESIGHT_MAX_PROPERTIES_BYTES", "2048"))

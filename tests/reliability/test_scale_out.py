@@ -1,10 +1,10 @@
-"""One scoring run and its campaign evaluation, spread over worker processes by queue, equal one process's work."""
+"""One scoring run and one campaign evaluation, each spread over worker processes by queue, equal one process's work."""
 
 import time
 
 import pytest
 
-from behavior.models import Customer, Score, ScoringRun
+from behavior.models import Contact, ContactPolicy, Customer, Score, ScoringRun
 from behavior.services.scoring import scoring_cycle_run
 from behavior.tasks import score_customers
 from campaigns.models import Assignment, Coupon
@@ -30,17 +30,22 @@ def _outcome() -> tuple[dict, set]:
 
 def test_scoring_and_campaigns_on_workers_by_queue_give_what_one_process_gives(champions, workers):
     Customer.objects.update(marketing_consent=True)
-    offer(condition={"field": "score.purchase_intent", "op": "gte", "value": 0.05}, holdout_percent=20,
-          max_assignments=200)
+    ContactPolicy.objects.update_or_create(pk=1, defaults={"max_contacts": 1, "per_days": 7})
+    offer(name="capped", condition={"field": "score.purchase_intent", "op": "gte", "value": 0.05}, holdout_percent=20,
+          max_assignments=200, priority=2)
+    offer(name="repeat buyers", condition={"field": "feature.orders", "op": "gte", "value": 1}, priority=1)
     one_process = scoring_cycle_run(as_of=END, chunk_customers=300)
     campaigns_evaluate(run=one_process)
     expected_scores, expected_assignments = _outcome()
     assert len(expected_assignments) > 100
-    Assignment.objects.all().delete()  # the same period again must assign anew
+    Assignment.objects.all().delete()  # the same period again must assign anew, with the budgets unspent
+    Contact.objects.all().delete()
     app.control.purge()  # the in-process run's signal queued a campaign task no worker should see
 
     scorers = [workers.start(queues="scoring"), workers.start(queues="scoring")]
-    workers.start(queues="celery,campaigns,support")
+    # Campaign audiences in ranges of 300 customers (10 tasks), shared by two workers; one of them assigns.
+    evaluators = [workers.start(queues="campaigns", FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS="300") for _ in range(2)]
+    workers.start(queues="celery,support")
     run = _finished(score_customers.delay(END.isoformat(), 300).get(timeout=60), seconds=120)  # 10 chunks
     deadline = time.monotonic() + 60
     while Assignment.objects.count() < len(expected_assignments) and time.monotonic() < deadline:
@@ -49,6 +54,7 @@ def test_scoring_and_campaigns_on_workers_by_queue_give_what_one_process_gives(c
     assert run.status == "succeeded" and run.pk != one_process.pk
     assert _outcome() == (expected_scores, expected_assignments)
     assert Coupon.objects.count() == Assignment.objects.filter(group="treatment").count()
-    chunks_by_worker = [log.read_text().count("score_chunk[") for log in sorted(workers.log_dir.glob("*.log"))[:2]]
-    assert all(n > 0 for n in chunks_by_worker), chunks_by_worker  # both scoring workers took chunks
-    assert ScoringRun.objects.count() == 2 and all(w.poll() is None for w in scorers)
+    logs = [log.read_text() for log in sorted(workers.log_dir.glob("celery-worker-*.log"))]
+    assert all("score_chunk[" in log for log in logs[:2])  # both scoring workers took chunks
+    assert all("campaign_audiences[" in log for log in logs[2:4])  # both evaluators took audience ranges
+    assert ScoringRun.objects.count() == 2 and all(w.poll() is None for w in scorers + evaluators)
