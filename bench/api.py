@@ -11,18 +11,15 @@ the service functions called in-process, so the ratios say where the time goes. 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import itertools
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
 from bench._common import machine_facts, redacted  # noqa: E402
-from bench.ingest import LOOPBACK, database_recreate, measured  # noqa: E402
+from bench.ingest import LOOPBACK, BenchError, database_recreate, gunicorn, measured  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/foresight_bench_api"
 # Tests use Redis databases 14 and 15; the bench keeps its throttle counts apart, in 13, and empties it.
@@ -47,10 +44,6 @@ SLOT = "home"
 ITEMS = [{"product": "sku-00001", "category": "shoes", "price": "40.00", "quantity": 1}]
 MIXED_REDEEM_SHARE = 0.2  # of the mixed phase's calls: one checkout for four page views
 SWEEP = (2, 4, 8, 16)  # fewer clients on placements: up to how many calls in flight does the goal hold?
-
-
-class BenchError(Exception):
-    """A call failed or the server did not come up: the figures would be meaningless."""
 
 
 @dataclass
@@ -218,39 +211,6 @@ def coupons_of_shop() -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- gunicorn
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict, workers: int, threads: int, log: Path) -> Iterator[tuple[int, int]]:
-    """gunicorn on a free loopback port: sync workers when threads is 1, else gthread; yields (port, pid)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--timeout", "120", "--log-level", "warning", "--chdir", str(ROOT),
-               "--backlog", "2048"]
-    if threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(threads)]
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise BenchError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline:
-                raise BenchError("gunicorn did not listen within 60 s")
-            time.sleep(0.2)
-        yield port, server.pid
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 # ---------------------------------------------------------------- the client

@@ -78,7 +78,7 @@ SEARCHES = ["running shoes", "red dress", "usb-c charger", "gift for dad", "coff
 
 
 class BenchError(Exception):
-    """A phase did not store what it was given: the figures would be meaningless."""
+    """A phase did not store what it was given, a call failed, or the server did not come up."""
 
 
 @dataclass
@@ -394,15 +394,18 @@ def measured(figure: Figure, url: str, server_pid: int | None = None) -> Iterato
 
 
 @contextlib.contextmanager
-def gunicorn(url: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+def gunicorn(env: dict, workers: int, threads: int, log: Path) -> Iterator[tuple[int, int]]:
+    """gunicorn on a free loopback port: sync workers when threads is 1, else gthread; yields (port, pid)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, **_django_env(url)}
     command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--timeout", "120", "--log-level", "warning", "--chdir", str(ROOT)]
+               "--workers", str(workers), "--timeout", "120", "--log-level", "warning", "--chdir", str(ROOT),
+               "--backlog", "2048"]
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
     with log.open("wb") as output:
-        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -413,7 +416,7 @@ def gunicorn(url: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
             if time.monotonic() > deadline:
                 raise BenchError("gunicorn did not listen within 60 s")
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", server.pid
+        yield port, server.pid
     finally:
         server.terminate()
         try:
@@ -461,7 +464,8 @@ def phase_api(run: Run, events: pd.DataFrame, url: str, workdir: Path) -> Figure
     _key, raw_key = api_key_create(name="bench", scopes=["ingest"])
     log = workdir / "gunicorn.log"
     problems: list[str] = []
-    with gunicorn(url, run.workers, log) as (base, master), ThreadPoolExecutor(run.clients) as pool:
+    with gunicorn(_django_env(url), run.workers, 1, log) as (port, master), ThreadPoolExecutor(run.clients) as pool:
+        base = f"http://127.0.0.1:{port}"
         client = EventsClient(base, raw_key)
         # Warm the workers (lazy imports, first connection, first plans) on other events, then start clean.
         warmup = events_generate(4 * BATCH * run.workers, customers=run.customers, products=_products(run),
