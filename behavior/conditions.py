@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.core.exceptions import ValidationError
 from django.db.models import Case, Exists, F, OuterRef, Q, TextField, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KT
@@ -328,6 +329,14 @@ def parse(tree: Any) -> Condition:
     fields: dict[str, None] = {}  # an ordered set
     root = _node(tree, "", 1, counter, fields)
     return Condition(root, tuple(fields))
+
+
+def validate_condition(tree: Any) -> None:
+    """A model field validator: a condition that does not parse is refused, naming its bad node."""
+    try:
+        parse(tree)
+    except ConditionError as error:
+        raise ValidationError(str(error)) from error
 
 
 def _node(tree: Any, path: str, depth: int, counter: dict[str, int], fields: dict[str, None]) -> Node:

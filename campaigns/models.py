@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
@@ -44,6 +45,7 @@ class Campaign(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     condition = models.JSONField(
+        validators=[validate_condition],
         help_text='Who is in the audience, e.g. {"field": "score.purchase_intent", "op": "gte", "value": 0.5}; '
         'combine rules with {"all": [...]}, {"any": [...]} and {"not": {...}}. Only customers with marketing '
         "consent are ever reached."
@@ -100,13 +102,7 @@ class Campaign(models.Model):
         return self.name
 
     def clean(self):
-        from behavior.conditions import ConditionError, parse
-
         errors = {}
-        try:
-            parse(self.condition)
-        except ConditionError as error:
-            errors["condition"] = str(error)
         if self.kind == self.Kind.PRICE_OFFER:
             if self.discount_value <= 0:
                 errors["discount_value"] = "A price offer needs a discount above zero."

@@ -6,6 +6,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun
 from support.facts import days, stars
 
@@ -46,6 +47,7 @@ class SupportRule(models.Model):
     name = models.CharField(max_length=200)
     active = models.BooleanField(default=False)
     condition = models.JSONField(
+        validators=[validate_condition],
         help_text='Who gets a ticket, e.g. {"all": [{"field": "score.support_risk", "op": "gte", "value": 0.6}, '
         '{"field": "feature.orders_open_past_due", "op": "gte", "value": 1}]}.'
     )
@@ -75,13 +77,7 @@ class SupportRule(models.Model):
         return self.name
 
     def clean(self):
-        from behavior.conditions import ConditionError, parse
-
         errors = {}
-        try:
-            parse(self.condition)
-        except ConditionError as error:
-            errors["condition"] = str(error)
         try:
             message_placeholders(self.customer_message)
         except ValueError as error:
