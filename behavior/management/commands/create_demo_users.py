@@ -1,4 +1,5 @@
 import os
+import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -13,8 +14,6 @@ DEMO_USERS = {  # login -> group
     "lead": "Support leads",
     "admin": "Administrators",
 }
-# Only for the embedded SQLite demo on one's own machine; any other database needs FORESIGHT_DEMO_PASSWORD.
-SQLITE_DEMO_PASSWORD = "foresight-demo"
 
 
 class Command(BaseCommand):
@@ -24,8 +23,8 @@ class Command(BaseCommand):
         password = os.environ.get("FORESIGHT_DEMO_PASSWORD")
         if not password:
             if connection.vendor != "sqlite":
-                raise CommandError("set FORESIGHT_DEMO_PASSWORD: the fixed demo password is for the SQLite demo only")
-            password = SQLITE_DEMO_PASSWORD
+                raise CommandError("set FORESIGHT_DEMO_PASSWORD: a made-up password is for the SQLite demo only")
+            password = secrets.token_urlsafe(9)  # the local demo: made up now, and printed below
         groups_sync()
         User = get_user_model()
         for username, group_name in DEMO_USERS.items():
