@@ -210,6 +210,23 @@ def _attributes(ids, customers) -> tuple[np.ndarray, np.ndarray]:
     return country_code, np.where(device >= 0, device, np.nan)
 
 
+def events_for_features(events: pd.DataFrame, customers: Iterable[str] | None = None) -> pd.DataFrame:
+    """Events under the shop's own ids (as the importers and the simulator give them) in build_features' columns.
+
+    A customer's integer id is its position in `customers` (default: order of first appearance; -1 when
+    missing); products are numbered in order of first appearance.
+    """
+    known = pd.Index(pd.unique(events["customer"].dropna()) if customers is None else customers)
+    product = pd.factorize(events["product"])[0]
+    return pd.DataFrame({
+        "customer_id": known.get_indexer(events["customer"]), "type": events["type"],
+        "occurred_at": events["occurred_at"], "product_id": pd.array(np.where(product >= 0, product, None), "Int64"),
+        "category": events["category"], "price": events["price"], "quantity": events["quantity"],
+        "order_id": events["order_id"], "session_id": events["session_id"], "rating": events["rating"],
+        "promised_at": events["promised_at"],
+    }).reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Target:
     """What a model predicts: any event of these types (or a review rated at most max_rating) within horizon."""

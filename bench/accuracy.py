@@ -37,7 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"  # beside the checkout
 
-from behavior.features import TARGETS, Target, build_features, build_labels  # noqa: E402  (plain modules)
+from behavior.features import (  # noqa: E402  (plain modules)
+    TARGETS,
+    Target,
+    build_features,
+    build_labels,
+    events_for_features,
+)
 from behavior.importers import read_olist, read_taobao  # noqa: E402
 from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
 from behavior.training import average_precision, baseline_scores, predict, roc_auc, roc_auc_interval, train  # noqa: E402
@@ -45,10 +51,6 @@ from behavior.training import average_precision, baseline_scores, predict, roc_a
 DAY = pd.Timedelta(days=1)
 SIM_END = datetime(2026, 1, 1, tzinfo=UTC)
 PURCHASE_1D = Target("purchase_1d", DAY, ("purchase",), description="buys within 1 day")
-EVENT_COLUMNS = ["customer_id", "type", "occurred_at", "product_id", "category", "price", "quantity", "order_id",
-                 "session_id", "rating", "promised_at"]
-
-
 @dataclass
 class Row:
     dataset: str
@@ -60,19 +62,6 @@ class Row:
 
 
 # --- events in memory from the importers' readers ------------------------------------------------------------------
-
-
-def canonical_to_features(events: pd.DataFrame) -> pd.DataFrame:
-    """The importers' canonical columns in the form build_features reads: integer customer and product ids."""
-    customer = pd.factorize(events["customer"])[0]
-    product = pd.factorize(events["product"])[0]
-    return pd.DataFrame({
-        "customer_id": customer, "type": events["type"], "occurred_at": events["occurred_at"],
-        "product_id": pd.array(np.where(product >= 0, product, None), dtype="Int64"),
-        "category": events["category"], "price": events["price"], "quantity": events["quantity"],
-        "order_id": events["order_id"], "session_id": events["session_id"], "rating": events["rating"],
-        "promised_at": events["promised_at"],
-    })[EVENT_COLUMNS].reset_index(drop=True)
 
 
 def read_source(source) -> pd.DataFrame:
@@ -145,7 +134,7 @@ def olist() -> list[Row]:
     on (about 10, to pool enough positives), after a gap of one horizon; the 6 training cutoffs before that gap
     stop the boosting, and the older ones (from 2017-01-15, after the sparse 2016 start) are fitted.
     """
-    events = canonical_to_features(read_source(read_olist(DATASETS / "olist" / "sample_4000_orders")))
+    events = events_for_features(read_source(read_olist(DATASETS / "olist" / "sample_4000_orders")))
     target = TARGETS["support_risk"]
     as_of = events["occurred_at"].max()
     cutoffs = list(pd.date_range(pd.Timestamp("2017-01-15", tz="UTC"), as_of - target.horizon, freq="14D"))
@@ -174,7 +163,7 @@ def taobao() -> list[Row]:
     prefix (100370) is cut off mid-history and dropped here.
     """
     raw = read_source(read_taobao(DATASETS / "taobao_userbehavior_prefix" / "UserBehavior_prefix.csv"))
-    events = canonical_to_features(raw[raw["customer"] != "100370"])
+    events = events_for_features(raw[raw["customer"] != "100370"])
     day = [pd.Timestamp(f"2017-{d}", tz="Asia/Shanghai").tz_convert("UTC")
            for d in ("11-26", "11-27", "11-28", "11-29", "11-30", "12-01", "12-03")]
     y, model, base, note, _ = fit_and_score(Frames(events), PURCHASE_1D, "purchase_intent", day[:5], day[5:6], day[6:])
@@ -235,7 +224,7 @@ def simulated(customers: int, days: int) -> list[Row]:
                           catalogue=simulate_catalogue(seed=7, products=1_000))
     e = shop.events
     external_ids = pd.factorize(e["customer"])[1]
-    events = canonical_to_features(e)
+    events = events_for_features(e)
     people = pd.DataFrame({"customer_id": external_ids.get_indexer(shop.customers["external_id"]),
                            "attributes": shop.customers["attributes"]}).query("customer_id >= 0")
     frames = Frames(events, people)

@@ -29,7 +29,7 @@ import xgboost as xgb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-from behavior.features import FEATURES, build_features, training_frame  # noqa: E402  (plain modules, no Django)
+from behavior.features import FEATURES, build_features, events_for_features, training_frame  # noqa: E402  (plain modules)
 from behavior.reasons import contributions, reason_agreement, reasons_sentence, top_reasons  # noqa: E402
 from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
 
@@ -91,16 +91,8 @@ def simulated_shop(customers: int, days: int) -> tuple[pd.DataFrame, pd.DataFram
     """Events and customers in the columns build_features reads, ids as integers."""
     shop = simulate_block(seed=11, block=0, first_customer=0, customers=customers, days=days, end=END,
                           catalogue=simulate_catalogue(seed=11, products=5_000))
-    e = shop.events
-    events = pd.DataFrame({
-        "customer_id": e["customer"].str.slice(-7).astype("int64"), "type": e["type"],
-        "occurred_at": e["occurred_at"], "product_id": pd.to_numeric(e["product"].str.slice(-5)).astype("Int64"),
-        "category": e["category"], "price": e["price"], "quantity": e["quantity"].astype("Int64"),
-        "order_id": e["order_id"], "session_id": e["session_id"], "rating": e["rating"].astype("Int64"),
-        "promised_at": e["promised_at"],
-    })
-    people = pd.DataFrame({"customer_id": shop.customers["external_id"].str.slice(-7).astype("int64"),
-                           "attributes": shop.customers["attributes"]})
+    events = events_for_features(shop.events, shop.customers["external_id"])
+    people = pd.DataFrame({"customer_id": np.arange(len(shop.customers)), "attributes": shop.customers["attributes"]})
     return events, people
 
 

@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 DATASETS = ROOT.parent / "shared" / "datasets"  # beside the checkout
 
+from behavior.features import events_for_features  # noqa: E402
 from behavior.importers import read_taobao  # noqa: E402
 from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
 from bench._common import machine_facts, number  # noqa: E402
-from bench.accuracy import canonical_to_features, read_source  # noqa: E402  (the importers' frames, as features read)
+from bench.accuracy import read_source  # noqa: E402
 from campaigns.recommend import STRATEGIES, recommend  # noqa: E402
 
 K = 10
@@ -60,14 +61,14 @@ def main() -> None:
 
     started = time.perf_counter()
     raw = read_source(read_taobao(DATASETS / "taobao_userbehavior_prefix" / "UserBehavior_prefix.csv"))
-    taobao = canonical_to_features(raw[raw["customer"] != "100370"])  # the prefix cuts this user's history short
+    taobao = events_for_features(raw[raw["customer"] != "100370"])  # the prefix cuts this user's history short
     print(f"taobao prefix: {len(taobao):,} events read in {time.perf_counter() - started:.1f} s")
     evaluate(f"taobao prefix, cutoff {TAOBAO_CUTOFF:%Y-%m-%d %H:%M} UTC", taobao, TAOBAO_CUTOFF, window)
 
     started = time.perf_counter()
     shop = simulate_block(seed=5, block=0, first_customer=0, customers=args.customers, days=args.days, end=SIM_END,
                           catalogue=simulate_catalogue(seed=5, products=5_000))
-    simulated = canonical_to_features(shop.events)
+    simulated = events_for_features(shop.events)
     print(f"\nsimulated {args.customers:,} customers over {args.days} days: {len(simulated):,} events "
           f"in {time.perf_counter() - started:.1f} s")
     evaluate(f"simulated shop, cutoff {args.window} days before its end", simulated,

@@ -39,10 +39,14 @@ import django  # noqa: E402
 django.setup()
 
 from behavior.conditions import feature_columns, parse  # noqa: E402
-from behavior.features import BAD_RATING, TARGETS  # noqa: E402
+from behavior.features import (  # noqa: E402
+    BAD_RATING,
+    TARGETS,
+    events_for_features,
+)
 from behavior.importers import read_olist  # noqa: E402
 from behavior.training import predict, train  # noqa: E402
-from bench.accuracy import DATASETS, Frames, canonical_to_features, read_source, time_split  # noqa: E402
+from bench.accuracy import DATASETS, Frames, read_source, time_split  # noqa: E402
 
 WINDOW = pd.Timedelta(days=14)  # dedupe window of a rule, and how long after a ticket a bad review counts
 TEST_FROM = pd.Timestamp("2018-05-15", tz="UTC")  # bench/accuracy.py's test block starts here
@@ -110,7 +114,7 @@ def ratio(value: float, base: float) -> str:
 
 def main() -> None:
     started = time.perf_counter()
-    events = canonical_to_features(read_source(read_olist(DATASETS / "olist" / "sample_4000_orders")))
+    events = events_for_features(read_source(read_olist(DATASETS / "olist" / "sample_4000_orders")))
     frames = Frames(events)
     model = trained_model(frames, events)
     days = pd.date_range(TEST_FROM, events["occurred_at"].max().normalize() - WINDOW, freq="1D")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from behavior.event_types import EVENT_TYPES
-from behavior.features import FEATURES, TARGETS, build_features, build_labels, training_frame
+from behavior.features import FEATURES, TARGETS, build_features, build_labels, events_for_features, training_frame
 from behavior.simulation import simulate_block, simulate_catalogue
 
 CUTOFF = pd.Timestamp("2026-03-01", tz="UTC")
@@ -207,14 +207,7 @@ def test_recent_viewers_buy_more_often_in_a_simulated_shop():
     end = datetime(2026, 1, 1, tzinfo=UTC)
     shop = simulate_block(seed=5, block=0, first_customer=0, customers=10_000, days=90, end=end,
                           catalogue=simulate_catalogue(seed=5, products=1_000))
-    e = shop.events
-    events = pd.DataFrame({
-        "customer_id": e["customer"].str.slice(-7).astype("int64"), "type": e["type"],
-        "occurred_at": e["occurred_at"], "product_id": pd.to_numeric(e["product"].str.slice(-5)).astype("Int64"),
-        "category": e["category"], "price": e["price"], "quantity": e["quantity"].astype("Int64"),
-        "order_id": e["order_id"], "session_id": e["session_id"], "rating": e["rating"].astype("Int64"),
-        "promised_at": e["promised_at"],
-    })
+    events = events_for_features(shop.events)
     cutoff = pd.Timestamp(end) - pd.Timedelta(days=14)
     features = build_features(events, cutoff)
     buys = build_labels(events, cutoff, "purchase_intent", customer_ids=features.index)
