@@ -101,7 +101,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task a dead worker had taken is handed out again after this many seconds (Redis broker):
 # it must be longer than the longest task, or a slow task would also run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+# Kombu looks for such tasks every interval x throttle seconds, 100 s by its defaults; a throttle
+# of 1 looks every 10 s (one cheap sorted-set read), so a lost task comes back soon after it is due.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "unacked_restore_throttle": 1,
+}
 # Queues by workload, so each can get workers of its own size (`celery worker -Q scoring`) on any
 # machine; a worker started without -Q serves them all.
 CELERY_TASK_QUEUES = {name: {} for name in ("celery", "scoring", "imports", "training", "campaigns", "support")}
