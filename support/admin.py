@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
@@ -107,8 +108,26 @@ class TicketAdmin(admin.ModelAdmin):
         self._set_status(request, queryset, Ticket.Status.OPEN)
 
 
+class HelpdeskSettingsForm(forms.ModelForm):
+    """The secret can be written but never read back: an empty field keeps the stored one."""
+
+    secret = forms.CharField(
+        required=False, max_length=255, widget=forms.PasswordInput(render_value=False),
+        help_text=HelpdeskSettings._meta.get_field("secret").help_text
+        + " Not shown once saved: type a new one to replace it, or leave the field empty to keep it.",
+    )
+
+    class Meta:
+        model = HelpdeskSettings
+        fields = ["enabled", "url", "secret", "retry_base_seconds"]
+
+    def clean_secret(self) -> str:
+        return self.cleaned_data["secret"] or self.instance.secret
+
+
 @admin.register(HelpdeskSettings)
 class HelpdeskSettingsAdmin(admin.ModelAdmin):
+    form = HelpdeskSettingsForm
     list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
 
     def has_add_permission(self, request):

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from support.models import OutboxMessage, SupportRule, Ticket
+from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket
 from support.services.proactive import tickets_open_proactively
 from tests.support.conftest import late_order, support_rule
 
@@ -53,3 +53,19 @@ def test_the_queue_filters_overdue_tickets_and_its_actions_say_what_they_did(adm
     assert f"ticket {late.pk}: a ticket that is solved cannot become pending" in mixed
     assert admin_client.get("/admin/support/outboxmessage/").status_code == 200
     assert not OutboxMessage.objects.exists()  # no helpdesk enabled
+
+
+def test_the_helpdesk_secret_can_be_replaced_but_is_never_shown(admin_client):
+    page = "/admin/support/helpdesksettings/add/"
+    form = {"enabled": "on", "url": "https://helpdesk.example/hooks", "retry_base_seconds": 10}
+
+    refused = admin_client.post(page, form)
+    assert "An enabled helpdesk needs a URL and a secret." in refused.content.decode()
+    assert admin_client.post(page, {**form, "secret": "first-secret"}).status_code == 302
+    change = f"/admin/support/helpdesksettings/{HelpdeskSettings.current().pk}/change/"
+    assert "first-secret" not in admin_client.get(change).content.decode()
+
+    assert admin_client.post(change, {**form, "secret": ""}).status_code == 302  # kept
+    assert HelpdeskSettings.current().secret == "first-secret"
+    assert admin_client.post(change, {**form, "secret": "second-secret"}).status_code == 302
+    assert HelpdeskSettings.current().secret == "second-secret"
