@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench-ingest bench-recommend bench-support bench-api bench-load clean
+.PHONY: demo test lint bench-ingest bench-reasons bench-recommend bench-support bench-api bench-load clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: $(STAMP) chromium
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-reasons: $(STAMP)
+	$(BIN)/python bench/reasons.py
 
 bench-recommend: $(STAMP)
 	$(BIN)/python bench/recommend.py
