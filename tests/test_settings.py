@@ -38,13 +38,20 @@ def test_production_starts_when_configured():
     assert _load_production(**GOOD).returncode == 0
 
 
-def test_local_settings_run_tasks_in_process_on_sqlite():
-    code = "from django.conf import settings as s; print(s.CELERY_TASK_ALWAYS_EAGER, s.DATABASES['default']['ENGINE'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "FORESIGHT_TASKS_IN_PROCESS")}
+def test_local_settings_run_tasks_in_process_on_sqlite_without_a_word_about_brokers():
+    code = ("import django; django.setup()\n"
+            "from config.celery import app\n"
+            "from django.conf import settings as s\n"
+            "@app.task\n"
+            "def probe(): return 42\n"
+            "print(s.CELERY_TASK_ALWAYS_EAGER, s.DATABASES['default']['ENGINE'], probe.delay().get())")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "FORESIGHT_TASKS_IN_PROCESS", "CELERY_BROKER_URL")}
     result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        [sys.executable, "-c", code],
         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.local"},
         capture_output=True,
         text=True,
     )
-    assert result.stdout.split() == ["True", "django.db.backends.sqlite3"], result.stderr
+    assert result.stdout.split() == ["True", "django.db.backends.sqlite3", "42"], result.stderr
+    assert result.stderr == ""  # kombu warned of a fallback to AMQP on localhost before the memory broker
