@@ -7,12 +7,25 @@ class SupportConfig(AppConfig):
     name = "support"
 
     def ready(self):
+        from django.db.models.signals import pre_delete
+
+        from behavior.models import Customer
         from behavior.signals import scoring_finished
 
         scoring_finished.connect(_open_tickets_after_scoring, dispatch_uid="support.open_tickets")
+        # Every way of erasing a customer (the API, the admin) deletes the row, inside the deletion's transaction.
+        pre_delete.connect(_tell_the_helpdesk_of_an_erasure, sender=Customer, dispatch_uid="support.erasure")
 
 
 def _open_tickets_after_scoring(sender, run, **kwargs):
     from support.tasks import open_support_tickets
 
     open_support_tickets.delay(run.pk)  # the signal comes after the run's commit: workers see fresh scores
+
+
+def _tell_the_helpdesk_of_an_erasure(sender, instance, **kwargs):
+    from django.utils import timezone
+
+    from support.services.outbox import outbox_enqueue_erasure
+
+    outbox_enqueue_erasure(customer=instance, now=timezone.now())

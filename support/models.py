@@ -184,15 +184,20 @@ class HelpdeskSettings(models.Model):
 
 
 class OutboxMessage(models.Model):
-    """One ticket change to send to the helpdesk; a ticket's messages are delivered in sequence order."""
+    """One ticket change to send to the helpdesk; a ticket's messages are delivered in sequence order.
+
+    The one message without a ticket says that an erased customer's tickets must be erased there too.
+    """
 
     class Kind(models.TextChoices):
         OPENED = "ticket.opened"
         STATUS_CHANGED = "ticket.status_changed"
         ESCALATED = "ticket.escalated"
         ACKNOWLEDGED = "ticket.acknowledged"
+        ERASED = "tickets.erased"
 
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="outbox")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="outbox", null=True, blank=True,
+                               help_text="Empty for an erasure: the tickets it names are gone here.")
     sequence = models.PositiveIntegerField(help_text="The change's number within its ticket, from 1.")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     payload = models.JSONField(help_text="The ticket as it was after the change.")
@@ -210,4 +215,6 @@ class OutboxMessage(models.Model):
                                 condition=Q(delivered_at__isnull=True))]
 
     def __str__(self) -> str:
+        if self.ticket_id is None:
+            return f"{self.kind} ({len(self.payload.get('tickets', []))} tickets)"
         return f"{self.kind} #{self.sequence} of ticket {self.ticket_id}"

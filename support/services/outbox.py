@@ -62,6 +62,26 @@ def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime) -> int:
     return len(messages)
 
 
+def outbox_enqueue_erasure(*, customer: Customer, now: datetime) -> OutboxMessage | None:
+    """Ask the helpdesk to erase the tickets it may hold of a customer who is being erased here.
+
+    Only tickets a change was sent for (or is being sent) can be there. The message names those
+    tickets, not the customer, so nothing personal outlives the erasure, and it is due a lease
+    later, so that a change still in flight reaches the helpdesk before it.
+    """
+    tried = OutboxMessage.objects.filter(ticket=OuterRef("pk")).filter(Q(attempts__gt=0) | Q(lease_until__isnull=False))
+    known = list(Ticket.objects.filter(Exists(tried), customer=customer).order_by("pk")
+                 .values_list("pk", "external_reference"))
+    if not known:
+        return None
+    message = OutboxMessage(kind=OutboxMessage.Kind.ERASED, sequence=1, created_at=now, next_attempt_at=now + LEASE)
+    message.payload = {"event": message.kind, "sequence": 1, "idempotency_key": str(message.idempotency_key),
+                       "at": now.isoformat(),
+                       "tickets": [{"id": pk, "reference": reference or None} for pk, reference in known]}
+    message.save()
+    return message
+
+
 def ticket_payload(ticket: Ticket, customer_external_id: str) -> dict:
     def moment(value: datetime | None) -> str | None:
         return value.isoformat() if value else None

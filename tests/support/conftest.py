@@ -73,9 +73,10 @@ def support_rule(**fields) -> SupportRule:
 @dataclass
 class Delivery:
     key: str
-    ticket: int
+    ticket: int | None  # None for an erasure, which names its tickets in `erased`
     sequence: int
     event: str
+    erased: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -124,12 +125,13 @@ class Helpdesk:
         if roll < self.failure_rate * 2 / 3:
             return  # the connection closes with no answer
         payload = json.loads(body)
+        ticket = payload["ticket"]["id"] if "ticket" in payload else None
         with self.lock:
-            self.received.append(Delivery(request.headers["Idempotency-Key"], payload["ticket"]["id"],
-                                          payload["sequence"], payload["event"]))
+            self.received.append(Delivery(request.headers["Idempotency-Key"], ticket, payload["sequence"],
+                                          payload["event"], payload.get("tickets", [])))
         if roll < self.failure_rate:
             return  # recorded, but the answer is lost
-        _answer(request, 200, {"reference": f"HD-{payload['ticket']['id']}"})
+        _answer(request, 200, {"reference": f"HD-{ticket}"} if ticket else {})
 
 
 def _answer(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:

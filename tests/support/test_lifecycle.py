@@ -1,5 +1,6 @@
 """A ticket's life: the status flow, SLA escalation, erase; each change queued for the helpdesk in order."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -94,16 +95,22 @@ def test_an_urgent_ticket_stays_urgent_when_escalated(ticketed):
     assert Ticket.objects.get(pk=ticket.pk).priority == Priority.URGENT
 
 
-def test_erasing_a_customer_erases_their_tickets_and_unsent_messages(ticketed):
-    alice_ticket, bob_ticket = ticketed(2)
+def test_erasing_a_customer_erases_their_tickets_and_messages_and_asks_the_helpdesk_to_erase_its_copies(ticketed):
+    alice_ticket, bob_ticket, carol_ticket = ticketed(3)
     ticket_set_status(ticket=alice_ticket, status="solved")
-    OutboxMessage.objects.filter(ticket=alice_ticket, sequence=1).update(delivered_at=NOW)
+    OutboxMessage.objects.filter(ticket=alice_ticket, sequence=1).update(delivered_at=NOW, attempts=1)
+    alice = alice_ticket.customer
 
-    customer_erase(customer=alice_ticket.customer)
+    customer_erase(customer=alice)
+    customer_erase(customer=carol_ticket.customer)  # nothing of hers was sent: the helpdesk has nothing to erase
 
-    assert not Ticket.objects.filter(pk=alice_ticket.pk).exists()
-    assert not OutboxMessage.objects.filter(ticket_id=alice_ticket.pk).exists()
+    assert not Ticket.objects.filter(pk__in=[alice_ticket.pk, carol_ticket.pk]).exists()
+    assert not OutboxMessage.objects.filter(ticket_id__in=[alice_ticket.pk, carol_ticket.pk]).exists()
     assert list(Ticket.objects.all()) == [bob_ticket] and bob_ticket.outbox.count() == 1
+    erasure = OutboxMessage.objects.get(ticket=None)
+    assert (erasure.kind, erasure.delivered_at) == ("tickets.erased", None)
+    assert erasure.payload["tickets"] == [{"id": alice_ticket.pk, "reference": None}]
+    assert alice.external_id not in json.dumps(erasure.payload)  # it names tickets, not the customer
 
 
 def test_nothing_is_queued_while_no_helpdesk_is_enabled(ticketed):

@@ -5,7 +5,9 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from behavior.services.customers import customer_erase
 from support.models import HelpdeskSettings, OutboxMessage, Ticket
 from support.services.outbox import outbox_deliver
 from support.services.proactive import tickets_open_proactively
@@ -87,3 +89,26 @@ def test_an_unreachable_helpdesk_is_retried_until_it_answers(risky_customers, he
     HelpdeskSettings.objects.filter(pk=1).update(url=good_url)
     assert outbox_deliver(now=NOW + timedelta(hours=1)).delivered == 3
     assert [d.sequence for d in desk.received] == [1, 2, 3]
+
+
+def test_an_erased_customers_tickets_are_erased_at_the_helpdesk_after_their_last_change(risky_customers, helpdesk):
+    desk = helpdesk(failure_rate=0.45, seed=3)
+    gone, kept = _open_and_work(risky_customers, 2)
+    outbox_deliver(now=NOW)  # each ticket's first change is tried: some get there, some wait for a retry
+    gone.refresh_from_db()
+
+    customer_erase(customer=gone.customer)
+    erasure = OutboxMessage.objects.get(ticket=None)
+    assert erasure.next_attempt_at > timezone.now()  # a lease later: a change in flight gets there first
+    clock = erasure.next_attempt_at
+    while OutboxMessage.objects.filter(delivered_at__isnull=True).exists():
+        outbox_deliver(now=clock)
+        clock += timedelta(hours=1)
+
+    received = desk.received
+    erasures = {d.key: d for d in received if d.event == "tickets.erased"}
+    assert [d.erased for d in erasures.values()] == [[{"id": gone.pk, "reference": gone.external_reference or None}]]
+    first_erasure = next(i for i, d in enumerate(received) if d.event == "tickets.erased")
+    assert all(d.ticket != gone.pk for d in received[first_erasure:])  # its unsent changes were erased unsent
+    assert {d.sequence for d in received if d.ticket == kept.pk} == {1, 2, 3}
+    assert not OutboxMessage.objects.filter(ticket_id=gone.pk).exists()
