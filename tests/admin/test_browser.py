@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.db import connections
 
 from behavior.models import Score
 from behavior.services.registry import model_version_promote_if_better, model_version_register
@@ -39,6 +40,9 @@ def browser(monkeypatch):
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield chromium
         chromium.close()
+        # While Playwright runs, the test's ORM calls get a connection of their own (Django keeps connections
+        # per context), which pytest-django never closes: it would keep the test database from being dropped.
+        connections.close_all()
 
 
 @pytest.fixture
