@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.utils import timezone
 
 from behavior.conditions import ConditionError
@@ -108,6 +109,10 @@ class TicketAdmin(admin.ModelAdmin):
         self._set_status(request, queryset, Ticket.Status.OPEN)
 
 
+# A receiver URL typed without a scheme is taken as https (Django 6's default; 5.x warns until told).
+HTTPS_BY_DEFAULT = {models.URLField: {"assume_scheme": "https"}}
+
+
 class HelpdeskSettingsForm(forms.ModelForm):
     """The secret can be written but never read back: an empty field keeps the stored one."""
 
@@ -120,6 +125,8 @@ class HelpdeskSettingsForm(forms.ModelForm):
     class Meta:
         model = HelpdeskSettings
         fields = ["enabled", "url", "secret", "retry_base_seconds"]
+        formfield_callback = staticmethod(
+            lambda field, **kwargs: field.formfield(**{**HTTPS_BY_DEFAULT.get(type(field), {}), **kwargs}))
 
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or self.instance.secret
@@ -128,6 +135,7 @@ class HelpdeskSettingsForm(forms.ModelForm):
 @admin.register(HelpdeskSettings)
 class HelpdeskSettingsAdmin(admin.ModelAdmin):
     form = HelpdeskSettingsForm
+    formfield_overrides = HTTPS_BY_DEFAULT
     list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
 
     def has_add_permission(self, request):

@@ -67,5 +67,7 @@ def test_the_helpdesk_secret_can_be_replaced_but_is_never_shown(admin_client):
 
     assert admin_client.post(change, {**form, "secret": ""}).status_code == 302  # kept
     assert HelpdeskSettings.current().secret == "first-secret"
-    assert admin_client.post(change, {**form, "secret": "second-secret"}).status_code == 302
-    assert HelpdeskSettings.current().secret == "second-secret"
+    replaced = {**form, "secret": "second-secret", "url": "helpdesk.example/v2"}  # no scheme typed: https
+    assert admin_client.post(change, replaced).status_code == 302
+    desk = HelpdeskSettings.current()
+    assert (desk.secret, desk.url) == ("second-secret", "https://helpdesk.example/v2")
