@@ -33,6 +33,7 @@ chromium:
 # run a second time against the embedded SQLite default.
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider
 

@@ -100,13 +100,12 @@ class CustomerAdmin(admin.ModelAdmin):
         """The latest rows of every admin model that points at the customer and that this user may see:
         campaign assignments and coupons, support tickets (once support has its admin), contacts."""
         sections = []
-        for relation in Customer._meta.related_objects:
-            model = relation.related_model
+        for model, field in Customer.data_models():
             if model in (Event, Score) or not self.admin_site.is_registered(model):
                 continue
             model_admin = self.admin_site.get_model_admin(model)
             if model_admin.has_view_permission(request):
-                sections.append(_related_section(request, model_admin, relation.field.name, customer))
+                sections.append(_related_section(request, model_admin, field, customer))
         return sections
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from django.core.exceptions import ValidationError
 from django.db.models import Case, Exists, F, OuterRef, Q, TextField, When
-from django.db.models.expressions import Expression
+from django.db.models.expressions import Combinable, Expression
 from django.db.models.fields.json import KT
 from django.db.models.lookups import (
     Exact,
@@ -67,7 +67,7 @@ class Field:
     type: str
     label: str
     score: str | None = None
-    sql: Expression | None = None
+    sql: Combinable | None = None
     feature: str | None = None
 
 
@@ -114,7 +114,7 @@ class Operator:
     value: str
     words: str
     test: Callable[[np.ndarray, Any], np.ndarray] | None
-    sql: Callable[[Expression, Any], Q] | None
+    sql: Callable[[Combinable, Any], Q] | None
     relative: Callable[[float, datetime], Any] | None = None
 
 
@@ -213,7 +213,9 @@ class Leaf:
         column = columns[self.field.name]
         if self.op == "is_null":
             return column.missing if self.value else ~column.missing
-        hit = np.asarray(OPERATORS[self.op].test(column.values, _numpy(self.operand(now))), dtype=bool)
+        test = OPERATORS[self.op].test
+        assert test is not None  # is_null, the one operator without, is answered above
+        hit = np.asarray(test(column.values, _numpy(self.operand(now))), dtype=bool)
         if column.codes is not None:
             hit = np.append(hit, False)[column.codes]  # a missing row's code is -1: the appended False
         return hit & ~column.missing
@@ -224,11 +226,13 @@ class Leaf:
             scores = Score.objects.filter(customer=OuterRef("pk"), target=field.score)
             if self.op == "is_null":
                 return ~Q(Exists(scores)) if self.value else Q(Exists(scores))
+            assert compare is not None  # is_null, the one operator without, is answered above
             return Q(Exists(scores.filter(compare(F("probability"), self.operand(now)))))
         if field.sql is None:
             return None
         if self.op == "is_null":
             return Q(IsNull(field.sql, self.value))
+        assert compare is not None
         # The explicit IS NOT NULL keeps the leaf two-valued, so NOT around it also takes in the missing.
         return compare(field.sql, self.operand(now)) & Q(IsNull(field.sql, False))
 

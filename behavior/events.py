@@ -31,7 +31,7 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 
 @dataclass(frozen=True)
 class Problem:
-    row: object  # the frame's index label: a batch position or a file line number
+    row: int | str  # the frame's index label: a batch position, a file line number, or "file line N"
     field: str
     message: str
 
@@ -188,7 +188,8 @@ def _properties(values: pd.Series, reject, max_bytes: int) -> pd.Series:
     if values.isna().all():
         return pd.Series(None, index=values.index, dtype=object)
     encoded = [orjson.dumps(v).decode() if isinstance(v, dict) else None for v in values]
-    reject(values.notna().to_numpy() & np.equal(encoded, None), "properties", "must be a JSON object")
+    not_an_object = np.array([e is None for e in encoded], dtype=bool)
+    reject(values.notna().to_numpy() & not_an_object, "properties", "must be a JSON object")
     too_big = [v is not None and len(v.encode()) > max_bytes for v in encoded]
     reject(too_big, "properties", f"must be at most {max_bytes} bytes as JSON")
     return pd.Series(encoded, index=values.index, dtype=object)

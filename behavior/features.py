@@ -78,13 +78,14 @@ def build_features(
 ) -> pd.DataFrame:
     """One float32 row per customer (of `customers`, or with an event before `cutoff`), from events before `cutoff`."""
     cutoff = _utc(cutoff)
+    at = _datetime64([cutoff])[0]
     before = events["occurred_at"].lt(cutoff).to_numpy() & events["customer_id"].notna().to_numpy()
     event_ids = events["customer_id"].to_numpy(dtype=np.int64, na_value=-1)[before]
     known = np.empty(0, np.int64) if customers is None else customers["customer_id"].to_numpy(dtype=np.int64)
     ids = np.unique(np.concatenate([event_ids, known]))
     n = len(ids)
     pos = np.searchsorted(ids, event_ids)
-    age = (_datetime64(cutoff) - _datetime64(events["occurred_at"])[before]) / np.timedelta64(1, "D")
+    age = _days_between(at, _datetime64(events["occurred_at"])[before])
     types = pd.Index(EVENT_TYPES).get_indexer(events["type"])[before]  # -1: a type this module does not know
     type_index = {t: i for i, t in enumerate(EVENT_TYPES)}
     out: dict[str, np.ndarray] = {}
@@ -146,10 +147,10 @@ def build_features(
     delayed = (types == type_index["delivery_delayed"]) & recent & (orders >= 0)
     out["orders_delayed_90d"] = _distinct(pos, orders, delayed, n)
     out["orders_open_past_due"], out["max_days_past_due"] = _open_past_due(
-        pos, orders, types, age, _datetime64(events["promised_at"])[before], _datetime64(cutoff), n
+        pos, orders, types, age, _datetime64(events["promised_at"])[before], at, n
     )
 
-    out["tenure_days"] = _tenure(ids, out["days_since_event"], pos, age, customers, cutoff)
+    out["tenure_days"] = _tenure(ids, out["days_since_event"], pos, age, customers, at)
     out["country_code"], out["device_code"] = _attributes(ids, customers)
     frame = pd.DataFrame({name: out[name] for name in FEATURES}, index=pd.Index(ids, name="customer_id"))
     return frame.astype(np.float32)
@@ -168,12 +169,12 @@ def _distinct(pos: np.ndarray, codes: np.ndarray, mask: np.ndarray, n: int) -> n
     return np.bincount(pairs // width, minlength=n)
 
 
-def _open_past_due(pos, orders, types, age, promised, cutoff, n) -> tuple[np.ndarray, np.ndarray]:
+def _open_past_due(pos, orders, types, age, promised, at: np.datetime64, n) -> tuple[np.ndarray, np.ndarray]:
     """Recent orders promised before the cutoff with no delivery event yet, and the days the worst is late."""
     index = {t: i for i, t in enumerate(EVENT_TYPES)}
     delivered = np.zeros(int(orders.max()) + 2 if len(orders) else 1, bool)
     delivered[orders[(types == index["order_delivered"]) & (orders >= 0)]] = True
-    late = (cutoff - promised) / np.timedelta64(1, "D")  # NaN where there is no promise
+    late = _days_between(at, promised)  # NaN where there is no promise
     open_ = ((types == index["purchase"]) & (orders >= 0) & (age < OPEN_ORDER_DAYS) & (late > 0)
              & ~delivered[orders])
     count = _distinct(pos, orders, open_, n)
@@ -182,13 +183,13 @@ def _open_past_due(pos, orders, types, age, promised, cutoff, n) -> tuple[np.nda
     return count, worst
 
 
-def _tenure(ids, days_since_event, pos, age, customers, cutoff) -> np.ndarray:
+def _tenure(ids, days_since_event, pos, age, customers, at: np.datetime64) -> np.ndarray:
     """Days since the earlier of sign-up and first event: imported customers were created after their history."""
     first = np.full(len(ids), -np.inf)
     np.maximum.at(first, pos, age)
     if customers is not None and "created_at" in customers:
         created = pd.Series(
-            (_datetime64(cutoff) - _datetime64(customers["created_at"])) / np.timedelta64(1, "D"),
+            _days_between(at, _datetime64(customers["created_at"])),
             index=customers["customer_id"].to_numpy(dtype=np.int64),
         ).reindex(ids).to_numpy()
         first = np.fmax(first, created)
@@ -298,10 +299,12 @@ def _utc(moment: datetime) -> pd.Timestamp:
     return stamp.tz_convert("UTC")
 
 
-def _datetime64(times) -> np.ndarray | np.datetime64:
+def _days_between(later, earlier) -> np.ndarray:
+    return (later - earlier) / np.timedelta64(1, "D")
+
+
+def _datetime64(times) -> np.ndarray:
     """UTC times as naive numpy datetime64 (NaT stays NaT), for fast arithmetic."""
-    if isinstance(times, pd.Timestamp):
-        return np.datetime64(times.tz_convert("UTC").tz_localize(None).as_unit("us"))
     times = pd.Series(times)
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")

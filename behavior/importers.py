@@ -460,7 +460,8 @@ class Mapping:
     def check(self) -> None:
         if (self.type is None) == (self.fixed_type is None):
             raise SourceError("give either a type column (--type) or one type for every row (--fixed-type)")
-        unknown = sorted({self.fixed_type, *self.type_map.values()} - {None, *EVENT_TYPES})
+        named = {*self.type_map.values(), *([self.fixed_type] if self.fixed_type else [])}
+        unknown = sorted(named - set(EVENT_TYPES))
         if unknown:
             raise SourceError(f"unknown event type(s): {', '.join(unknown)}; known types: {', '.join(EVENT_TYPES)}")
 

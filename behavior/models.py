@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+from typing import cast
 
 from django.db import models
 from django.db.models import Q
@@ -18,6 +19,11 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @classmethod
+    def data_models(cls) -> list[tuple[type[models.Model], str]]:
+        """Every model that points at a customer, with its field that does: what export and the admin walk."""
+        return [(cast(type[models.Model], r.related_model), r.field.name) for r in cls._meta.related_objects]
 
 
 class AnonymousLink(models.Model):
@@ -48,8 +54,6 @@ class Product(models.Model):
 class Event(models.Model):
     """One thing a customer (or a not yet identified visitor) did, as the shop reported it."""
 
-    Type = models.TextChoices("Type", [(t, t.replace("_", " ")) for t in EVENT_TYPES])
-
     # The client's id is the primary key: one index less to maintain on the biggest table.
     event_id = models.UUIDField(
         primary_key=True, help_text="Made by the client; the same event sent twice is stored once."
@@ -63,7 +67,7 @@ class Event(models.Model):
         db_index=False, db_constraint=False,
     )
     anonymous_id = models.CharField(max_length=255, blank=True)
-    type = models.CharField(max_length=32, choices=Type.choices)
+    type = models.CharField(max_length=32, choices=[(t, t.replace("_", " ")) for t in EVENT_TYPES])
     product = models.ForeignKey(
         Product, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False, db_constraint=False
     )

@@ -13,6 +13,7 @@ same top reason for only about 63% of customers, too few to show them as reasons
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,13 @@ def contributions(booster: xgb.Booster, X: pd.DataFrame, *, approximate: bool) -
     return contribs[:, :-1]
 
 
-def top_reasons(contribs: np.ndarray, X: pd.DataFrame, feature_names: list[str], k: int = 3) -> list[list[dict]]:
+def exact_reasons(booster: xgb.Booster, X: pd.DataFrame) -> list[list[dict]]:
+    """Each row's top reasons from its exact contributions: what the scoring cycle and the API show."""
+    return top_reasons(contributions(booster, X, approximate=False), X, booster.feature_names or list(X.columns))
+
+
+def top_reasons(contribs: np.ndarray, X: pd.DataFrame, feature_names: Sequence[str], k: int = 3
+                ) -> list[list[dict]]:
     """Each row's (at most) k features with the largest positive contributions, largest first.
 
     A feature whose value is missing is never a reason: its contribution only says the model

@@ -219,8 +219,8 @@ def _daily_intent(rng, people, days) -> tuple[np.ndarray, np.ndarray]:
     n = len(traits)
     drift = np.empty((n, days), np.float32)
     drift[:, 0] = rng.normal(0, DRIFT_SD, n)
-    for day in range(1, days):  # a loop over days, vectorized over customers
-        drift[:, day] = DRIFT_PHI * drift[:, day - 1] + rng.normal(0, DRIFT_SD * np.sqrt(1 - DRIFT_PHI**2), n)
+    for d in range(1, days):  # a loop over days, vectorized over customers
+        drift[:, d] = DRIFT_PHI * drift[:, d - 1] + rng.normal(0, DRIFT_SD * np.sqrt(1 - DRIFT_PHI**2), n)
 
     # Shopping missions: the latest start wins; the mission's age raises conversion.
     start_rate = MISSION_START * np.exp(0.5 * traits["propensity"].to_numpy())[:, None]

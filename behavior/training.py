@@ -286,7 +286,7 @@ def roc_auc_interval(
     starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])  # first row of each distinct score
     rng = np.random.default_rng(seed)
     chunk = max(1, 4_000_000 // n)  # bounds memory at a few tens of MB
-    aucs = []
+    batches = []
     for size in [chunk] * (n_boot // chunk) + ([n_boot % chunk] if n_boot % chunk else []):
         draws = rng.integers(0, n, size=(size, n)) + np.arange(size)[:, None] * n
         weights = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
@@ -294,8 +294,8 @@ def roc_auc_interval(
         neg = np.add.reduceat(weights * ~y, starts, axis=1)
         below = np.cumsum(neg, axis=1) - neg
         with np.errstate(invalid="ignore", divide="ignore"):
-            aucs.append((pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1)))
-    aucs = np.concatenate(aucs)
+            batches.append((pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1)))
+    aucs = np.concatenate(batches)
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(aucs, [tail, 100 - tail])
     return float(low), float(high)

@@ -70,7 +70,7 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
     spent = coupons["spent"] or Decimal(0)
     uplift = interval = cost = None
     if treatment.customers and control.customers:
-        pt, pc = treatment.rate, control.rate
+        pt, pc = treatment.converted / treatment.customers, control.converted / control.customers
         uplift = pt - pc
         half = Z95 * math.sqrt(pt * (1 - pt) / treatment.customers + pc * (1 - pc) / control.customers)
         interval = (uplift - half, uplift + half)

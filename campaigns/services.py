@@ -193,7 +193,7 @@ def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
         Campaign.Status.PAUSED: {Campaign.Status.ACTIVE, Campaign.Status.ENDED},
         Campaign.Status.ENDED: set(),
     }
-    if status not in allowed[campaign.status]:
+    if status not in allowed[Campaign.Status(campaign.status)]:
         raise CampaignError(f"a {campaign.status} campaign cannot become {status}")
     if status == Campaign.Status.ACTIVE:
         campaign.full_clean()
@@ -278,7 +278,7 @@ def order_discount(campaign: Campaign, items: list[OrderItem]) -> Decimal:
         Campaign.Scope.ALL: lambda i: True,
         Campaign.Scope.CATEGORY: lambda i: i.category == campaign.scope_value,
         Campaign.Scope.PRODUCT: lambda i: i.product == campaign.scope_value,
-    }[campaign.scope]
+    }[Campaign.Scope(campaign.scope)]
     eligible = sum((i.price * i.quantity for i in items if in_scope(i)), Decimal(0))
     if eligible <= 0:
         raise RedemptionError("out_of_scope", f"no item of the order is in the offer's {campaign.scope} "

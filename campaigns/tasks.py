@@ -1,6 +1,7 @@
 """Celery tasks of the campaigns: thin wrappers over campaigns.services."""
 
 from dataclasses import asdict
+from typing import Any
 
 import pandas as pd
 from celery import chord, shared_task
@@ -11,7 +12,8 @@ from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
 from campaigns.services import campaigns_audiences, campaigns_evaluate
 
-RETRY = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=5)
+RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
+                             max_retries=5)
 
 
 # Safe to run twice: assignments are unique per campaign, customer and period, and each campaign

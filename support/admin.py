@@ -110,7 +110,7 @@ class TicketAdmin(admin.ModelAdmin):
 
 
 # A receiver URL typed without a scheme is taken as https (Django 6's default; 5.x warns until told).
-HTTPS_BY_DEFAULT = {models.URLField: {"assume_scheme": "https"}}
+HTTPS_BY_DEFAULT: dict[type[models.Field], dict[str, str]] = {models.URLField: {"assume_scheme": "https"}}
 
 
 class HelpdeskSettingsForm(forms.ModelForm):

@@ -60,7 +60,7 @@ def rule_preview(*, rule: SupportRule, now: datetime | None = None) -> RulePrevi
 def ticket_facts_for(*, customer_ids: np.ndarray, now: datetime) -> pd.DataFrame:
     """The facts (support.facts.FACT_COLUMNS) of these customers, from their order and review events of the last
     90 days: one query per 10,000 customers."""
-    rows = []
+    rows: list[tuple] = []
     for chunk in _chunks(customer_ids):
         rows += Event.objects.filter(
             customer_id__in=chunk, type__in=["purchase", "order_delivered", "review"],

@@ -16,10 +16,9 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def _bounded_json(value: dict) -> dict:
+def _bounded_json(value: dict) -> None:
     if len(orjson.dumps(value)) > settings.FORESIGHT_MAX_PROPERTIES_BYTES:
         raise serializers.ValidationError(f"must be at most {settings.FORESIGHT_MAX_PROPERTIES_BYTES} bytes as JSON")
-    return value
 
 
 class EventIn(StrictSerializer):
@@ -47,7 +46,8 @@ assert tuple(EventIn().fields) == FIELDS, "EventIn documents exactly the fields 
 class RejectedEvent(serializers.Serializer):
     index = serializers.IntegerField()
     event_id = serializers.JSONField(allow_null=True, help_text="As the client sent it, which may be malformed.")
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # Shadows Serializer.errors, which this output-only serializer never uses: the key is the API's.
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class IngestReportOut(serializers.Serializer):

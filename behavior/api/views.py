@@ -27,7 +27,7 @@ class ScopedView(APIView):
     @property
     def required_scope(self) -> str | None:
         """None for a method the view does not offer: the caller then gets a 405, not a 403."""
-        method = self.request.method
+        method = self.request.method or ""
         return self.scopes.get("GET" if method == "HEAD" else method)
 
 

@@ -18,7 +18,7 @@ class IdentityConflict(Exception):
 def customer_upsert(*, external_id: str, attributes: dict | None = None, marketing_consent: bool | None = None
                     ) -> tuple[Customer, bool]:
     """Create or update a customer; fields left as None keep their stored value."""
-    changes = {}
+    changes: dict[str, object] = {}
     if attributes is not None:
         changes["attributes"] = attributes
     if marketing_consent is not None:

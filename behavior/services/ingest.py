@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from behavior.events import FIELDS, Limits, clean_events, records_frame
@@ -28,7 +29,7 @@ from behavior.models import AnonymousLink, Customer, Event, Product
 STAGING = "foresight_event_staging"
 
 # Staging column types follow the model fields, so each backend gets its own types.
-_STAGING_TYPES = {
+_STAGING_TYPES: dict[str, Field] = {
     "event_id": Event._meta.get_field("event_id"),
     "type": Event._meta.get_field("type"),
     "customer": Customer._meta.get_field("external_id"),
@@ -71,7 +72,7 @@ def events_ingest(*, records: list) -> IngestReport:
 
     errors: dict[int, dict[str, list[str]]] = {}
     for problem in sorted([*problems, *cleaned.problems], key=lambda p: p.row):
-        errors.setdefault(problem.row, {}).setdefault(problem.field, []).append(problem.message)
+        errors.setdefault(int(problem.row), {}).setdefault(problem.field, []).append(problem.message)  # positions
     return IngestReport(
         accepted=[i for i in ids if i in stored],
         duplicates=[i for i in ids if i not in stored] + repeated,

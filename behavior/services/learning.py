@@ -116,6 +116,8 @@ def _target_train(
     common = dict(target=target.name, feature_names=list(FEATURES), trained_from=cutoffs[0], validated_at=validation)
     sizes = dict(rows=len(y_train), positives=int(y_train.sum()), validation_rows=len(y_valid))
 
+    metrics: Metrics | None
+    interval: tuple[float | None, float | None]
     if enough_positives(y_train) and enough_positives(y_valid):
         say(f"{target.name}: training XGBoost on {sizes['rows']:,} rows ({sizes['positives']:,} positive)")
         model = train(X_train, y_train, X_valid, y_valid)
@@ -152,9 +154,10 @@ def _target_train(
 
     version.refresh_from_db(fields=["status"])
     m = metrics.as_dict() if metrics else {}
+    low, high = _none_if_nan(interval)
     return TrainingOutcome(
         target=target.name, version_id=version.pk, kind=version.kind, promoted=promoted, status=version.status,
-        roc_auc=m.get("roc_auc"), roc_auc_interval=tuple(_none_if_nan(interval)), pr_auc=m.get("pr_auc"),
+        roc_auc=m.get("roc_auc"), roc_auc_interval=(low, high), pr_auc=m.get("pr_auc"),
         base_rate=m.get("base_rate"), baseline_roc_auc=baseline.as_dict()["roc_auc"] if baseline else None,
         baseline_pr_auc=baseline.as_dict()["pr_auc"] if baseline else None, threshold=version.threshold,
         precision=m.get("precision"), recall=m.get("recall"), f1=m.get("f1"),

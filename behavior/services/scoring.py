@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import orjson
 import pandas as pd
+import xgboost as xgb
 from django.db import transaction
 from django.utils import timezone
 
 from behavior.features import TARGETS, build_features
 from behavior.models import ModelVersion, Score, ScoringChunk, ScoringRun
-from behavior.reasons import contributions, top_reasons
+from behavior.reasons import exact_reasons
 from behavior.selectors import customer_id_ranges, customers_frame, events_frame
 from behavior.services.bulk import rows_upsert
 from behavior.services.registry import model_version_load
@@ -172,15 +173,15 @@ def scoring_run_fail(*, run: ScoringRun, error: BaseException) -> None:
                                                 error=f"{type(error).__name__}: {error}")
 
 
-def _reasons_for_acted_on(booster, X: pd.DataFrame, probability: np.ndarray, threshold: float | None) -> list[list]:
+def _reasons_for_acted_on(booster: xgb.Booster | None, X: pd.DataFrame, probability: np.ndarray,
+                          threshold: float | None) -> list[list]:
     reasons: list[list] = [[] for _ in range(len(X))]
     if booster is None or threshold is None:
         return reasons
     acted_on = np.flatnonzero(probability >= threshold)
     if len(acted_on):
         chosen = X.iloc[acted_on]
-        for row, found in zip(acted_on, top_reasons(contributions(booster, chosen, approximate=False), chosen,
-                                                    booster.feature_names), strict=True):
+        for row, found in zip(acted_on, exact_reasons(booster, chosen), strict=True):
             reasons[row] = found
     return reasons
 
@@ -197,7 +198,8 @@ def score_reasons_explain(*, score: Score) -> list[dict]:
     if score.reasons or score.model_version.kind == ModelVersion.Kind.HEURISTIC:
         return score.reasons
     booster = model_version_load(score.model_version)
+    assert booster is not None  # only the heuristic has none, answered above
     customer = (score.customer_id, score.customer_id)
     X = build_features(events_frame(until=score.scored_at, customers=customer), score.scored_at,
                        customers_frame(customers=customer))
-    return top_reasons(contributions(booster, X, approximate=False), X, booster.feature_names)[0]
+    return exact_reasons(booster, X)[0]

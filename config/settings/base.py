@@ -109,7 +109,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Queues by workload, so each can get workers of its own size (`celery worker -Q scoring`) on any
 # machine; a worker started without -Q serves them all.
-CELERY_TASK_QUEUES = {name: {} for name in ("celery", "scoring", "imports", "training", "campaigns", "support")}
+CELERY_TASK_QUEUES: dict[str, dict] = {
+    name: {} for name in ("celery", "scoring", "imports", "training", "campaigns", "support")}
 CELERY_TASK_ROUTES = {
     "behavior.tasks.score_*": {"queue": "scoring"},
     "behavior.tasks.resend_stalled_chunks": {"queue": "scoring"},

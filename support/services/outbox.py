@@ -166,7 +166,8 @@ def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: Outbox
                     last_error=error[:500])
         return False
     mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
-    _remember_reference(message.ticket_id, response)
+    if message.ticket_id is not None:  # an erasure names tickets that are gone here
+        _remember_reference(message.ticket_id, response)
     return True
 
 

@@ -40,7 +40,7 @@ def ticket_set_status(*, ticket: Ticket, status: str, now: datetime | None = Non
     now = now or timezone.now()
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update(of=("self",)).select_related("rule").get(pk=ticket.pk)
-        if status not in TRANSITIONS[ticket.status]:
+        if status not in TRANSITIONS[Ticket.Status(ticket.status)]:
             raise TicketError(f"a ticket that is {ticket.status} cannot become {status}")
         ticket.status = status
         try:
