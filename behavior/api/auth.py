@@ -84,11 +84,10 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         now = time.time()
         window = int(now // self.period)
         counter = f"throttle:api_key:{request.auth.pk}:{window}"
-        cache.add(counter, 0, timeout=self.period + 1)  # the window's first call creates it; it ends with it
         try:
             calls = cache.incr(counter)
-        except ValueError:  # evicted between the two calls
-            cache.set(counter, calls := 1, timeout=self.period + 1)
+        except ValueError:  # the window's first call creates its counter, which ends with it; one of two at once
+            calls = 1 if cache.add(counter, 1, timeout=self.period + 1) else cache.incr(counter)
         self.retry_after = (window + 1) * self.period - now
         return calls <= self.limit
 
