@@ -595,8 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     phase_in_process(run, "in_process_placements", "placements_show, in-process", show, 1000)
     phase_in_process(run, "in_process_redeem", "coupon_redeem, in-process", redeem, len(in_process_coupons))
 
-    # One key per client and scope: the shop's default limit (6,000/min per key) then never refuses, and
-    # each key's throttle history stays a few hundred entries long (see the README for one shared key).
+    # One key per client and scope: the shop's default limit (6,000/min per key) then never refuses.
     keys = [{scope: api_key_create(name=f"bench {scope} {i}", scopes=[scope])[1] for scope in ("ingest", "checkout")}
             for i in range(args.clients)]
     read_key = api_key_create(name="bench read", scopes=["read"])[1]
