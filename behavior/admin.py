@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from behavior.charts import Bar, bar_chart, line_chart
+from behavior.features import TARGETS
 from behavior.models import (
     ApiKey,
     Contact,
@@ -223,19 +224,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Charts")
     def charts(self, version):
-        metrics = version.metrics or {}
-        roc = metrics.get("roc_curve")
-        roc_chart = line_chart({"this model": [tuple(p) for p in roc]}, title="ROC curve: true against false "
-                               "positive rate", x_format=percent, y_format=percent, x_range=(0, 1), y_range=(0, 1),
-                               diagonal="chance") if roc else format_html(
-            "<p>No ROC curve stored for this version (trained before curves were kept).</p>")
-        bins = [b for b in metrics.get("calibration") or [] if b.get("count")]
-        calibration = line_chart(
-            {"observed": [(b["mean_predicted"], b["observed_rate"]) for b in bins]},
-            title="Calibration: observed rate against predicted probability", x_format=percent, y_format=percent,
-            x_range=(0, max((b["upper"] for b in bins), default=1)), y_range=(0, max(
-                (max(b["upper"], b["observed_rate"]) for b in bins), default=1)), diagonal="perfect")
-        return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}{}</div>', roc_chart, calibration)
+        return metric_charts(version.metrics or {})
 
     @admin.action(description="Promote the selected version to champion of its target")
     def promote(self, request, queryset):
@@ -258,6 +247,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{target}: {error}", messages.ERROR)
             else:
                 self.message_user(request, f"{target}: version {restored.pk} is champion again", messages.SUCCESS)
+
+
+def metric_charts(metrics: dict) -> str:
+    """The ROC curve and the calibration of stored metrics (a model's validation, a run's outcome), side by side."""
+    roc = metrics.get("roc_curve")
+    roc_chart = line_chart({"scores": [tuple(p) for p in roc]}, title="ROC curve: true against false "
+                           "positive rate", x_format=percent, y_format=percent, x_range=(0, 1), y_range=(0, 1),
+                           diagonal="chance") if roc else format_html(
+        "<p>No ROC curve stored (metrics from before curves were kept).</p>")
+    bins = [b for b in metrics.get("calibration") or [] if b.get("count")]
+    calibration = line_chart(
+        {"observed": [(b["mean_predicted"], b["observed_rate"]) for b in bins]},
+        title="Calibration: observed rate against predicted probability", x_format=percent, y_format=percent,
+        x_range=(0, max((b["upper"] for b in bins), default=1)), y_range=(0, max(
+            (max(b["upper"], b["observed_rate"]) for b in bins), default=1)), diagonal="perfect")
+    return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}{}</div>', roc_chart, calibration)
 
 
 def _metric(metrics: dict | None, name: str, fmt: str = "{:.3f}") -> str:
@@ -283,8 +288,8 @@ def score_distribution(scores) -> str:
 class ScoringRunAdmin(admin.ModelAdmin):
     list_display = ["pk", "status", "as_of", "started_at", "seconds", "customers", "chunks"]
     list_filter = ["status"]
-    readonly_fields = [*(f.name for f in ScoringRun._meta.fields if f.name != "stage_seconds"), "seconds", "stages",
-                       "distribution"]
+    readonly_fields = [*(f.name for f in ScoringRun._meta.fields if f.name not in ("stage_seconds", "outcomes")),
+                       "seconds", "stages", "distribution", "turned_out"]
 
     @admin.display(description="Seconds")
     def seconds(self, run):
@@ -299,6 +304,25 @@ class ScoringRunAdmin(admin.ModelAdmin):
     @admin.display(description="Scores this run wrote (still current)")
     def distribution(self, run):
         return score_distribution(Score.objects.filter(run=run))
+
+    @admin.display(description="How its scores turned out")
+    def turned_out(self, run):
+        if not run.keeps_scores and not run.outcomes:
+            return "Not kept: the first run of each day keeps its scores, to check them once the horizon has passed."
+        parts = []
+        for name in run.model_versions:
+            label, outcome = name.replace("_", " "), run.outcomes.get(name)
+            if outcome is None:
+                due = run.as_of + TARGETS[name].horizon
+                parts.append(format_html("<p><b>{}</b>: checked by the daily check after {:%Y-%m-%d %H:%M}, when its "
+                                         "{}-day horizon has passed.</p>", label, due, TARGETS[name].horizon.days))
+                continue
+            rows = [["customers scored" if key == "n" else words, _metric(outcome, key, fmt)]
+                    for key, words, fmt in METRICS_SHOWN if key in outcome]
+            parts.append(format_html("<h3>{}: what customers did within {} days</h3>{}{}", label,
+                                     outcome.get("horizon_days"), table(["metric", "kept scores"], rows),
+                                     metric_charts(outcome)))
+        return format_html_join("", "{}", ((p,) for p in parts))
 
 
 @admin.register(Score)

@@ -197,6 +197,13 @@ class ScoringRun(models.Model):
     stage_seconds = models.JSONField(default=dict, blank=True)
     model_versions = models.JSONField(default=dict, blank=True, help_text="Target -> model version id.")
     error = models.TextField(blank=True)
+    keeps_scores = models.BooleanField(
+        default=False, help_text="The first run of each day keeps a copy of its scores, to see how they turned out."
+    )
+    outcomes = models.JSONField(
+        default=dict, blank=True,
+        help_text="Target -> how the kept scores did against what customers did within the target's horizon.",
+    )
 
     def __str__(self) -> str:
         return f"scoring run {self.pk} ({self.status})"
@@ -236,6 +243,22 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} {self.probability:.3f} for {self.customer_id}"
+
+
+class PastScore(models.Model):
+    """A score as a run that keeps its scores wrote it, read once the horizon has passed (ScoringRun.outcomes)."""
+
+    # The unique key below starts with the run: it is the run's index too.
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="past_scores", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="past_scores")
+    target = models.CharField(max_length=32, choices=Target.choices)
+    probability = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "customer", "target"], name="one_past_score_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.target} {self.probability:.3f} for {self.customer_id} in run {self.run_id}"
 
 
 class ContactPolicy(models.Model):

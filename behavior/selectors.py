@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Min, Model, Q
 
 from behavior.conditions import BOOLEAN, DATETIME, FIELDS, NUMBER, STRING, feature_columns
 from behavior.features import build_features
-from behavior.models import Customer, Event, Product, Score
+from behavior.models import Customer, Event, PastScore, Product, Score
 
 
 def customer_export(*, customer: Customer) -> dict:
@@ -83,9 +83,11 @@ EVENT_COLUMNS = {
 
 
 def events_frame(
-    *, until: datetime | None = None, customers: tuple[int, int] | None = None, sample_every: int = 1
+    *, until: datetime | None = None, since: datetime | None = None, customers: tuple[int, int] | None = None,
+    sample_every: int = 1,
 ) -> pd.DataFrame:
-    """Customers' events as one columnar frame: all of them, or those of an id range [first, last].
+    """Customers' events (at or after `since`, before `until`) as one columnar frame: all customers', or
+    those of an id range [first, last].
 
     `sample_every=k` keeps the customers whose id is a multiple of k (a sample that is the same
     on every read, for training on a big shop). PostgreSQL streams the rows with COPY into
@@ -97,6 +99,9 @@ def events_frame(
     if until is not None:
         where.append("occurred_at < %s")
         params.append(until)
+    if since is not None:
+        where.append("occurred_at >= %s")
+        params.append(since)
     if customers is not None:
         where.append("customer_id BETWEEN %s AND %s")
         params += list(customers)
@@ -255,6 +260,13 @@ def conditions_frame(conditions: Iterable, now: datetime, *, also: Iterable[str]
     if computed:
         frame = frame.join(condition_features_frame(fields=computed, now=now, customers=customers), how="left")
     return frame
+
+
+def past_scores(*, run_id: int, target: str) -> pd.Series:
+    """The probabilities a run kept for a target, indexed by customer_id."""
+    rows = PastScore.objects.filter(run_id=run_id, target=target).order_by().values_list("customer_id", "probability")
+    frame = _values_frame(rows, {"customer_id": pa.int64(), "probability": pa.float64()})
+    return frame.set_index("customer_id")["probability"]
 
 
 def _values_frame(rows, columns: dict[str, pa.DataType]) -> pd.DataFrame:

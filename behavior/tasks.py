@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from behavior import importers
 from behavior.models import ScoringRun
-from behavior.services import learning, scoring
+from behavior.services import learning, outcomes, scoring
 from behavior.services.imports import ImportAborted, events_import
 
 
@@ -71,6 +71,13 @@ def resend_stalled_chunks() -> int:
     for chunk in stalled:
         score_chunk.delay(chunk.run_id, chunk.first, chunk.last)
     return len(stalled)
+
+
+@shared_task
+def check_score_outcomes() -> dict:
+    """Daily: how the kept scores of past runs turned out, once their horizon has passed."""
+    report = outcomes.scoring_runs_check_outcomes()
+    return {"checked": report.checked, "forgotten_scores": report.forgotten_scores}
 
 
 @shared_task(acks_late=True)

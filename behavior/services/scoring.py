@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from behavior.features import TARGETS, build_features
-from behavior.models import ModelVersion, Score, ScoringChunk, ScoringRun
+from behavior.models import ModelVersion, PastScore, Score, ScoringChunk, ScoringRun
 from behavior.reasons import exact_reasons
 from behavior.selectors import customer_id_ranges, customers_frame, events_frame
 from behavior.services.bulk import rows_upsert
@@ -58,8 +58,12 @@ def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = C
         raise ScoringError(f"no champion model for {', '.join(missing)}: run `manage.py train` first")
     ranges = customer_id_ranges(chunk_customers)
     now = timezone.now()
+    as_of = as_of or now
+    # The first run of a day keeps its scores (two starting at once may both: harmless).
+    keeps = not ScoringRun.objects.filter(keeps_scores=True, as_of__date=timezone.localdate(as_of)).exclude(
+        status=ScoringRun.Status.FAILED).exists()
     with transaction.atomic():
-        run = ScoringRun.objects.create(as_of=as_of or now, model_versions=champions, chunks=len(ranges))
+        run = ScoringRun.objects.create(as_of=as_of, model_versions=champions, chunks=len(ranges), keeps_scores=keeps)
         ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=first, last=last, dispatched_at=now)
                                           for first, last in ranges])
     return run
@@ -86,10 +90,14 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
             "model_version_id": version_id, "run_id": run.pk, "scored_at": run.as_of,
             "reasons": [orjson.dumps(r).decode() for r in reasons],
         }))
+    rows = pd.concat(frames, ignore_index=True)
     with _stage(result, "write"):
-        rows_upsert(table=Score._meta.db_table, rows=pd.concat(frames, ignore_index=True),
-                    conflict=["customer_id", "target"],
+        rows_upsert(table=Score._meta.db_table, rows=rows, conflict=["customer_id", "target"],
                     update=["probability", "model_version_id", "run_id", "scored_at", "reasons"])
+    if run.keeps_scores:
+        with _stage(result, "keep"):
+            rows_upsert(table=PastScore._meta.db_table, rows=rows[["run_id", "customer_id", "target", "probability"]],
+                        conflict=["run_id", "customer_id", "target"], update=["probability"])
     result.customers = len(X)
     return result
 

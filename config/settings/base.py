@@ -114,6 +114,7 @@ CELERY_TASK_QUEUES: dict[str, dict] = {
 CELERY_TASK_ROUTES = {
     "behavior.tasks.score_*": {"queue": "scoring"},
     "behavior.tasks.resend_stalled_chunks": {"queue": "scoring"},
+    "behavior.tasks.check_score_outcomes": {"queue": "scoring"},
     "behavior.tasks.import_events_file": {"queue": "imports"},
     "behavior.tasks.train_models": {"queue": "training"},
     "campaigns.tasks.*": {"queue": "campaigns"},
@@ -150,6 +151,8 @@ SPECTACULAR_SETTINGS = {
 
 # Campaign audiences are computed by workers in ranges of this many customers, then assigned by one task.
 FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS = int(os.environ.get("FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS", 200_000))
+# The first scoring run of each day keeps its scores this long, to check how they turned out.
+FORESIGHT_KEEP_SCORES_DAYS = int(os.environ.get("FORESIGHT_KEEP_SCORES_DAYS", "90"))
 
 # Event ingestion limits.
 FORESIGHT_MAX_BATCH_EVENTS = 1000
