@@ -228,13 +228,22 @@ class ScoringChunk(models.Model):
 
 
 class Score(models.Model):
-    """A customer's current probability for a target, with the reasons behind it."""
+    """A customer's current probability for a target, with the reasons behind it.
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores")
+    Every scoring run rewrites every row, so the table keeps only the unique (customer, target) index
+    besides its key, and half of each page free (migration 0010): an update that changes no indexed
+    column and finds room on its page is a heap-only tuple, which touches no index. Measured on
+    2,000,000 rows, a chunk of 100,000 took 2.0 s with indexes on customer, model version and run too,
+    1.4 s without them, 0.96 s with the free half. Reads by run or model version (an admin page, a
+    deletion) scan the table: under a second.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores", db_index=False)
     target = models.CharField(max_length=32, choices=Target.choices)
     probability = models.FloatField()
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
-    run = models.ForeignKey(ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
+    run = models.ForeignKey(ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                            db_index=False)
     scored_at = models.DateTimeField()
     reasons = models.JSONField(default=list, blank=True)
 
