@@ -284,11 +284,15 @@ def score_distribution(scores) -> str:
                        format_html_join("", "{}", ((c,) for c in charts))) if charts else "No scores yet."
 
 
+CHARTED_RUN_FIELDS = ["stage_seconds", "outcomes"]  # shown as charts on a run's page, not as JSON to edit
+
+
 @admin.register(ScoringRun)
 class ScoringRunAdmin(admin.ModelAdmin):
     list_display = ["pk", "status", "as_of", "started_at", "seconds", "customers", "chunks"]
     list_filter = ["status"]
-    readonly_fields = [*(f.name for f in ScoringRun._meta.fields if f.name not in ("stage_seconds", "outcomes")),
+    exclude = CHARTED_RUN_FIELDS
+    readonly_fields = [*(f.name for f in ScoringRun._meta.fields if f.name not in CHARTED_RUN_FIELDS),
                        "seconds", "stages", "distribution", "turned_out"]
 
     @admin.display(description="Seconds")

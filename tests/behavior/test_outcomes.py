@@ -44,6 +44,7 @@ def test_the_days_first_run_keeps_its_scores_and_learns_how_they_turned_out(shop
 
     page = admin_client.get(f"/admin/behavior/scoringrun/{kept.pk}/change/").content.decode()
     assert "purchase intent: what customers did within 7 days" in page and "Calibration" in page
+    assert 'name="outcomes"' not in page and 'name="stage_seconds"' not in page  # charts, not JSON to edit
     assert "Not kept" in admin_client.get(f"/admin/behavior/scoringrun/{later.pk}/change/").content.decode()
 
 
