@@ -234,8 +234,8 @@ class Score(models.Model):
     besides its key, and half of each page free (migration 0010): an update that changes no indexed
     column and finds room on its page is a heap-only tuple, which touches no index. Measured on
     2,000,000 rows, a chunk of 100,000 took 2.0 s with indexes on customer, model version and run too,
-    1.4 s without them, 0.96 s with the free half. Reads by run or model version (an admin page, a
-    deletion) scan the table: under a second.
+    1.4 s without them, 0.96 s with the free half. Reads by run or model version scan the table: a
+    deletion's check 0.2 s, a run's score distribution in the admin 0.6 s.
     """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores", db_index=False)

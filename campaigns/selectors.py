@@ -69,8 +69,8 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
         n=Count("coupon"), spent=Sum("coupon__discount_amount"))
     spent = coupons["spent"] or Decimal(0)
     uplift = interval = cost = None
-    if treatment.customers and control.customers:
-        pt, pc = treatment.converted / treatment.customers, control.converted / control.customers
+    pt, pc = treatment.rate, control.rate
+    if pt is not None and pc is not None:  # both groups have customers
         uplift = pt - pc
         half = Z95 * math.sqrt(pt * (1 - pt) / treatment.customers + pc * (1 - pc) / control.customers)
         interval = (uplift - half, uplift + half)

@@ -1,8 +1,7 @@
 """API keys: who is calling, what they may do, and how often."""
 
-import time
+from typing import cast
 
-from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -62,34 +61,42 @@ class HasScope(permissions.BasePermission):
         return required is None or required in key.scopes or ADMIN in key.scopes
 
 
-class ApiKeyRateThrottle(throttling.BaseThrottle):
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     """At most the `api_key` rate ("6000/min") of calls per key in each period of the clock (a fixed window).
 
-    The count is one atomic increment in the cache (Redis when configured), so calls that overlap are
-    all counted. DRF's SimpleRateThrottle instead rewrites a list of timestamps on every call: two calls
-    at once both write back one more, losing a count, and a busy key pickles 6,000 timestamps both ways.
-    A fixed window lets a key make up to twice its rate across the turn of a period, a fair price.
+    DRF's own rewrites a list of timestamps on every call: two calls at once both write back one more,
+    losing a count, and a busy key pickles 6,000 timestamps both ways. Here the count is one atomic
+    increment in the cache (Redis when configured), so calls that overlap are all counted. A fixed
+    window lets a key make up to twice its rate across the turn of a period, a fair price.
     """
 
-    PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    scope = "api_key"
+    num_requests: int  # both set by SimpleRateThrottle from the rate
+    duration: int
+    retry_after = 0.0
 
-    def __init__(self):
-        calls, period = api_settings.DEFAULT_THROTTLE_RATES["api_key"].split("/")
-        self.limit, self.period = int(calls), self.PERIODS[period[0]]
-        self.retry_after = 0.0
+    def get_rate(self) -> str:
+        # Read per call, so that a changed setting applies (DRF reads it once, at import).
+        return cast(str, api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+
+    def get_cache_key(self, request, view) -> str | None:
+        if not isinstance(request.auth, ApiKey):
+            return None  # no key: the permission check answers 401
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
 
     def allow_request(self, request, view) -> bool:
-        if not isinstance(request.auth, ApiKey):
-            return True  # the permission check answers 401
-        now = time.time()
-        window = int(now // self.period)
-        counter = f"throttle:api_key:{request.auth.pk}:{window}"
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        counter = f"{key}_{window}"
         try:
-            calls = cache.incr(counter)
+            calls = self.cache.incr(counter)
         except ValueError:  # the window's first call creates its counter, which ends with it; one of two at once
-            calls = 1 if cache.add(counter, 1, timeout=self.period + 1) else cache.incr(counter)
-        self.retry_after = (window + 1) * self.period - now
-        return calls <= self.limit
+            calls = 1 if self.cache.add(counter, 1, timeout=self.duration + 1) else self.cache.incr(counter)
+        self.retry_after = (window + 1) * self.duration - now
+        return calls <= self.num_requests
 
     def wait(self) -> float:
         return self.retry_after
