@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from behavior.charts import Bar, bar_chart, line_chart
-from behavior.features import TARGETS
+from behavior.features import TargetDefinition
 from behavior.models import (
     ApiKey,
     Contact,
@@ -23,6 +23,7 @@ from behavior.models import (
 from behavior.reasons import reasons_sentence
 from behavior.services.api_keys import api_key_create
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
+from behavior.services.targets import DEFINING_FIELDS, TargetError, target_change
 from behavior.training import ModelArtifactError
 
 TIMELINE_EVENTS = 50
@@ -43,9 +44,10 @@ def percent(value: float) -> str:
 
 
 def _score_column(target: str):
-    @admin.display(description=Target(target).label, ordering=target)
-    def column(self, customer):
-        value = getattr(customer, target)
+    """A sortable list column with the customer's current score for one target (annotated by get_queryset)."""
+    @admin.display(description=target.replace("_", " "), ordering=f"score_{target}")
+    def column(customer):
+        value = getattr(customer, f"score_{target}", None)
         return "-" if value is None else f"{value:.3f}"
 
     return column
@@ -53,7 +55,7 @@ def _score_column(target: str):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "purchase_intent", "support_risk", "marketing_consent", "created_at"]
+    list_display = ["external_id", "marketing_consent", "created_at"]
     list_filter = ["marketing_consent"]
     # Exact match on the unique index: a substring search would scan millions of customers.
     search_fields = ["=external_id"]
@@ -64,19 +66,23 @@ class CustomerAdmin(admin.ModelAdmin):
         ("Scores and reasons", {"fields": ["scores"]}),
         (f"Latest {TIMELINE_EVENTS} events", {"fields": ["timeline"]}),
     ]
-    purchase_intent = _score_column(Target.PURCHASE_INTENT)
-    support_risk = _score_column(Target.SUPPORT_RISK)
+
+    def _targets(self) -> list[str]:
+        return list(Target.objects.values_list("name", flat=True))
+
+    def get_list_display(self, request):
+        return ["external_id", *map(_score_column, self._targets()), "marketing_consent", "created_at"]
 
     def get_queryset(self, request):
         scores = Score.objects.filter(customer=OuterRef("pk"))
         return super().get_queryset(request).annotate(**{
-            t: Subquery(scores.filter(target=t).values("probability")[:1]) for t in Target.values})
+            f"score_{t}": Subquery(scores.filter(target=t).values("probability")[:1]) for t in self._targets()})
 
     @admin.display(description="Scores")
     def scores(self, customer):
         rows = Score.objects.filter(customer=customer).select_related("model_version").order_by("target")
         return table(["target", "probability", "why", "model", "scored at"], [
-            [s.get_target_display(), f"{s.probability:.3f}", reasons_sentence(s.reasons) or "-",
+            [s.target.replace("_", " "), f"{s.probability:.3f}", reasons_sentence(s.reasons) or "-",
              str(s.model_version), f"{s.scored_at:%Y-%m-%d %H:%M}"] for s in rows])
 
     @admin.display(description="Timeline")
@@ -180,47 +186,101 @@ METRICS_SHOWN = [  # name in the stored metrics, words, format
     ("roc_auc", "ROC-AUC (chance a buyer ranks above a non-buyer)", "{:.3f}"),
     ("pr_auc", "PR-AUC (quality of the top of the list)", "{:.3f}"),
     ("base_rate", "base rate (share of positives)", "{:.2%}"),
+    ("top_precision", "precision in the top 10% (what a campaign acts on)", "{:.1%}"),
+    ("top_lift", "lift in the top 10% (against the base rate)", "{:.2f}x"),
     ("threshold", "operating threshold", "{:.3f}"),
     ("precision", "precision at the threshold", "{:.1%}"),
     ("recall", "recall at the threshold", "{:.1%}"),
     ("f1", "F1 at the threshold", "{:.3f}"),
     ("brier", "Brier score (lower is better)", "{:.4f}"),
-    ("n", "validation customers", "{:,}"),
+    ("n", "validation rows (customers of the population at each cutoff)", "{:,}"),
     ("positives", "positives among them", "{:,}"),
 ]
 
 
+@admin.register(Target)
+class TargetAdmin(admin.ModelAdmin):
+    list_display = ["name", "horizon_days", "counts", "population_shown", "champion", "updated_at"]
+    fields = ["name", "description", "horizon_days", "event_types", "max_rating", "churn", "population",
+              "population_days", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is how conditions and stored scores refer to the target: fixed once made.
+        return [*self.readonly_fields, "name"] if obj else self.readonly_fields
+
+    @admin.display(description="counts")
+    def counts(self, target):
+        return target.definition().counts_label
+
+    @admin.display(description="population")
+    def population_shown(self, target):
+        return target.definition().population_label
+
+    @admin.display(description="champion")
+    def champion(self, target):
+        version = ModelVersion.objects.filter(target=target.name, status=ModelVersion.Status.CHAMPION).first()
+        return "none: not scored" if version is None else f"#{version.pk} {version.get_kind_display()}"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        try:
+            result = target_change(target=obj, description=obj.description,
+                                   **{f: getattr(obj, f) for f in DEFINING_FIELDS})
+        except TargetError as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, str(result), messages.WARNING if result.retired_versions else messages.INFO)
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["pk", "target", "kind", "status", "roc_auc", "pr_auc", "validated_at", "promoted_at"]
+    list_display = ["pk", "target", "kind", "status", "roc_auc", "top_lift", "validated_at", "promoted_at"]
     list_filter = ["target", "status", "kind"]
-    readonly_fields = [*(f.name for f in ModelVersion._meta.fields if f.name != "metrics"), "quality", "charts"]
+    readonly_fields = [*(f.name for f in ModelVersion._meta.fields if f.name != "metrics"), "chosen", "quality",
+                       "candidates", "charts"]
     fieldsets = [
         (None, {"fields": ["target", "kind", "status", "threshold", "created_at", "promoted_at"]}),
+        ("Why this scorer", {"fields": ["chosen", "candidates"]}),
         ("Validation", {"fields": ["quality", "charts"]}),
-        ("Training", {"fields": ["trained_from", "validated_at", "feature_names", "params", "artifact", "sha256"],
-                      "classes": ["collapse"]}),
+        ("Training", {"fields": ["definition", "trained_from", "validated_at", "feature_names", "params", "artifact",
+                                 "sha256"], "classes": ["collapse"]}),
     ]
     actions = ["promote", "roll_back"]
 
-    @admin.display(description="ROC-AUC")
+    @admin.display(description="ROC-AUC (population)")
     def roc_auc(self, version):
         return _metric(version.metrics, "roc_auc")
 
-    @admin.display(description="PR-AUC")
-    def pr_auc(self, version):
-        return _metric(version.metrics, "pr_auc")
+    @admin.display(description="top-10% lift")
+    def top_lift(self, version):
+        return _metric(version.metrics, "top_lift", "{:.2f}x")
 
-    @admin.display(description="Metrics on the validation cutoff")
+    @admin.display(description="Chosen because")
+    def chosen(self, version):
+        metrics = version.metrics or {}
+        return format_html("<p>{}</p><p>Judged on {}.</p>", metrics.get("chosen_because") or "-",
+                           metrics.get("population") or "the validation rows")
+
+    @admin.display(description="Every candidate on the same validation rows")
+    def candidates(self, version):
+        rows = [[c["label"], _interval(c), _metric(c, "pr_auc"), _metric(c, "top_precision", "{:.1%}"),
+                 _metric(c, "top_lift", "{:.2f}x")] for c in (version.metrics or {}).get("candidates", [])]
+        if not rows:
+            return "No candidates stored (a version from before candidates were compared)."
+        return table(["scorer", "ROC-AUC [95%]", "PR-AUC", "top-10% precision", "top-10% lift"], rows)
+
+    @admin.display(description="Metrics on the validation cutoffs (the target's population)")
     def quality(self, version):
         metrics = version.metrics or {}
-        baseline = metrics.get("baseline") or {}
-        rows = [[words, _metric(metrics, name, fmt), _metric(baseline, name, fmt)]
+        everyone = metrics.get("all_customers") or {}
+        rows = [[words, _metric(metrics, name, fmt), _metric(everyone, name, fmt)]
                 for name, words, fmt in METRICS_SHOWN if name in metrics]
-        interval = metrics.get("roc_auc_interval")
-        if interval and None not in interval:
-            rows.insert(1, ["ROC-AUC 95% interval", f"{interval[0]:.3f} to {interval[1]:.3f}", ""])
-        return table(["metric", "this model", "recency/frequency baseline"], rows) if rows else "No metrics stored."
+        if metrics.get("roc_auc_interval") and None not in metrics["roc_auc_interval"]:
+            rows.insert(1, ["ROC-AUC 95% interval", _interval(metrics), ""])
+        return table(["metric", "the population (what it is judged on)", "all active customers (for scale)"],
+                     rows) if rows else "No metrics stored."
 
     @admin.display(description="Charts")
     def charts(self, version):
@@ -265,6 +325,13 @@ def metric_charts(metrics: dict) -> str:
     return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}{}</div>', roc_chart, calibration)
 
 
+def _interval(metrics: dict) -> str:
+    low, high = metrics.get("roc_auc_interval") or (None, None)
+    if low is None or high is None:
+        return _metric(metrics, "roc_auc")
+    return f"{_metric(metrics, 'roc_auc')} [{low:.3f}, {high:.3f}]"
+
+
 def _metric(metrics: dict | None, name: str, fmt: str = "{:.3f}") -> str:
     value = (metrics or {}).get(name)
     return "-" if value is None else fmt.format(value)
@@ -278,7 +345,7 @@ def score_distribution(scores) -> str:
     for row in rows:
         counts.setdefault(row["target"], {})[int(row["tenth"])] = row["n"]
     charts = [bar_chart([Bar(f"{t / 10:.1f} to {(t + 1) / 10:.1f}", by_tenth.get(t, 0)) for t in range(10)],
-                        title=f"{Target(target).label}: customers by score", value_format="{:,.0f}".format)
+                        title=f"{target.replace('_', ' ')}: customers by score", value_format="{:,.0f}".format)
               for target, by_tenth in sorted(counts.items())]
     return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}</div>',
                        format_html_join("", "{}", ((c,) for c in charts))) if charts else "No scores yet."
@@ -314,12 +381,15 @@ class ScoringRunAdmin(admin.ModelAdmin):
         if not run.keeps_scores and not run.outcomes:
             return "Not kept: the first run of each day keeps its scores, to check them once the horizon has passed."
         parts = []
+        definitions = {v.target: v.definition for v in ModelVersion.objects.filter(pk__in=run.model_versions.values())}
         for name in run.model_versions:
             label, outcome = name.replace("_", " "), run.outcomes.get(name)
-            if outcome is None:
-                due = run.as_of + TARGETS[name].horizon
+            if outcome is None and name in definitions:
+                horizon = TargetDefinition.from_dict(definitions[name]).horizon
                 parts.append(format_html("<p><b>{}</b>: checked by the daily check after {:%Y-%m-%d %H:%M}, when its "
-                                         "{}-day horizon has passed.</p>", label, due, TARGETS[name].horizon.days))
+                                         "{}-day horizon has passed.</p>", label, run.as_of + horizon, horizon.days))
+                continue
+            if outcome is None:
                 continue
             rows = [["customers scored" if key == "n" else words, _metric(outcome, key, fmt)]
                     for key, words, fmt in METRICS_SHOWN if key in outcome]

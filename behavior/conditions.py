@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,8 +39,8 @@ from django.db.models.lookups import (
     Range,
 )
 
-from .features import FEATURES, TARGETS
-from .models import Score
+from .features import FEATURES
+from .models import Score, Target
 
 MAX_DEPTH = 8
 MAX_NODES = 200
@@ -77,10 +77,10 @@ def _attribute(key: str) -> Expression:
                 output_field=TextField())
 
 
+# Besides these, `score.<target>` for every target the shop defines (behavior.models.Target): see field_named.
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
-        *(Field(f"score.{t}", NUMBER, f"{t.replace('_', ' ')} score", score=t) for t in TARGETS),
         *(Field(f"feature.{n}", NUMBER, n.replace("_", " "), feature=n) for n in FEATURES),
         Field("customer.marketing_consent", BOOLEAN, "marketing consent", sql=F("marketing_consent")),
         Field("customer.created_at", DATETIME, "sign-up", sql=F("created_at")),
@@ -90,6 +90,21 @@ FIELDS: dict[str, Field] = {
               feature="days_since_purchase"),
     )
 }
+
+
+def _score_field(target: str) -> Field:
+    return Field(f"score.{target}", NUMBER, f"{target.replace('_', ' ')} score", score=target)
+
+
+def field_named(name: str) -> Field:
+    """The field of a condition that parsed: a score field of any target, or one of FIELDS."""
+    return _score_field(name.removeprefix("score.")) if name.startswith("score.") else FIELDS[name]
+
+
+def known_fields() -> dict[str, Field]:
+    """Every field a condition may use now: a score per defined target, then FIELDS."""
+    targets = Target.objects.order_by("name").values_list("name", flat=True)
+    return {**{f.name: f for f in map(_score_field, targets)}, **FIELDS}
 
 
 def _since(days: float, now: datetime) -> datetime:
@@ -310,13 +325,13 @@ class Condition:
         absent = [name for name in self.fields if name not in frame.columns]
         if absent:
             raise KeyError(f"the frame lacks the columns {', '.join(absent)}")
-        columns = {name: _column(frame[name], FIELDS[name].type) for name in self.fields}
+        columns = {name: _column(frame[name], field_named(name).type) for name in self.fields}
         return self.root.mask(columns, _aware(now))
 
     def matches(self, values: Mapping[str, Any], now: datetime) -> bool:
         """Whether one customer matches; a field absent from `values` is missing."""
         # One-row columns, evaluated by the same code as `mask`: a few microseconds a field, no pandas.
-        columns = {name: _one(values.get(name), FIELDS[name].type) for name in self.fields}
+        columns = {name: _one(values.get(name), field_named(name).type) for name in self.fields}
         return bool(self.root.mask(columns, _aware(now))[0])
 
     def q(self, now: datetime) -> Q | None:
@@ -327,27 +342,31 @@ class Condition:
         return self.root.describe()
 
 
-def parse(tree: Any) -> Condition:
-    """Validates a JSON tree and compiles it; raises ConditionError naming the first bad node."""
-    counter = {"nodes": 0}
+def parse(tree: Any, *, targets: Collection[str] | None = None) -> Condition:
+    """Validates a JSON tree and compiles it; raises ConditionError naming the first bad node.
+
+    `score.<target>` fields must name one of `targets` when given (what the shop defines: validate_condition);
+    without, any target name is taken, and a target nobody scores reads as missing.
+    """
+    state: dict[str, Any] = {"nodes": 0, "targets": targets}
     fields: dict[str, None] = {}  # an ordered set
-    root = _node(tree, "", 1, counter, fields)
+    root = _node(tree, "", 1, state, fields)
     return Condition(root, tuple(fields))
 
 
 def validate_condition(tree: Any) -> None:
     """A model field validator: a condition that does not parse is refused, naming its bad node."""
     try:
-        parse(tree)
+        parse(tree, targets=set(Target.objects.values_list("name", flat=True)))
     except ConditionError as error:
         raise ValidationError(str(error)) from error
 
 
-def _node(tree: Any, path: str, depth: int, counter: dict[str, int], fields: dict[str, None]) -> Node:
+def _node(tree: Any, path: str, depth: int, state: dict[str, Any], fields: dict[str, None]) -> Node:
     if depth > MAX_DEPTH:
         raise ConditionError(path, f"nested deeper than {MAX_DEPTH} levels")
-    counter["nodes"] += 1
-    if counter["nodes"] > MAX_NODES:
+    state["nodes"] += 1
+    if state["nodes"] > MAX_NODES:
         raise ConditionError(path, f"more than {MAX_NODES} nodes")
     if not isinstance(tree, dict):
         raise ConditionError(path, "expected an object with all, any, not, or field, op and value")
@@ -358,27 +377,32 @@ def _node(tree: Any, path: str, depth: int, counter: dict[str, int], fields: dic
         kind = kinds[0]
         inner = _join(path, kind)
         if kind == "not":
-            return Not(_node(tree[kind], inner, depth + 1, counter, fields))
+            return Not(_node(tree[kind], inner, depth + 1, state, fields))
         children = tree[kind]
         if not isinstance(children, list) or not children:
             raise ConditionError(inner, "expected a non-empty list of conditions")
-        return Group(kind, tuple(_node(c, f"{inner}[{i}]", depth + 1, counter, fields) for i, c in enumerate(children)))
+        return Group(kind, tuple(_node(c, f"{inner}[{i}]", depth + 1, state, fields) for i, c in enumerate(children)))
     unknown = sorted(set(tree) - {"field", "op", "value"})
     if unknown:
         raise ConditionError(path, f"unknown keys {', '.join(unknown)}; a leaf has field, op and value")
     for key in ("field", "op", "value"):
         if key not in tree:
             raise ConditionError(_join(path, key), "missing")
-    leaf = _leaf(tree, path)
+    leaf = _leaf(tree, path, state["targets"])
     fields[leaf.field.name] = None
     return leaf
 
 
-def _leaf(tree: dict, path: str) -> Leaf:
+def _leaf(tree: dict, path: str, targets: Collection[str] | None) -> Leaf:
     name, op = tree["field"], tree["op"]
     field = FIELDS.get(name) if isinstance(name, str) else None
+    if field is None and isinstance(name, str) and name.startswith("score."):
+        target = name.removeprefix("score.")
+        if target in targets if targets is not None else target.replace("_", "").isalnum():
+            field = _score_field(target)
     if field is None:
-        raise ConditionError(_join(path, "field"), f"unknown field {name!r}; known: {', '.join(FIELDS)}")
+        known = [*(f"score.{t}" for t in sorted(targets or ())), *FIELDS]
+        raise ConditionError(_join(path, "field"), f"unknown field {name!r}; known: {', '.join(known)}")
     if not isinstance(op, str) or op not in OPERATORS:
         raise ConditionError(_join(path, "op"), f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
     spec = OPERATORS[op]
@@ -454,5 +478,5 @@ def _aware(now: datetime) -> datetime:
 
 def feature_columns(features: pd.DataFrame, fields: Iterable[str]) -> pd.DataFrame:
     """The feature-based fields among `fields`, as columns named by field, from a build_features frame."""
-    chosen = [FIELDS[name] for name in fields if FIELDS[name].feature]
+    chosen = [f for f in map(field_named, fields) if f.feature]
     return pd.DataFrame({f.name: features[f.feature] for f in chosen}, index=features.index)

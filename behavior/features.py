@@ -12,6 +12,7 @@ the optional customers frame has `customer_id`, `created_at` and `attributes` (d
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,62 +22,122 @@ import pandas as pd
 
 from .event_types import EVENT_TYPES
 
-WINDOWS = (1, 7, 30, 90)  # days, for the counts per event type
-RECENCY_TYPES = ("product_view", "add_to_cart", "checkout_start", "purchase", "delivery_delayed", "payment_failed",
-                 "return_requested", "refund", "review", "support_contact")
+WINDOWS = (1, 7, 30, 90, 180, 365)  # days, for the counts per event type; each model uses those its horizon needs
+SPEND_WINDOWS = (30, 90, 180, 365)  # days, for orders and spend
+RECENCY_TYPES = ("product_view", "add_to_cart", "checkout_start", "purchase", "order_shipped", "order_delivered",
+                 "delivery_delayed", "payment_failed", "return_requested", "refund", "review", "support_contact")
 DEVICES = ("mobile", "desktop", "tablet")  # a fixed vocabulary, so codes mean the same in training and scoring
 BAD_RATING = 2  # reviews rated at most this are bad
 OPEN_ORDER_DAYS = 90  # older orders without a delivery event are gaps in the history, not open orders
+RECENT_DELIVERY_DAYS = 30  # a delivered order stays part of what a customer may still react to this long
+NORM_DAYS = 90  # the shop's usual figures come from the orders of this many days before the cutoff
 
 _NOUNS = {
-    "page_view": "page views", "product_view": "product views", "search": "searches",
-    "add_to_wishlist": "wishlist adds", "add_to_cart": "cart adds", "remove_from_cart": "cart removals",
-    "checkout_start": "checkouts started", "purchase": "purchases", "order_shipped": "orders shipped",
-    "order_delivered": "orders delivered", "delivery_delayed": "delivery delays", "payment_failed": "failed payments",
-    "return_requested": "return requests", "refund": "refunds", "review": "reviews",
-    "support_contact": "support contacts",
+    "page_view": ("page view", "page views"), "product_view": ("product view", "product views"),
+    "search": ("search", "searches"), "add_to_wishlist": ("wishlist add", "wishlist adds"),
+    "add_to_cart": ("cart add", "cart adds"), "remove_from_cart": ("cart removal", "cart removals"),
+    "checkout_start": ("checkout started", "checkouts started"), "purchase": ("purchase", "purchases"),
+    "order_shipped": ("order shipped", "orders shipped"), "order_delivered": ("delivery", "deliveries"),
+    "delivery_delayed": ("delivery delay", "delivery delays"), "payment_failed": ("failed payment", "failed payments"),
+    "return_requested": ("return request", "return requests"), "refund": ("refund", "refunds"),
+    "review": ("review", "reviews"), "support_contact": ("support contact", "support contacts"),
 }
-
-
-def _noun(event_type: str) -> str:
-    return _NOUNS.get(event_type, event_type.replace("_", " ") + " events")
 
 
 def _in_last(days: int) -> str:
     return "in the last day" if days == 1 else f"in the last {days} days"
 
 
-# Feature name -> description template, formatted with the feature's value: the column order of
-# build_features, and the words of a score's reasons ("6 product views in the last 7 days").
+def _count(singular: str, plural: str, rest: str = "") -> str:
+    """A template that agrees in number with its value: "1 cart add", "3 cart adds"."""
+    return f"{{value:.0f}} {{value:plural:{singular}|{plural}}}{rest}"
+
+
+# Feature name -> description template, formatted by describe(): the column order of build_features, and the
+# words of a score's reasons ("6 product views in the last 7 days").
 FEATURES: dict[str, str] = {
-    **{f"{t}_{d}d": f"{{value:.0f}} {_noun(t)} {_in_last(d)}" for t in EVENT_TYPES for d in WINDOWS},
+    **{f"{t}_{d}d": _count(*_NOUNS[t], f" {_in_last(d)}") for t in EVENT_TYPES for d in WINDOWS},
     "days_since_event": "{value:.1f} days since the last visit or order event",
-    **{f"days_since_{t}": f"{{value:.1f}} days since the last of the {_noun(t)}" for t in RECENCY_TYPES},
-    "sessions_7d": "{value:.0f} sessions in the last 7 days",
-    "sessions_30d": "{value:.0f} sessions in the last 30 days",
-    "products_viewed_30d": "{value:.0f} different products viewed in the last 30 days",
-    "categories_viewed_30d": "{value:.0f} different categories viewed in the last 30 days",
-    "cart_adds_unbought_30d": "{value:.0f} cart adds in the last 30 days not followed by a purchase",
-    "orders_90d": "{value:.0f} orders in the last 90 days",
-    "orders": "{value:.0f} orders in all",
-    "spend_90d": "{value:.2f} spent in the last 90 days",
+    **{f"days_since_{t}": f"{{value:.1f}} days since the last {_NOUNS[t][0]}" for t in RECENCY_TYPES},
+    "days_since_first_purchase": "{value:.0f} days since the first purchase",
+    "purchase_days": _count("day", "days", " with a purchase"),
+    "sessions_7d": _count("session", "sessions", " in the last 7 days"),
+    "sessions_30d": _count("session", "sessions", " in the last 30 days"),
+    "products_viewed_30d": _count("different product", "different products", " viewed in the last 30 days"),
+    "categories_viewed_30d": _count("different category", "different categories", " viewed in the last 30 days"),
+    "cart_adds_unbought_30d": _count("cart add", "cart adds", " in the last 30 days not followed by a purchase"),
+    **{f"orders_{d}d": _count("order", "orders", f" {_in_last(d)}") for d in SPEND_WINDOWS},
+    "orders": _count("order", "orders", " in all"),
+    **{f"spend_{d}d": f"{{value:.2f}} spent {_in_last(d)}" for d in SPEND_WINDOWS},
     "spend": "{value:.2f} spent in all",
     "average_order_value": "{value:.2f} average order value",
     "mean_rating": "{value:.1f} stars on average in reviews",
-    "bad_reviews_90d": f"{{value:.0f}} reviews of {BAD_RATING} stars or less in the last 90 days",
-    "orders_delayed_90d": "{value:.0f} orders with a delivery delay in the last 90 days",
-    "orders_open_past_due": "{value:.0f} orders past their promised delivery and not delivered",
+    "bad_reviews_90d": _count("review", "reviews", f" of {BAD_RATING} stars or less in the last 90 days"),
+    "bad_reviews": _count("review", "reviews", f" of {BAD_RATING} stars or less in all"),
+    "orders_delayed_90d": _count("order", "orders", " with a delivery delay in the last 90 days"),
+    "orders_delayed": _count("order", "orders", " with a delivery delay in all"),
+    "orders_open_past_due": _count("order", "orders", " past the promised delivery and not delivered"),
     "max_days_past_due": "{value:.1f} days past the promised delivery, for the latest open order",
+    # What is known about the orders in flight: bought and not delivered, or delivered lately.
+    "orders_in_flight": _count("order", "orders", " bought and not delivered yet"),
+    "in_flight_days_since_purchase": "{value:.1f} days since the oldest order not delivered yet was bought",
+    "in_flight_days_to_promise": "{value:.1f} days left until the promised delivery of the most urgent open order",
+    "in_flight_unshipped": _count("order", "orders", " bought and not shipped yet"),
+    "in_flight_ship_delay": "{value:+.1f} days against this shop's usual time from purchase to shipping",
+    "in_flight_items": _count("item", "items", " in orders not delivered yet"),
+    "in_flight_value": "{value:.2f} worth of orders not delivered yet",
+    "days_late": "{value:+.1f} days late against the promised delivery (open or recently delivered order)",
+    "usual_ship_days": "{value:.1f} days this shop usually takes from purchase to shipping",
     "tenure_days": "{value:.0f} days a customer",
     "country_code": "country (code {value:.0f})",
     "device_code": "device (code {value:.0f})",
 }
 
 
+class _Words(string.Formatter):
+    """str.format with one more spec, `plural:ONE|MANY`, that picks the noun agreeing with the value."""
+
+    def format_field(self, value, format_spec):
+        if format_spec.startswith("plural:"):
+            one, many = format_spec.removeprefix("plural:").split("|")
+            return one if round(value) == 1 else many
+        return super().format_field(value, format_spec)
+
+
+_WORDS = _Words()
+
+
+def describe(name: str, value: float) -> str:
+    """A feature's value in words: "1 cart add in the last 7 days", "12.0 days since the last purchase"."""
+    return _WORDS.format(FEATURES[name], value=value)
+
+
+def longest_window(horizon: pd.Timedelta) -> int:
+    """The longest count window a model of this horizon needs: four horizons, at least 90 days, at most a year."""
+    wanted = max(90, 4 * horizon / pd.Timedelta(days=1))
+    return next((w for w in WINDOWS if w >= wanted), WINDOWS[-1])
+
+
+def model_features(horizon: pd.Timedelta) -> list[str]:
+    """The features a model of this horizon is trained on: every window up to longest_window, in FEATURES order.
+
+    A 7-day model keeps the windows up to 90 days (longer ones add training time, not signal); a quarterly one
+    looks back a year.
+    """
+    longest = longest_window(horizon)
+    too_long = {f"{t}_{d}d" for t in EVENT_TYPES for d in WINDOWS if d > longest}
+    too_long |= {f"{kind}_{d}d" for kind in ("orders", "spend") for d in SPEND_WINDOWS if d > longest}
+    return [name for name in FEATURES if name not in too_long]
+
+
 def build_features(
-    events: pd.DataFrame, cutoff: datetime, customers: pd.DataFrame | None = None
+    events: pd.DataFrame, cutoff: datetime, customers: pd.DataFrame | None = None, *, norms: dict | None = None
 ) -> pd.DataFrame:
-    """One float32 row per customer (of `customers`, or with an event before `cutoff`), from events before `cutoff`."""
+    """One float32 row per customer (of `customers`, or with an event before `cutoff`), from events before `cutoff`.
+
+    `norms` are the shop's usual figures (shop_norms) that some features compare a customer against; by default
+    they come from the events given, which is right when those are the whole shop's, not one chunk's.
+    """
     cutoff = _utc(cutoff)
     at = _datetime64([cutoff])[0]
     before = events["occurred_at"].lt(cutoff).to_numpy() & events["customer_id"].notna().to_numpy()
@@ -127,28 +188,35 @@ def build_features(
 
     # Orders: distinct order ids of purchase events; spend is price * quantity, a missing quantity being one unit.
     purchase = types == type_index["purchase"]
+    out["days_since_first_purchase"] = _max_by(pos[purchase], age[purchase], n)
+    out["purchase_days"] = _distinct(pos, np.floor(age).astype(np.int64), purchase, n)  # BG/NBD's purchase occasions
     orders = codes("order_id")
     price = np.nan_to_num(events["price"].to_numpy(dtype=np.float64, na_value=np.nan)[before])
     quantity = events["quantity"].to_numpy(dtype=np.float64, na_value=np.nan)[before]
     amount = price * np.where(np.isnan(quantity), 1.0, quantity)
-    recent = age < 90
-    out["orders_90d"] = _distinct(pos, orders, purchase & recent & (orders >= 0), n)
+    for days in SPEND_WINDOWS:
+        out[f"orders_{days}d"] = _distinct(pos, orders, purchase & (age < days) & (orders >= 0), n)
+        out[f"spend_{days}d"] = count(purchase & (age < days), amount)
     out["orders"] = _distinct(pos, orders, purchase & (orders >= 0), n)
-    out["spend_90d"] = count(purchase & recent, amount)
     out["spend"] = count(purchase, amount)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["average_order_value"] = np.where(out["orders"] > 0, out["spend"] / out["orders"], np.nan)
 
+    recent = age < 90
     rating = events["rating"].to_numpy(dtype=np.float64, na_value=np.nan)[before]
     rated = (types == type_index["review"]) & ~np.isnan(rating)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["mean_rating"] = count(rated, rating) / count(rated)
     out["bad_reviews_90d"] = count(rated & recent & (rating <= BAD_RATING))
-    delayed = (types == type_index["delivery_delayed"]) & recent & (orders >= 0)
-    out["orders_delayed_90d"] = _distinct(pos, orders, delayed, n)
+    out["bad_reviews"] = count(rated & (rating <= BAD_RATING))
+    delayed = (types == type_index["delivery_delayed"]) & (orders >= 0)
+    out["orders_delayed_90d"] = _distinct(pos, orders, delayed & recent, n)
+    out["orders_delayed"] = _distinct(pos, orders, delayed, n)
+    promise_passed = _days_between(at, _datetime64(events["promised_at"])[before])  # NaN where there is no promise
     out["orders_open_past_due"], out["max_days_past_due"] = _open_past_due(
-        pos, orders, types, age, _datetime64(events["promised_at"])[before], at, n
+        pos, orders, types, age, promise_passed, n
     )
+    out.update(_in_flight(pos, orders, types, age, promise_passed, amount, n, _usual_ship_days(norms)))
 
     out["tenure_days"] = _tenure(ids, out["days_since_event"], pos, age, customers, at)
     out["country_code"], out["device_code"] = _attributes(ids, customers)
@@ -169,18 +237,99 @@ def _distinct(pos: np.ndarray, codes: np.ndarray, mask: np.ndarray, n: int) -> n
     return np.bincount(pairs // width, minlength=n)
 
 
-def _open_past_due(pos, orders, types, age, promised, at: np.datetime64, n) -> tuple[np.ndarray, np.ndarray]:
+def _max_by(pos: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Each customer's largest value (NaN values ignored); NaN for a customer without one."""
+    largest = np.full(n, -np.inf)
+    np.fmax.at(largest, pos, values)
+    return np.where(np.isinf(largest), np.nan, largest)
+
+
+def _open_past_due(pos, orders, types, age, promise_passed, n) -> tuple[np.ndarray, np.ndarray]:
     """Recent orders promised before the cutoff with no delivery event yet, and the days the worst is late."""
     index = {t: i for i, t in enumerate(EVENT_TYPES)}
     delivered = np.zeros(int(orders.max()) + 2 if len(orders) else 1, bool)
     delivered[orders[(types == index["order_delivered"]) & (orders >= 0)]] = True
-    late = _days_between(at, promised)  # NaN where there is no promise
-    open_ = ((types == index["purchase"]) & (orders >= 0) & (age < OPEN_ORDER_DAYS) & (late > 0)
+    open_ = ((types == index["purchase"]) & (orders >= 0) & (age < OPEN_ORDER_DAYS) & (promise_passed > 0)
              & ~delivered[orders])
     count = _distinct(pos, orders, open_, n)
     worst = np.zeros(n)
-    np.maximum.at(worst, pos[open_], late[open_])
+    np.maximum.at(worst, pos[open_], promise_passed[open_])
     return count, worst
+
+
+def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float | None) -> dict[str, np.ndarray]:
+    """What is known at the cutoff about each customer's orders in flight, from one table of their orders.
+
+    An order is in flight when it was bought in the last OPEN_ORDER_DAYS and has no delivery event yet; one
+    delivered in the last RECENT_DELIVERY_DAYS still counts for how late it came (what a review will say).
+    Ages are days before the cutoff; a step's usual time is the shop's median over orders shipped lately.
+    """
+    index = {t: i for i, t in enumerate(EVENT_TYPES)}
+    m = int(orders.max()) + 1 if len(orders) else 0
+    has_order = orders >= 0
+
+    def per_order(event_type: str, values: np.ndarray, how=np.fmax, start=-np.inf) -> np.ndarray:
+        mask = has_order & (types == index[event_type])
+        table = np.full(m, start)
+        how.at(table, orders[mask], values[mask])
+        return np.where(np.isinf(table), np.nan, table)
+
+    bought = per_order("purchase", age)  # the first purchase event of the order
+    shipped = per_order("order_shipped", age)
+    delivered = per_order("order_delivered", age)
+    passed = per_order("purchase", promise_passed)  # days since the promised delivery; NaN without one
+    purchase = has_order & (types == index["purchase"])
+    owner = np.full(m, -1)
+    owner[orders[purchase]] = pos[purchase]
+    items = np.bincount(orders[purchase], minlength=m)
+    value = np.bincount(orders[purchase], amount[purchase], minlength=m)
+
+    ship_days = bought - shipped
+    if usual is None:
+        lately = (shipped < NORM_DAYS) & ~np.isnan(ship_days)
+        usual = float(np.median(ship_days[lately])) if lately.any() else np.nan
+    flying = (owner >= 0) & (bought < OPEN_ORDER_DAYS) & np.isnan(delivered)
+    landed = (owner >= 0) & (delivered < RECENT_DELIVERY_DAYS)
+    # Late by: delivery time minus promise for a delivered order, now minus promise for an open one.
+    late = np.where(np.isnan(delivered), passed, passed - delivered)
+    waited = np.where(np.isnan(shipped), bought, ship_days)  # to shipping, or so far when not shipped yet
+
+    def customers(mask: np.ndarray, values: np.ndarray, how=_max_by) -> np.ndarray:
+        return how(owner[mask], values[mask], n)
+
+    def total(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], values[mask].astype(np.float64), minlength=n)
+
+    return {
+        "orders_in_flight": total(flying, np.ones(m)),
+        "in_flight_days_since_purchase": customers(flying, bought),
+        "in_flight_days_to_promise": -customers(flying, passed),
+        "in_flight_unshipped": total(flying & np.isnan(shipped), np.ones(m)),
+        "in_flight_ship_delay": customers(flying, waited - usual),
+        "in_flight_items": total(flying, items),
+        "in_flight_value": total(flying, value),
+        "days_late": customers(flying | landed, late),
+        "usual_ship_days": np.full(n, usual),
+    }
+
+
+def _usual_ship_days(norms: dict | None) -> float | None:
+    """None: compute it from the events at hand; from given norms NaN when the shop has shipped nothing yet."""
+    if norms is None:
+        return None
+    value = norms.get("usual_ship_days")
+    return np.nan if value is None else float(value)
+
+
+def shop_norms(events: pd.DataFrame, cutoff: datetime) -> dict:
+    """The shop's usual figures at the cutoff, from its orders shipped in the NORM_DAYS before it.
+
+    Chunks of a scoring run read their own customers only: they get the run's norms, computed once
+    from the whole shop (behavior.selectors.shop_norms_at), so that a score does not hang on its chunk.
+    """
+    usual = build_features(events, cutoff)["usual_ship_days"] if len(events) else pd.Series(dtype="float32")
+    value = float(usual.iloc[0]) if len(usual) else float("nan")
+    return {"usual_ship_days": None if np.isnan(value) else value}
 
 
 def _tenure(ids, days_since_event, pos, age, customers, at: np.datetime64) -> np.ndarray:
@@ -228,52 +377,129 @@ def events_for_features(events: pd.DataFrame, customers: Iterable[str] | None = 
     }).reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a model predicts: any event of these types (or a review rated at most max_rating) within horizon."""
-
-    name: str
-    horizon: pd.Timedelta
-    event_types: tuple[str, ...]
-    max_rating: int | None = None
-    description: str = ""
-
-
-TARGETS: dict[str, Target] = {
-    t.name: t
-    for t in (
-        Target("purchase_intent", pd.Timedelta(days=7), ("purchase",), description="buys within 7 days"),
-        Target("support_risk", pd.Timedelta(days=14), ("support_contact", "return_requested", "refund"),
-               max_rating=BAD_RATING, description="contacts support, returns or reviews badly within 14 days"),
-    )
+POPULATIONS = {
+    "all": "every customer with an event",
+    "buyers": "customers with a purchase",
+    "active": "customers active in the last {days} days",
+    "in_flight": "customers with an order in flight (not delivered, or delivered in the last {days} days)",
 }
 
 
+@dataclass(frozen=True)
+class TargetDefinition:
+    """What a model predicts, and for whom.
+
+    Positive: any event of `event_types` (or a review rated at most `max_rating`) within the horizon after a
+    cutoff; with `churn`, the absence of any purchase within it. The population is whom the target scores and
+    is judged on; `population_days` (for active and in_flight) defaults to what suits the horizon.
+    """
+
+    name: str
+    horizon: pd.Timedelta
+    event_types: tuple[str, ...] = ()
+    max_rating: int | None = None
+    churn: bool = False
+    population: str = "all"
+    population_days: int | None = None
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        """Plain JSON, as a model version keeps the definition it was trained for."""
+        return {"name": self.name, "horizon_days": round(self.horizon / pd.Timedelta(days=1)),
+                "event_types": list(self.event_types), "max_rating": self.max_rating, "churn": self.churn,
+                "population": self.population, "population_days": self.population_days,
+                "description": self.description}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TargetDefinition:
+        return cls(name=data["name"], horizon=pd.Timedelta(days=data["horizon_days"]),
+                   event_types=tuple(data["event_types"]), max_rating=data["max_rating"], churn=data["churn"],
+                   population=data["population"], population_days=data["population_days"],
+                   description=data.get("description", ""))
+
+    @property
+    def window(self) -> int:
+        """The population's window in days: as set, or four horizons for active (at least 90: a quarterly shop's
+        lapsed customers are whom a win-back campaign wants scored) and one horizon for orders in flight."""
+        if self.population_days is not None:
+            return self.population_days
+        days = self.horizon / pd.Timedelta(days=1)
+        return int(max(90, 4 * days)) if self.population == "active" else int(max(1, round(days)))
+
+    @property
+    def counts_label(self) -> str:
+        """What counts as positive, in words: "purchase within 7 days"."""
+        within = f"within {round(self.horizon / pd.Timedelta(days=1))} days"
+        if self.churn:
+            return f"no purchase {within}"
+        what = [t.replace("_", " ") for t in self.event_types]
+        if self.max_rating is not None:
+            what.append(f"a review rated {self.max_rating} or less")
+        return f"{', '.join(what)} {within}"
+
+    @property
+    def population_label(self) -> str:
+        return POPULATIONS[self.population].format(days=self.window)
+
+    @property
+    def about_purchases(self) -> bool:
+        """Whether it asks whether customers buy (or, for churn, stop buying)."""
+        return self.churn or self.event_types == ("purchase",)
+
+    def in_population(self, X: pd.DataFrame) -> np.ndarray:
+        """Which rows of a build_features frame belong to the population at its cutoff."""
+        def col(name: str) -> np.ndarray:
+            return X[name].to_numpy(dtype=np.float64)
+
+        if self.population == "all":
+            return ~np.isnan(col("days_since_event"))
+        if self.population == "buyers":
+            return ~np.isnan(col("days_since_purchase"))
+        if self.population == "active":
+            return col("days_since_event") < self.window  # NaN compares False
+        if self.population == "in_flight":
+            return (col("orders_in_flight") > 0) | (col("days_since_order_delivered") < self.window)
+        raise ValueError(f"unknown population {self.population!r}; known: {', '.join(POPULATIONS)}")
+
+
+def default_targets() -> dict[str, TargetDefinition]:
+    """The two targets every shop starts with (a migration stores them; the shop edits them from there)."""
+    return {t.name: t for t in (
+        TargetDefinition("purchase_intent", pd.Timedelta(days=7), ("purchase",), population="active",
+                         description="buys within the horizon"),
+        TargetDefinition("support_risk", pd.Timedelta(days=14), ("support_contact", "return_requested", "refund"),
+                         max_rating=BAD_RATING, population="in_flight",
+                         description="contacts support, returns, asks a refund or reviews badly within the horizon"),
+    )}
+
+
 def build_labels(
-    events: pd.DataFrame, cutoff: datetime, target: Target | str, *, customer_ids: pd.Index | np.ndarray | None = None
+    events: pd.DataFrame, cutoff: datetime, target: TargetDefinition, *,
+    customer_ids: pd.Index | np.ndarray | None = None,
 ) -> pd.Series:
-    """True for customers with a target event in [cutoff, cutoff + horizon).
+    """True for customers with a target event in [cutoff, cutoff + horizon) (for churn: with no purchase there).
 
     One row per customer of `customer_ids`, or of the events frame when not given.
     """
-    target = TARGETS[target] if isinstance(target, str) else target
     cutoff = _utc(cutoff)
     when = events["occurred_at"]
     inside = when.ge(cutoff) & when.lt(cutoff + target.horizon)
-    hit = events["type"].isin(target.event_types)
-    if target.max_rating is not None:
+    hit = events["type"].isin(("purchase",) if target.churn else target.event_types)
+    if target.max_rating is not None and not target.churn:
         hit |= events["type"].eq("review") & events["rating"].le(target.max_rating).fillna(False)
     positive = np.unique(events.loc[inside & hit & events["customer_id"].notna(), "customer_id"].to_numpy(np.int64))
     if customer_ids is None:
         customer_ids = np.unique(events["customer_id"].dropna().to_numpy(np.int64))
     ids = pd.Index(customer_ids, dtype=np.int64, name="customer_id")
-    return pd.Series(ids.isin(positive), index=ids, name=target.name)
+    happened = ids.isin(positive)
+    return pd.Series(~happened if target.churn else happened, index=ids, name=target.name)
 
 
 def training_frame(
-    events: pd.DataFrame, cutoffs: Iterable[datetime], target: Target | str, customers: pd.DataFrame | None = None
+    events: pd.DataFrame, cutoffs: Iterable[datetime], target: TargetDefinition,
+    customers: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """Features and labels stacked over cutoffs, for customers with an event before each cutoff.
+    """Features and labels stacked over cutoffs, for the target's population at each cutoff.
 
     Rows are indexed by (cutoff, customer_id); `groups` holds each row's cutoff, for time splits.
     """
@@ -281,7 +507,7 @@ def training_frame(
     for cutoff in cutoffs:
         cutoff = _utc(cutoff)
         x = build_features(events, cutoff, customers)
-        x = x[x["days_since_event"].notna()]  # active before the cutoff: nothing to learn from the silent
+        x = x[target.in_population(x)]
         y = build_labels(events, cutoff, target, customer_ids=x.index)
         index = pd.MultiIndex.from_product([[cutoff], x.index], names=["cutoff", "customer_id"])
         xs.append(x.set_axis(index))

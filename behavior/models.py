@@ -2,10 +2,16 @@ import hashlib
 import secrets
 from typing import cast
 
+import pandas as pd
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from .event_types import EVENT_TYPES
+from .features import TargetDefinition
+
+MAX_HORIZON_DAYS = 365
 
 
 class Customer(models.Model):
@@ -138,11 +144,61 @@ class ApiKey(models.Model):
         return "fs_" + secrets.token_urlsafe(32)
 
 
-class Target(models.TextChoices):
-    """What a model predicts; the label rules live in behavior.features.TARGETS."""
+class Target(models.Model):
+    """What a model predicts and for whom, as the shop defines it (behavior.features.TargetDefinition).
 
-    PURCHASE_INTENT = "purchase_intent", "purchase intent"
-    SUPPORT_RISK = "support_risk", "support risk"
+    Changing a definition retires the target's models and removes its scores: they answer another question
+    (services.targets.target_change).
+    """
+
+    class Population(models.TextChoices):
+        ALL = "all", "every customer with an event"
+        BUYERS = "buyers", "customers with a purchase"
+        ACTIVE = "active", "customers active in the last N days"
+        IN_FLIGHT = "in_flight", "customers with an order in flight (or delivered in the last N days)"
+
+    name = models.SlugField(max_length=32, unique=True, help_text="Used in conditions as score.<name>.")
+    description = models.CharField(max_length=200, blank=True)
+    horizon_days = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_HORIZON_DAYS)],
+        help_text="Predicts what happens within this many days after scoring.")
+    event_types = models.JSONField(default=list, blank=True, help_text="Any event of these types counts.")
+    max_rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="A review rated at most this counts too.")
+    churn = models.BooleanField(default=False, help_text="Predicts the absence of any purchase within the horizon.")
+    population = models.CharField(max_length=16, choices=Population.choices, default=Population.ALL,
+                                  help_text="Whom the target scores and is judged on.")
+    population_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3 * MAX_HORIZON_DAYS)],
+        help_text="N for active and in-flight populations; empty: what suits the horizon.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def definition(self) -> TargetDefinition:
+        return TargetDefinition(
+            name=self.name, horizon=pd.Timedelta(days=self.horizon_days), event_types=tuple(self.event_types),
+            max_rating=self.max_rating, churn=self.churn, population=self.population,
+            population_days=self.population_days, description=self.description,
+        )
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.event_types or []) - set(EVENT_TYPES))
+        if unknown:
+            raise ValidationError({"event_types": f"unknown event types {', '.join(unknown)}; known: "
+                                                  f"{', '.join(EVENT_TYPES)}"})
+        if self.churn and (self.event_types or self.max_rating):
+            raise ValidationError("a churn target counts the absence of purchases: give no event types or rating")
+        if not self.churn and not self.event_types and self.max_rating is None:
+            raise ValidationError("say what counts: event types, a maximum review rating, or churn")
+        if self.population_days is not None and self.population not in ("active", "in_flight"):
+            raise ValidationError({"population_days": f"only active and in_flight populations take days, not "
+                                                      f"{self.population}"})
 
 
 class ModelVersion(models.Model):
@@ -150,15 +206,19 @@ class ModelVersion(models.Model):
 
     class Kind(models.TextChoices):
         XGBOOST = "xgboost", "XGBoost"
-        HEURISTIC = "heuristic", "recency/frequency heuristic (too few positives to train)"
+        RECENCY_FREQUENCY = "recency_frequency", "recency/frequency"
+        BROWSING = "browsing", "recent browsing"
+        BG_NBD = "bg_nbd", "BG/NBD expected purchases"
+        ORDER_TIMING = "order_timing", "order timing"
 
     class Status(models.TextChoices):
         CANDIDATE = "candidate"
         CHAMPION = "champion"
         RETIRED = "retired"
 
-    target = models.CharField(max_length=32, choices=Target.choices)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.XGBOOST)
+    target = models.CharField(max_length=32)
+    definition = models.JSONField(default=dict, blank=True, help_text="The target's definition it was trained for.")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.XGBOOST)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     feature_names = models.JSONField(default=list)
     params = models.JSONField(default=dict, blank=True)
@@ -196,6 +256,8 @@ class ScoringRun(models.Model):
     customers = models.PositiveIntegerField(default=0)
     stage_seconds = models.JSONField(default=dict, blank=True)
     model_versions = models.JSONField(default=dict, blank=True, help_text="Target -> model version id.")
+    skipped = models.JSONField(default=dict, blank=True, help_text="Target -> why it was not scored.")
+    norms = models.JSONField(default=dict, blank=True, help_text="The shop's usual figures its chunks compare with.")
     error = models.TextField(blank=True)
     keeps_scores = models.BooleanField(
         default=False, help_text="The first run of each day keeps a copy of its scores, to see how they turned out."
@@ -239,7 +301,7 @@ class Score(models.Model):
     """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="scores", db_index=False)
-    target = models.CharField(max_length=32, choices=Target.choices)
+    target = models.CharField(max_length=32)
     probability = models.FloatField()
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_index=False)
     run = models.ForeignKey(ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
@@ -260,7 +322,7 @@ class PastScore(models.Model):
     # The unique key below starts with the run: it is the run's index too.
     run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="past_scores", db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="past_scores")
-    target = models.CharField(max_length=32, choices=Target.choices)
+    target = models.CharField(max_length=32)
     probability = models.FloatField()
 
     class Meta:

@@ -3,7 +3,7 @@
 Pure NumPy, pandas and XGBoost, no database. `contributions` asks the booster for per-feature
 contributions (SHAP values in log-odds; with the bias they sum to the margin), `top_reasons`
 picks each row's largest positive ones and words them with the templates of
-`behavior.features.FEATURES`, and `reason_agreement` says how far the cheap approximate
+`behavior.features.describe`, and `reason_agreement` says how far the cheap approximate
 contributions pick the same reasons as the exact ones. Measured (bench/reasons.py, 2 cores): exact
 contributions cost 40-80 times a plain prediction, 0.9 ms per row with 300 trees of depth 6, so they
 are computed where someone reads them; approximate ones cost 3-4 times a prediction but pick the
@@ -12,14 +12,13 @@ same top reason for only about 63% of customers, too few to show them as reasons
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from .features import DEVICES, FEATURES
+from .features import DEVICES, describe
 
 
 def contributions(booster: xgb.Booster, X: pd.DataFrame, *, approximate: bool) -> np.ndarray:
@@ -88,27 +87,9 @@ def _reason(name: str, value: float, contribution: float) -> dict:
 
 
 def reason_text(name: str, value: float) -> str:
-    """The feature's template filled in, reworded where the template reads badly to a marketer."""
+    """The feature's value in words (its template in behavior.features), codes turned back into names."""
     if name == "country_code":  # the base-26 number of build_features, back to its ISO letters
         return f"country {chr(65 + int(value) // 26)}{chr(65 + int(value) % 26)}"
     if name == "device_code" and 0 <= value < len(DEVICES):
         return f"shops on {DEVICES[int(value)]}"
-    text = FEATURES[name].format(value=value)
-    # "2.0 days since the last of the cart adds" -> "2.0 days since the last cart add"
-    text = re.sub(r"since the last of the (.*)$", lambda m: "since the last " + _singular_phrase(m[1]), text)
-    if text.startswith("1 "):  # "1 product views in the last 7 days" -> "1 product view in the last 7 days"
-        text = "1 " + _singular_phrase(text[2:])
-    return text
-
-
-def _singular_phrase(phrase: str) -> str:
-    """The first plural noun of a phrase made singular: "different products viewed" -> "different product viewed"."""
-    words = phrase.split(" ")
-    for i, word in enumerate(words):
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            if word.endswith("ies"):
-                words[i] = word[:-3] + "y"
-            else:
-                words[i] = word[:-2] if word.endswith(("ches", "shes", "xes")) else word[:-1]
-            break
-    return " ".join(words)
+    return describe(name, value)

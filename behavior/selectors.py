@@ -1,7 +1,7 @@
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
@@ -11,8 +11,8 @@ import pyarrow.csv as pa_csv
 from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
-from behavior.conditions import BOOLEAN, DATETIME, FIELDS, NUMBER, STRING, feature_columns
-from behavior.features import build_features
+from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
+from behavior.features import NORM_DAYS, build_features, shop_norms
 from behavior.models import Customer, Event, PastScore, Product, Score
 
 
@@ -131,6 +131,28 @@ def events_frame(
     return frame
 
 
+NORM_ORDERS = 20_000  # the latest shipped orders a shop's usual is taken from: enough for a median, bounded cost
+
+
+def shop_norms_at(now: datetime) -> dict:
+    """The shop's usual figures at `now` (behavior.features.shop_norms) from its latest shipped orders."""
+    table = Event._meta.db_table
+    recent = (f"SELECT customer_id, order_id FROM {table} WHERE type = 'order_shipped' AND occurred_at < %s "
+              f"AND occurred_at >= %s AND customer_id IS NOT NULL ORDER BY occurred_at DESC LIMIT {NORM_ORDERS}")
+    sql = (f"SELECT customer_id, type, occurred_at, order_id FROM {table} WHERE type IN ('purchase', 'order_shipped') "
+           f"AND occurred_at < %s AND (customer_id, order_id) IN ({recent})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, now, now - timedelta(days=NORM_DAYS)])
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "type", "occurred_at", "order_id"])
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True, format="ISO8601")
+    for name in EVENT_COLUMNS:
+        if name not in frame:
+            frame[name] = None
+    frame["promised_at"] = pd.to_datetime(frame["promised_at"], utc=True)
+    return shop_norms(frame[list(EVENT_COLUMNS)], now)
+
+
 def _copy_out(sql: str, params: list) -> io.BytesIO:
     """A query's rows as CSV, streamed by PostgreSQL's COPY: no Python object per value."""
     buffer = io.BytesIO()
@@ -195,7 +217,8 @@ def scores_frame() -> pd.DataFrame:
 
 def scores_top(*, target: str, limit: int = 5) -> list[Score]:
     """The customers most likely to, with their reasons."""
-    return list(Score.objects.filter(target=target).select_related("customer").order_by("-probability")[:limit])
+    return list(Score.objects.filter(target=target).select_related("customer", "model_version")
+                .order_by("-probability")[:limit])
 
 
 def scores_for_customer(*, customer: Customer) -> list[Score]:
@@ -215,7 +238,7 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
     fields (feature.*, customer.days_since_last_purchase) are not stored: join them from
     condition_features_frame, or from a build_features frame through conditions.feature_columns.
     """
-    chosen = [FIELDS[name] for name in dict.fromkeys(fields)]
+    chosen = [field_named(name) for name in dict.fromkeys(fields)]
     stored = [f for f in chosen if f.sql is not None]
     rows = Customer.objects.order_by("pk")
     scores = Score.objects.filter(target__in=[f.score for f in chosen if f.score])
@@ -244,8 +267,9 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
 def condition_features_frame(*, fields: Iterable[str], now: datetime, customers: tuple[int, int] | None = None
                              ) -> pd.DataFrame:
     """The feature-based condition fields of every customer (or an id range) at `now`, from the events before it."""
+    norms = shop_norms_at(now) if customers is not None else None  # an id range is not the whole shop
     return feature_columns(build_features(events_frame(until=now, customers=customers), now,
-                                          customers_frame(customers=customers)), fields)
+                                          customers_frame(customers=customers), norms=norms), fields)
 
 
 def conditions_frame(conditions: Iterable, now: datetime, *, also: Iterable[str] = (),

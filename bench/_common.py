@@ -6,7 +6,20 @@ import os
 import platform
 from pathlib import Path
 
+import pandas as pd
 from psycopg.conninfo import conninfo_to_dict
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"  # beside the checkout
+
+
+def read_source(source) -> pd.DataFrame:
+    """All chunks of an importer's Source, without the rows it found bad or left out (as services.imports does)."""
+    frames = []
+    for chunk in source.chunks:
+        left_out = {p.row for p in chunk.problems} | {row for rows in chunk.skipped.values() for row in rows}
+        frames.append(chunk.events.drop(index=chunk.events.index.intersection(list(left_out))))
+    events = pd.concat(frames)
+    return events[events["customer"].notna() & events["occurred_at"].notna()]
 
 
 def machine_facts(server: dict) -> dict:

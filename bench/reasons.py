@@ -29,7 +29,7 @@ import xgboost as xgb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-from behavior.features import FEATURES, build_features, events_for_features, training_frame  # noqa: E402  (plain modules)
+from behavior.features import FEATURES, build_features, default_targets, events_for_features, training_frame  # noqa: E402
 from behavior.reasons import contributions, reason_agreement, reasons_sentence, top_reasons  # noqa: E402
 from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
 
@@ -102,7 +102,7 @@ def train(events: pd.DataFrame, customers: pd.DataFrame, threads: int, rounds: i
     With `rounds`, exactly that many trees; without, early stopping on the validation AUC.
     """
     cutoffs = [pd.Timestamp(END) - 21 * DAY, pd.Timestamp(END) - 7 * DAY]
-    X, y, groups = training_frame(events, cutoffs, "purchase_intent", customers)
+    X, y, groups = training_frame(events, cutoffs, default_targets()["purchase_intent"], customers)
     fit, valid = (groups == cutoffs[0]).to_numpy(), (groups == cutoffs[1]).to_numpy()
     names = list(X.columns)
     dtrain = xgb.DMatrix(X[fit].to_numpy(np.float32), label=y[fit], feature_names=names)

@@ -220,13 +220,14 @@ def raw_customers_copy() -> pd.DataFrame:
     return frame
 
 
-def raw_scores_write(ids: np.ndarray, probabilities: dict[str, np.ndarray], version_ids: dict[str, int],
+def raw_scores_write(scored: dict[str, tuple[np.ndarray, np.ndarray]], version_ids: dict[str, int],
                      scored_at: datetime) -> None:
-    """Two rows per customer into a scratch copy of behavior_score (same columns and unique index) by COPY."""
+    """A row per customer of each target's population into a scratch copy of behavior_score (same columns and
+    unique index) by COPY; `scored` is target -> (customer ids, probabilities)."""
     from django.db import connection
 
     parts = []
-    for target, p in probabilities.items():
+    for target, (ids, p) in scored.items():
         parts.append(pa.table({
             "customer_id": pa.array(ids, pa.int64()),
             "target": pa.array(np.full(len(ids), target, dtype=object), pa.string()),
@@ -277,12 +278,12 @@ def _events_frame_from_values(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def naive_loop(count: int, as_of: datetime, boosters: dict, version_ids: dict[str, int], seed: int) -> float:
-    """Per customer: its events by the ORM, its features, both predictions, update_or_create: seconds for `count`."""
+def naive_loop(count: int, as_of: datetime, models: dict, version_ids: dict[str, int], seed: int) -> float:
+    """Per customer: its events by the ORM, its features, each target it is in the population of predicted and
+    stored by update_or_create: seconds for `count`."""
     from behavior.features import build_features
     from behavior.models import Customer, Event, Score
     from behavior.selectors import EVENT_COLUMNS
-    from behavior.training import baseline_scores, predict
 
     ids = np.fromiter(Customer.objects.values_list("pk", flat=True), dtype=np.int64)
     chosen = np.sort(np.random.default_rng(seed).choice(ids, size=min(count, len(ids)), replace=False))
@@ -293,8 +294,10 @@ def naive_loop(count: int, as_of: datetime, boosters: dict, version_ids: dict[st
         one = pd.DataFrame({"customer_id": [customer.pk], "created_at": [pd.Timestamp(customer.created_at)],
                             "attributes": [customer.attributes or {}]})
         X = build_features(events, as_of, one)
-        for target, booster in boosters.items():
-            p = predict(booster, X) if booster is not None else baseline_scores(X, target)
+        for target, model in models.items():
+            if not model.definition.in_population(X)[0]:
+                continue
+            p = model.predict(X)
             Score.objects.update_or_create(customer=customer, target=target, defaults={
                 "probability": float(p[0]), "model_version_id": version_ids[target], "run": None,
                 "scored_at": as_of, "reasons": []})
@@ -344,20 +347,20 @@ def phase_cycle(run: Run, as_of: datetime) -> None:
 
 
 def phase_raw(run: Run, as_of: datetime) -> tuple[dict, dict[str, int]]:
-    """The raw limit of every stage on all the customers at once; returns the boosters and champion ids."""
+    """The raw limit of every stage on all the customers at once; returns the champions, loaded, and their ids."""
     from django.db import connection
 
-    from behavior.features import TARGETS, build_features
+    from behavior.features import build_features
     from behavior.models import ModelVersion
     from behavior.selectors import customers_frame
-    from behavior.services.registry import model_version_load
+    from behavior.services.registry import LoadedModel
     from behavior.training import _matrix
 
     print("raw limits ...", file=sys.stderr)
     seconds: dict[str, float] = {}
     champions = {v.target: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION)}
-    boosters = {t: model_version_load(champions[t]) for t in TARGETS}
-    version_ids = {t: champions[t].pk for t in TARGETS}
+    models = {t: LoadedModel(v) for t, v in champions.items()}
+    version_ids = {t: v.pk for t, v in champions.items()}
 
     gc.collect()
     with timed(seconds, "events COPY -> pyarrow -> pandas"):
@@ -375,27 +378,27 @@ def phase_raw(run: Run, as_of: datetime) -> tuple[dict, dict[str, int]]:
     seconds["build_features"] = min(v for k, v in run.diagnostics.items() if k.startswith("build_features"))
     del events
     gc.collect()
-    probabilities: dict[str, np.ndarray] = {}
-    for target, booster in boosters.items():
-        if booster is None:
-            run.notes.append(f"{target}: heuristic champion, no XGBoost predict to measure")
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for target, model in models.items():
+        rows = X[model.definition.in_population(X)]
+        if model.booster is None:
+            run.notes.append(f"{target}: a transparent scorer serves, no XGBoost predict to measure")
+            scored[target] = rows.index.to_numpy(np.int64), np.zeros(len(rows))
             continue
-        matrix = _matrix(X[list(booster.feature_names)])
+        matrix = _matrix(rows[list(model.booster.feature_names)])
         with timed(seconds, f"inplace_predict {target}"):
-            probabilities[target] = booster.inplace_predict(matrix).astype(np.float64)
+            scored[target] = rows.index.to_numpy(np.int64), model.booster.inplace_predict(matrix).astype(np.float64)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")
         cursor.execute(f"CREATE TABLE {SCRATCH_TABLE} (LIKE behavior_score INCLUDING ALL)")
-    for target in TARGETS:
-        probabilities.setdefault(target, np.zeros(len(X)))
-    with timed(seconds, "COPY 2 rows per customer into a scratch behavior_score"):
-        raw_scores_write(X.index.to_numpy(np.int64), probabilities, version_ids, as_of)
+    with timed(seconds, "COPY the populations' rows into a scratch behavior_score"):
+        raw_scores_write(scored, version_ids, as_of)
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {SCRATCH_TABLE}")
     # Not a raw limit but a candidate for the cycle's write: the same COPY into a scratch table, then one
     # INSERT .. ON CONFLICT DO UPDATE into behavior_score (its rows exist after the cycle: the update path).
     with timed(run.diagnostics, "write alternative: COPY to scratch + INSERT .. ON CONFLICT into behavior_score"):
-        raw_scores_write(X.index.to_numpy(np.int64), probabilities, version_ids, as_of)
+        raw_scores_write(scored, version_ids, as_of)
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO behavior_score (customer_id, target, probability, model_version_id, run_id, scored_at,"
@@ -418,23 +421,23 @@ def phase_raw(run: Run, as_of: datetime) -> tuple[dict, dict[str, int]]:
               "build_features on frames in memory (faster of once / in chunks)"),
         Stage("predict (both targets)", predict_cycle, predict_raw, "inplace_predict"),
         Stage("reasons (acted-on customers)", reasons_cycle, None, "no raw limit: part of the cycle's work"),
-        Stage("write", stage.get("write"), seconds["COPY 2 rows per customer into a scratch behavior_score"],
+        Stage("write", stage.get("write"), seconds["COPY the populations' rows into a scratch behavior_score"],
               "COPY into a scratch table"),
     ]
     unstaged = run.cycle_seconds - sum(stage.values()) if run.cycle_seconds else None
     run.stages.append(Stage("unstaged (run start, model loads, Score objects)", unstaged, None, ""))
     run.diagnostics.update({f"raw: {k}": v for k, v in seconds.items()})
-    return boosters, version_ids
+    return models, version_ids
 
 
-def phase_naive(run: Run, as_of: datetime, boosters: dict, version_ids: dict[str, int], count: int,
+def phase_naive(run: Run, as_of: datetime, models: dict, version_ids: dict[str, int], count: int,
                 seed: int) -> None:
     from behavior.models import Customer
 
     print(f"naive per-customer ORM loop on {count:,} customers ...", file=sys.stderr)
     total = Customer.objects.count()
     run.naive_customers = min(count, total)
-    run.naive_seconds = naive_loop(count, as_of, boosters, version_ids, seed)
+    run.naive_seconds = naive_loop(count, as_of, models, version_ids, seed)
     run.naive_extrapolated_seconds = run.naive_seconds / run.naive_customers * total
     print(f"  {run.naive_seconds:.1f} s, {run.naive_customers / run.naive_seconds:,.0f} customers/s", file=sys.stderr)
 
@@ -561,9 +564,9 @@ def main(argv: list[str] | None = None) -> int:
 
     phase_training(run, as_of)
     phase_cycle(run, as_of)
-    boosters, version_ids = phase_raw(run, as_of)
+    models, version_ids = phase_raw(run, as_of)
     if args.naive:
-        phase_naive(run, as_of, boosters, version_ids, args.naive, args.seed)
+        phase_naive(run, as_of, models, version_ids, args.naive, args.seed)
     print()
     print(report(run))
     if not args.no_save:

@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/support.py        # or: make bench-support
 
-The support-risk model is trained as bench/accuracy.py trains it on the Olist sample (sample_4000_orders, CC BY-NC-SA
-4.0; the same cutoffs 14 days apart, the same split, behavior.training.train), and its operating threshold is the
-one training chooses (best F1 on the early-stopping cutoffs). Then the test period is replayed day by day, as if
-scoring ran every midnight (UTC): each day every customer active before it is scored, and each rule, compiled by
-behavior.conditions as the app compiles it, opens a ticket for the customers it matches that have had no ticket of
-it in the 14 days before (the rule's dedupe window). Tickets are measured against the bad reviews (1 or 2 stars)
-customers wrote:
+The support-risk model (XGBoost, behavior.training.train) is trained on the Olist sample (sample_4000_orders, CC
+BY-NC-SA 4.0) at cutoffs 14 days apart from 2017-01-15: the 6 newest before a gap of one horizon stop the boosting,
+the older ones are fitted; its operating threshold is the one training chooses (best F1 on the early-stopping
+cutoffs). Its rows are every customer active before a cutoff, as the rules below see them. Then the test period is
+replayed day by day, as if scoring ran every midnight (UTC): each day every customer active before it is scored, and
+each rule, compiled by behavior.conditions as the app compiles it, opens a ticket for the customers it matches that
+have had no ticket of it in the 14 days before (the rule's dedupe window). Tickets are measured against the bad
+reviews (1 or 2 stars) customers wrote:
 
 - precision: the share of tickets followed by a bad review of the customer within 14 days;
 - reached first: bad reviews written within 14 days after a ticket of the customer, and recall, their share of all
@@ -41,15 +42,17 @@ django.setup()
 from behavior.conditions import feature_columns, parse  # noqa: E402
 from behavior.features import (  # noqa: E402
     BAD_RATING,
-    TARGETS,
+    build_features,
+    build_labels,
+    default_targets,
     events_for_features,
 )
 from behavior.importers import read_olist  # noqa: E402
 from behavior.training import predict, train  # noqa: E402
-from bench.accuracy import DATASETS, Frames, read_source, time_split  # noqa: E402
+from bench._common import DATASETS, read_source  # noqa: E402
 
 WINDOW = pd.Timedelta(days=14)  # dedupe window of a rule, and how long after a ticket a bad review counts
-TEST_FROM = pd.Timestamp("2018-05-15", tz="UTC")  # bench/accuracy.py's test block starts here
+TEST_FROM = pd.Timestamp("2018-05-15", tz="UTC")  # the replay of daily scoring starts here
 
 
 LATE = {"field": "feature.orders_open_past_due", "op": "gte", "value": 1}
@@ -72,13 +75,34 @@ class Outcome:
     lead_days: float  # median days from ticket to the bad review it reached first
 
 
+class Frames:
+    """Features per cutoff of every customer active before it, computed once."""
+
+    def __init__(self, events: pd.DataFrame):
+        self.events, self.cache = events, {}
+
+    def features(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        if cutoff not in self.cache:
+            x = build_features(self.events, cutoff)
+            self.cache[cutoff] = x[x["days_since_event"].notna()]
+        return self.cache[cutoff]
+
+    def stack(self, cutoffs: list[pd.Timestamp], target) -> tuple[pd.DataFrame, np.ndarray]:
+        xs = [self.features(c) for c in cutoffs]
+        ys = [build_labels(self.events, c, target, customer_ids=x.index).to_numpy()
+              for c, x in zip(cutoffs, xs, strict=True)]
+        return pd.concat(xs), np.concatenate(ys)
+
+
 def trained_model(frames: Frames, events: pd.DataFrame):
-    """The support-risk model of bench/accuracy.py's Olist row, with the threshold training chose."""
-    target = TARGETS["support_risk"]
+    """XGBoost for support risk with the threshold training chose; a gap of one horizon before the test."""
+    target = default_targets()["support_risk"]
     as_of = events["occurred_at"].max()
     cutoffs = list(pd.date_range(pd.Timestamp("2017-01-15", tz="UTC"), as_of - target.horizon, freq="14D"))
-    fit, stop, _ = time_split(cutoffs, TEST_FROM, target.horizon, early_stop=6)
-    return train(*frames.stack(fit, target), *frames.stack(stop, target))
+    before = [c for c in cutoffs if c <= TEST_FROM - 2 * target.horizon]
+    stop = before[-6:]
+    fit = [c for c in before if c <= stop[0] - 2 * target.horizon]
+    return train(*frames.stack(fit, target), *frames.stack(stop, target), stop_on_valid=True)
 
 
 def replay(frames: Frames, booster, conditions: dict, days: pd.DatetimeIndex) -> dict[str, pd.DataFrame]:

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from behavior.admin import percent, table
 from behavior.charts import Bar, bar_chart, line_chart
-from behavior.conditions import FIELDS, OPERATORS, ConditionError, parse
+from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.selectors import Z95, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
@@ -59,7 +59,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.display(description="Fields and operators")
     def condition_reference(self, campaign):
-        fields = table(["field", "type", "meaning"], [[name, f.type, f.label] for name, f in FIELDS.items()])
+        fields = table(["field", "type", "meaning"], [[name, f.type, f.label] for name, f in known_fields().items()])
         operators = table(["op", "applies to", "value"], [
             [name, ", ".join(sorted(o.types)), {"one": "one value", "pair": "[low, high]", "list": "[a, b, ...]",
                                                  "flag": "true or false", "days": "a number of days"}[o.value]]

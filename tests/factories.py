@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import factory
 
-from behavior.models import Customer, Event, Product
+from behavior.models import Customer, Event, ModelVersion, Product, Target
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
@@ -34,6 +34,18 @@ class EventFactory(factory.django.DjangoModelFactory):
     type = "page_view"
     occurred_at = factory.LazyFunction(lambda: datetime.now(UTC) - timedelta(hours=1))
     received_at = factory.LazyFunction(lambda: datetime.now(UTC))
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A transparent scorer's version for a stored target: it can score, without any training."""
+
+    class Meta:
+        model = ModelVersion
+
+    target = "purchase_intent"
+    kind = ModelVersion.Kind.RECENCY_FREQUENCY
+    definition = factory.LazyAttribute(lambda v: Target.objects.get(name=v.target).definition().as_dict())
+    params = factory.LazyFunction(lambda: {"slope": 1.0, "intercept": 0.0})
 
 
 def event_payload(**fields) -> dict:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from behavior.event_types import EVENT_TYPES
 from behavior.events import FIELDS
+from behavior.features import TargetDefinition
 from behavior.models import Customer
 
 
@@ -114,15 +115,38 @@ class ProductsOut(serializers.Serializer):
 class ReasonOut(serializers.Serializer):
     feature = serializers.CharField()
     value = serializers.FloatField()
-    contribution = serializers.FloatField(help_text="Push on the score, in log-odds.")
+    contribution = serializers.FloatField(allow_null=True, help_text="Push on the score, in log-odds (XGBoost); "
+                                                                     "null for a transparent scorer's facts.")
     text = serializers.CharField(help_text="The reason in words, e.g. '6 product views in the last 7 days'.")
+
+
+class ValidationOut(serializers.Serializer):
+    roc_auc = serializers.FloatField(allow_null=True)
+    roc_auc_interval = serializers.ListField(child=serializers.FloatField(allow_null=True), allow_null=True,
+                                             help_text="Its 95% bootstrap interval, customers drawn whole.")
+    pr_auc = serializers.FloatField(allow_null=True)
+    base_rate = serializers.FloatField(allow_null=True)
+    top_precision = serializers.FloatField(allow_null=True, help_text="Share of positives in the top 10%.")
+    top_lift = serializers.FloatField(allow_null=True, help_text="top_precision against the base rate.")
 
 
 class ScoreOut(serializers.Serializer):
     target = serializers.CharField()
     probability = serializers.FloatField()
     model_version = serializers.IntegerField(source="model_version_id")
-    model_kind = serializers.CharField(source="model_version.kind",
-                                       help_text="xgboost, or heuristic while the shop has too few positives")
+    model_kind = serializers.CharField(
+        source="model_version.kind",
+        help_text="xgboost, or the transparent scorer that served better: recency_frequency, browsing, bg_nbd, "
+                  "order_timing")
+    chosen_because = serializers.SerializerMethodField(help_text="Why this scorer serves, with the figures.")
+    population = serializers.SerializerMethodField(help_text="Whom the target scores and is judged on.")
+    validation = ValidationOut(source="model_version.metrics",
+                               help_text="How the serving scorer did on its population at the validation cutoffs.")
     scored_at = serializers.DateTimeField()
     reasons = ReasonOut(many=True)
+
+    def get_chosen_because(self, score) -> str:
+        return (score.model_version.metrics or {}).get("chosen_because", "")
+
+    def get_population(self, score) -> str:
+        return TargetDefinition.from_dict(score.model_version.definition).population_label

@@ -1,7 +1,7 @@
 """How good a model is over time: a stored version on a time window, and a backtest of the training recipe.
 
-Both read the shop once as frames and score customers at cutoffs whose whole label window is
-in the stored history, each beside the transparent baseline on the same rows.
+Both read the shop once as frames and score the target's population at cutoffs whose whole label
+window is in the stored history, each beside the plain recency/frequency rule on the same rows.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from behavior.features import TARGETS, training_frame
-from behavior.models import ModelVersion
+from behavior.features import TargetDefinition, training_frame
+from behavior.models import ModelVersion, Target
+from behavior.scorers import SCORERS
 from behavior.selectors import customers_frame, events_frame
-from behavior.services.registry import model_version_load
-from behavior.training import baseline_scores, best_f1_threshold, choose_cutoffs, predict, score_metrics, train
+from behavior.services.learning import candidate_predict, candidates_fit
+from behavior.services.registry import LoadedModel
+from behavior.training import best_f1_threshold, choose_cutoffs, score_metrics
 
 
 class EvaluationError(Exception):
@@ -38,42 +40,49 @@ class CutoffMetrics:
 
 def model_version_evaluate(*, version: ModelVersion, start: datetime, end: datetime, step_days: int = 7
                            ) -> list[CutoffMetrics]:
-    """The version's metrics at cutoffs from `start` to `end`, `step_days` apart."""
-    target = TARGETS[version.target]
+    """The version's metrics on its target's population at cutoffs from `start` to `end`, `step_days` apart."""
+    model = LoadedModel(version)
     events, customers = events_frame(), customers_frame()
     cutoffs = list(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=pd.Timedelta(days=step_days)))
-    _check_labels_known(cutoffs, events, target.horizon)
-    booster = model_version_load(version)
+    _check_labels_known(cutoffs, events, model.definition.horizon)
     results = []
     for cutoff in cutoffs:
-        X, y, _ = training_frame(events, [cutoff], target, customers)
-        scores = predict(booster, X) if booster is not None else baseline_scores(X, target.name)
-        results.append(_compare(cutoff, y, scores, baseline_scores(X, target.name), version.threshold))
+        X, y, _ = training_frame(events, [cutoff], model.definition, customers)
+        results.append(_compare(cutoff, model.definition, X, y.to_numpy(), model.predict(X), version.threshold))
     return results
 
 
 def backtest(*, target_name: str, cutoffs: list[datetime],
              on_progress: Callable[[str], None] | None = None) -> list[CutoffMetrics]:
-    """At each cutoff: train as `train --as-of cutoff` would, then score the customers there."""
-    target = TARGETS[target_name]
+    """At each cutoff: choose and fit a scorer as `train --as-of cutoff` would, then score the population there."""
+    target = Target.objects.filter(name=target_name).first()
+    if target is None:
+        raise EvaluationError(f"no target {target_name!r}; see `manage.py targets`")
+    definition = target.definition()
     events, customers = events_frame(), customers_frame()
     cutoffs = [pd.Timestamp(c) for c in cutoffs]
-    _check_labels_known(cutoffs, events, target.horizon)
+    _check_labels_known(cutoffs, events, definition.horizon)
     first_event = events["occurred_at"].min()
     results = []
     for cutoff in cutoffs:
         try:
-            training, validation = choose_cutoffs(first_event, cutoff, target)
+            split = choose_cutoffs(first_event, cutoff, definition)
         except ValueError as error:
             raise EvaluationError(f"cannot train {target_name} before {cutoff:%Y-%m-%d}: {error}") from error
         if on_progress:
-            on_progress(f"{cutoff:%Y-%m-%d}: training on {len(training)} cutoffs, validating at {validation:%Y-%m-%d}")
-        X_train, y_train, _ = training_frame(events, training, target, customers)
-        X_valid, y_valid, _ = training_frame(events, [validation], target, customers)
-        model = train(X_train, y_train, X_valid, y_valid)
-        X, y, _ = training_frame(events, [cutoff], target, customers)
-        results.append(_compare(cutoff, y, predict(model.booster, X), baseline_scores(X, target_name),
-                                model.threshold))
+            on_progress(f"{cutoff:%Y-%m-%d}: training on {len(split.training)} cutoffs, validating on "
+                        f"{len(split.validation)} up to {split.validation[-1]:%Y-%m-%d}")
+        known = events[events["occurred_at"] < cutoff]
+        X_train, y_train, _ = training_frame(known, split.training, definition, customers)
+        X_valid, y_valid, _ = training_frame(known, split.validation, definition, customers)
+        if not y_train.any() or not y_valid.any():
+            raise EvaluationError(f"no positive {target_name} rows to learn from before {cutoff:%Y-%m-%d}")
+        chosen, _, because = candidates_fit(definition, X_train, y_train.to_numpy(), X_valid, y_valid.to_numpy())
+        if on_progress:
+            on_progress(f"{cutoff:%Y-%m-%d}: {because}")
+        X, y, _ = training_frame(events, [cutoff], definition, customers)
+        results.append(_compare(cutoff, definition, X, y.to_numpy(), candidate_predict(chosen, definition, X),
+                                chosen.threshold))
     return results
 
 
@@ -88,9 +97,10 @@ def _check_labels_known(cutoffs: list[pd.Timestamp], events: pd.DataFrame, horiz
                               f"{horizon.days} days after a cutoff")
 
 
-def _compare(cutoff, y: pd.Series, scores: np.ndarray, baseline: np.ndarray, threshold: float | None
-             ) -> CutoffMetrics:
-    labels = np.asarray(y, dtype=bool)
+def _compare(cutoff, definition: TargetDefinition, X: pd.DataFrame, labels: np.ndarray, scores: np.ndarray,
+             threshold: float | None) -> CutoffMetrics:
+    """The scores beside the recency/frequency rule (its ranking needs no fitting) on the same rows."""
+    baseline = SCORERS["recency_frequency"].rule(X, definition, {})
     model = score_metrics(labels, scores, threshold if threshold is not None else best_f1_threshold(labels, scores))
     base = score_metrics(labels, baseline, best_f1_threshold(labels, baseline))
     return CutoffMetrics(cutoff=cutoff, rows=len(labels), positives=int(labels.sum()), roc_auc=model.roc_auc,

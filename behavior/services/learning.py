@@ -1,8 +1,11 @@
 """Training the behaviour models: read the shop once, train each target, register and promote.
 
-The numeric work is behavior.features and behavior.training; this module only reads the database
-as two frames (events and customers), calls them, and writes ModelVersion rows through the registry.
-A shop with too few positives gets the transparent heuristic scorer (behavior.training.baseline_scores).
+The numeric work is behavior.features, behavior.training and behavior.scorers; this module reads the
+database as two frames (events and customers), builds the features once per cutoff for every target,
+and writes ModelVersion rows through the registry. For each target the candidates are XGBoost (when
+there are enough positives to learn from) and the transparent scorers that fit it, all judged on the
+same pooled validation rows of the target's population; XGBoost serves only when it beats the best
+transparent scorer beyond the noise of a paired bootstrap, so a small shop gets the simpler rule.
 """
 
 from __future__ import annotations
@@ -10,26 +13,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from django.utils import timezone
 
-from behavior.features import FEATURES, TARGETS, Target, training_frame
-from behavior.models import Customer, ModelVersion
+from behavior.features import TargetDefinition, build_features, build_labels, longest_window, model_features
+from behavior.models import Customer, ModelVersion, Target
+from behavior.scorers import SCORERS, scorer_fit, scorer_predict, scorers_for
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.training import (
     MIN_POSITIVES,
     Metrics,
-    baseline_scores,
+    TimeSplit,
     best_f1_threshold,
     choose_cutoffs,
-    enough_positives,
-    evaluate,
     predict,
+    roc_auc_difference,
     roc_auc_interval,
     score_metrics,
     train,
@@ -40,6 +44,8 @@ Progress = Callable[[str], None]
 # A bigger shop trains on a fixed sample of its customers: on a simulated shop of 200,000, halving the
 # customers cost 0.003 ROC-AUC and halved the time, which otherwise grows with the shop (bench/scoring).
 TRAINING_CUSTOMERS = 250_000
+BOOTSTRAP_SAMPLES = 500
+NOT_ENOUGH_DATA = "not enough data"
 
 
 class TrainingError(Exception):
@@ -47,42 +53,86 @@ class TrainingError(Exception):
 
 
 @dataclass
+class Candidate:
+    kind: str  # ModelVersion.Kind
+    label: str
+    scores: np.ndarray  # on the validation rows
+    metrics: Metrics
+    interval: tuple[float, float]
+    params: dict = field(default_factory=dict)
+    booster: xgb.Booster | None = None
+    threshold: float | None = None
+
+    def summary(self) -> dict:
+        m = self.metrics.as_dict()
+        return {"kind": self.kind, "label": self.label, "roc_auc": m["roc_auc"],
+                "roc_auc_interval": _none_if_nan(self.interval), "pr_auc": m["pr_auc"],
+                "top_precision": m["top_precision"], "top_lift": m["top_lift"]}
+
+
+@dataclass
 class TrainingOutcome:
     target: str
-    version_id: int
-    kind: str  # ModelVersion.Kind
-    promoted: bool
-    status: str  # the version's status after training, e.g. "retired": the champion was at least as good
-    roc_auc: float | None
-    roc_auc_interval: tuple[float | None, float | None]
-    pr_auc: float | None
-    base_rate: float | None
-    baseline_roc_auc: float | None
-    baseline_pr_auc: float | None
-    threshold: float | None
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    rows: int  # training rows (customer x cutoff)
-    positives: int  # positive training rows
-    validation_rows: int
-    seconds: float  # the whole target: features, training, evaluation and registry
+    population: str
+    status: str  # the version's status after training, or NOT_ENOUGH_DATA when none was made
+    version_id: int | None = None
+    kind: str = ""
+    promoted: bool = False
+    metrics: dict = field(default_factory=dict)  # the served candidate's, on the population
+    candidates: list[dict] = field(default_factory=list)
+    chosen_because: str = ""
+    all_customers: dict = field(default_factory=dict)
+    rows: int = 0  # training rows (customer x cutoff)
+    positives: int = 0
+    validation_rows: int = 0
+    validation_positives: int = 0
+    validation_cutoffs: int = 0
+    seconds: float = 0.0
     note: str = ""
+
+
+class _Rows:
+    """One target's stacked rows: its population at the training and at the validation cutoffs."""
+
+    def __init__(self, definition: TargetDefinition, split: TimeSplit):
+        self.definition, self.split = definition, split
+        self.train: list[tuple[pd.DataFrame, pd.Series]] = []
+        self.valid: list[tuple[pd.DataFrame, pd.Series]] = []
+        self.everyone: tuple[pd.DataFrame, pd.Series] | None = None  # all active customers, newest validation cutoff
+
+    def add(self, events: pd.DataFrame, cutoff: pd.Timestamp, X: pd.DataFrame) -> None:
+        inside = self.definition.in_population(X)
+        if cutoff == self.split.validation[-1]:
+            active = X[X["days_since_event"].notna()]
+            self.everyone = active, build_labels(events, cutoff, self.definition, customer_ids=active.index)
+        rows = X[inside]
+        labels = build_labels(events, cutoff, self.definition, customer_ids=rows.index)
+        index = pd.MultiIndex.from_product([[cutoff], rows.index], names=["cutoff", "customer_id"])
+        part = (rows.set_axis(index), labels.set_axis(index))
+        (self.valid if cutoff in self.split.validation else self.train).append(part)
+
+    @staticmethod
+    def stacked(parts: list[tuple[pd.DataFrame, pd.Series]]) -> tuple[pd.DataFrame, np.ndarray]:
+        return pd.concat([x for x, _ in parts]), np.concatenate([y.to_numpy() for _, y in parts])
 
 
 def models_train(
     *, as_of: datetime | None = None, targets: Iterable[str] | None = None, on_progress: Progress | None = None,
     max_customers: int = TRAINING_CUSTOMERS,
 ) -> list[TrainingOutcome]:
-    """Train, register and (if better) promote a model per target from the events before `as_of` (default now)."""
+    """Train, register and (if better) promote a scorer per target from the events before `as_of` (default now).
+
+    A target the shop has too little data for gets an outcome that says so, and the others train as usual.
+    """
     say = on_progress or (lambda message: None)
     as_of = as_of or timezone.now()
     if timezone.is_naive(as_of):
         raise TrainingError("as_of must be timezone-aware")
-    names = list(targets or TARGETS)
-    unknown = [n for n in names if n not in TARGETS]
+    defined = {t.name: t.definition() for t in Target.objects.all()}
+    names = list(targets or defined)
+    unknown = [n for n in names if n not in defined]
     if unknown:
-        raise TrainingError(f"unknown target(s) {unknown}; known: {sorted(TARGETS)}")
+        raise TrainingError(f"unknown target(s) {unknown}; defined: {sorted(defined)} (see `manage.py targets`)")
 
     every = max(1, math.ceil(Customer.objects.count() / max_customers))
     sample = f" (one customer in every {every})" if every > 1 else ""
@@ -93,84 +143,170 @@ def models_train(
         raise TrainingError(f"no customer events before {as_of:%Y-%m-%d %H:%M}: nothing to train on")
     say(f"read {len(events):,} events of {len(customers):,} customers")
     first_event = events["occurred_at"].min()
-    return [_target_train(TARGETS[n], events, customers, first_event, as_of, say) for n in names]
 
-
-def _target_train(
-    target: Target, events: pd.DataFrame, customers: pd.DataFrame, first_event: datetime, as_of: datetime,
-    say: Progress,
-) -> TrainingOutcome:
+    outcomes: dict[str, TrainingOutcome] = {}
+    rows: dict[str, _Rows] = {}
+    for name in names:
+        definition = defined[name]
+        try:
+            rows[name] = _Rows(definition, choose_cutoffs(first_event, as_of, definition))
+        except ValueError as error:
+            outcomes[name] = TrainingOutcome(name, definition.population_label, NOT_ENOUGH_DATA, note=str(error))
+    cutoffs = sorted({c for r in rows.values() for c in (*r.split.training, *r.split.validation)})
     started = time.perf_counter()
-    try:
-        cutoffs, validation = choose_cutoffs(first_event, as_of, target)
-    except ValueError as error:
-        raise TrainingError(
-            f"cannot train {target.name} on the events from {first_event:%Y-%m-%d} to {as_of:%Y-%m-%d}: {error}"
-        ) from error
+    for i, cutoff in enumerate(cutoffs, 1):
+        X = build_features(events, cutoff, customers)
+        for r in rows.values():
+            if cutoff in r.split.training or cutoff in r.split.validation:
+                r.add(events, cutoff, X)
+        say(f"features at {i}/{len(cutoffs)} cutoffs ({cutoff:%Y-%m-%d}), {time.perf_counter() - started:.0f} s")
+    for name, r in rows.items():
+        outcomes[name] = _target_train(r, say)
+    return [outcomes[n] for n in names]
 
-    say(f"{target.name}: building features at {len(cutoffs)} training cutoffs "
-        f"({cutoffs[0]:%Y-%m-%d} .. {cutoffs[-1]:%Y-%m-%d}) and validation at {validation:%Y-%m-%d}")
-    X_train, y_train, _ = training_frame(events, cutoffs, target, customers)
-    X_valid, y_valid, _ = training_frame(events, [validation], target, customers)
-    baseline = _baseline_metrics(X_valid, y_valid, target.name)
-    common = dict(target=target.name, feature_names=list(FEATURES), trained_from=cutoffs[0], validated_at=validation)
-    sizes = dict(rows=len(y_train), positives=int(y_train.sum()), validation_rows=len(y_valid))
 
-    metrics: Metrics | None
-    interval: tuple[float | None, float | None]
-    if enough_positives(y_train) and enough_positives(y_valid):
-        say(f"{target.name}: training XGBoost on {sizes['rows']:,} rows ({sizes['positives']:,} positive)")
-        model = train(X_train, y_train, X_valid, y_valid)
-        say(f"{target.name}: trained {model.best_iteration + 1} trees in {model.training_seconds:.1f} s; evaluating")
-        metrics = evaluate(model, X_valid, y_valid)
-        interval = roc_auc_interval(np.asarray(y_valid), predict(model.booster, X_valid))
-        stored = {**metrics.as_dict(), "roc_auc_interval": _none_if_nan(interval),
-                  "training_seconds": model.training_seconds, "best_iteration": model.best_iteration,
-                  "training_rows": sizes["rows"], "training_positives": sizes["positives"],
-                  "baseline": baseline.as_dict() if baseline else None}
-        version = model_version_register(booster=model.booster, metrics=stored, threshold=model.threshold,
-                                         params=model.params, **common)
-        say(f"{target.name}: comparing candidate #{version.pk} with the champion on the validation rows")
-        promoted = model_version_promote_if_better(candidate=version, X_valid=X_valid, y_valid=y_valid)
-        note = "" if promoted else "the champion was at least as good on the same validation rows: kept it"
-    else:
-        say(f"{target.name}: {sizes['positives']} positive training rows, {int(y_valid.sum())} in validation "
-            f"(at least {MIN_POSITIVES} each needed): registering the heuristic scorer")
-        metrics, interval = baseline, (None, None)
-        if baseline is not None:
-            interval = roc_auc_interval(np.asarray(y_valid), baseline_scores(X_valid, target.name))
-        stored = {**(baseline.as_dict() if baseline else {}), "roc_auc_interval": _none_if_nan(interval),
-                  "training_rows": sizes["rows"], "training_positives": sizes["positives"],
-                  "baseline": baseline.as_dict() if baseline else None}
-        version = model_version_register(booster=None, metrics=stored,
-                                         threshold=baseline.threshold if baseline else None, **common)
-        # The heuristic serves only a shop that has no champion yet; a trained champion is not replaced by it.
-        has_champion = ModelVersion.objects.filter(target=target.name, status=ModelVersion.Status.CHAMPION).exists()
-        promoted = not has_champion and model_version_promote_if_better(
-            candidate=version, X_valid=X_valid, y_valid=y_valid
-        )
-        note = ("too few positives to train: the heuristic scorer serves" if promoted
-                else "too few positives to train: heuristic registered as a candidate, the champion stays")
-
-    version.refresh_from_db(fields=["status"])
-    m = metrics.as_dict() if metrics else {}
-    low, high = _none_if_nan(interval)
-    return TrainingOutcome(
-        target=target.name, version_id=version.pk, kind=version.kind, promoted=promoted, status=version.status,
-        roc_auc=m.get("roc_auc"), roc_auc_interval=(low, high), pr_auc=m.get("pr_auc"),
-        base_rate=m.get("base_rate"), baseline_roc_auc=baseline.as_dict()["roc_auc"] if baseline else None,
-        baseline_pr_auc=baseline.as_dict()["pr_auc"] if baseline else None, threshold=version.threshold,
-        precision=m.get("precision"), recall=m.get("recall"), f1=m.get("f1"),
-        seconds=time.perf_counter() - started, note=note, **sizes,
+def _target_train(rows: _Rows, say: Progress) -> TrainingOutcome:
+    started = time.perf_counter()
+    definition, split = rows.definition, rows.split
+    X_train, y_train = rows.stacked(rows.train)
+    X_valid, y_valid = rows.stacked(rows.valid)
+    outcome = TrainingOutcome(
+        definition.name, definition.population_label, NOT_ENOUGH_DATA, rows=len(y_train),
+        positives=int(y_train.sum()), validation_rows=len(y_valid), validation_positives=int(y_valid.sum()),
+        validation_cutoffs=len(split.validation),
     )
+    problem = _too_little(y_train, "training") or _too_little(y_valid, "validation")
+    if problem:
+        outcome.note = f"{problem}: nothing to learn {definition.name} from yet"
+        outcome.seconds = time.perf_counter() - started
+        say(f"{definition.name}: {outcome.note}")
+        return outcome
+
+    say(f"{definition.name}: {len(y_train):,} training rows ({int(y_train.sum()):,} positive) at "
+        f"{len(split.training)} cutoffs, {len(y_valid):,} validation rows ({int(y_valid.sum()):,} positive) at "
+        f"{len(split.validation)} cutoffs; population: {definition.population_label}")
+    chosen, candidates, because = candidates_fit(definition, X_train, y_train, X_valid, y_valid, say)
+    say(f"{definition.name}: {because}")
+    features = model_features(definition.horizon)
+
+    common = {"population": definition.population_label, "chosen_because": because,
+              "training_rows": outcome.rows, "training_positives": outcome.positives,
+              "validation_cutoffs": [f"{c:%Y-%m-%d}" for c in split.validation]}
+    # Every candidate is kept as a version, so that what it lost to can be read, compared and replayed later;
+    # only the chosen one competes with the champion.
+    versions = {c.kind: model_version_register(
+        definition=definition, kind=c.kind, booster=c.booster, feature_names=features if c.booster is not None else [],
+        metrics={**c.metrics.as_dict(), "roc_auc_interval": _none_if_nan(c.interval), **common},
+        threshold=c.threshold, params=c.params, trained_from=split.training[0], validated_at=split.validation[-1],
+    ) for c in candidates}
+    summaries = [{**c.summary(), "version": versions[c.kind].pk} for c in candidates]
+    for c in candidates:
+        v = versions[c.kind]
+        v.metrics = {**v.metrics, "candidates": summaries,
+                     **({"all_customers": _all_customers(rows, c)} if c is chosen else {})}
+        v.status = ModelVersion.Status.CANDIDATE if c is chosen else ModelVersion.Status.RETIRED
+        v.save(update_fields=["metrics", "status"])
+    version = versions[chosen.kind]
+    stored = version.metrics
+    note = _history_note(definition, split)
+    promoted = model_version_promote_if_better(candidate=version, X_valid=X_valid, y_valid=y_valid)
+    version.refresh_from_db(fields=["status", "metrics"])
+    if not promoted:
+        note = "; ".join(filter(None, [note, "the champion ranked the same validation rows at least as well: kept it"]))
+    outcome.status, outcome.version_id, outcome.kind = version.status, version.pk, chosen.kind
+    outcome.promoted = promoted
+    outcome.metrics, outcome.candidates, outcome.chosen_because = stored, summaries, because
+    outcome.all_customers, outcome.note = stored["all_customers"], note
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
-def _baseline_metrics(X_valid: pd.DataFrame, y_valid: pd.Series, target_name: str) -> Metrics | None:
-    """The heuristic's metrics on the validation rows (threshold: its best F1 there), or None without rows."""
-    if y_valid.empty:
-        return None
-    scores = baseline_scores(X_valid, target_name)
-    return score_metrics(np.asarray(y_valid), scores, best_f1_threshold(np.asarray(y_valid), scores))
+def candidates_fit(
+    definition: TargetDefinition, X_train: pd.DataFrame, y_train: np.ndarray, X_valid: pd.DataFrame,
+    y_valid: np.ndarray, say: Progress = lambda message: None,
+) -> tuple[Candidate, list[Candidate], str]:
+    """Every candidate fitted on the training rows and judged on the validation rows: (served, all, why)."""
+    customers = X_valid.index.get_level_values("customer_id").to_numpy()
+    candidates = _transparent_candidates(definition, X_train, y_train, X_valid, y_valid, customers, say)
+    if y_train.sum() >= MIN_POSITIVES:
+        features = model_features(definition.horizon)
+        say(f"{definition.name}: training XGBoost on {len(features)} features")
+        model = train(X_train[features], y_train, X_valid[features], y_valid)
+        p = predict(model.booster, X_valid)
+        candidates.append(Candidate(ModelVersion.Kind.XGBOOST, "XGBoost", p,
+                                    score_metrics(y_valid, p, model.threshold),
+                                    roc_auc_interval(y_valid, p, groups=customers, n_boot=BOOTSTRAP_SAMPLES),
+                                    params={**model.params, "best_iteration": model.best_iteration},
+                                    booster=model.booster, threshold=model.threshold))
+    chosen, because = _choose(candidates, y_valid, customers, int(y_train.sum()))
+    return chosen, candidates, because
+
+
+def candidate_predict(candidate: Candidate, definition: TargetDefinition, X: pd.DataFrame) -> np.ndarray:
+    if candidate.booster is not None:
+        return predict(candidate.booster, X)
+    return scorer_predict(SCORERS[candidate.kind], X, definition, candidate.params)
+
+
+def _transparent_candidates(definition, X_train, y_train, X_valid, y_valid, customers, say) -> list[Candidate]:
+    out = []
+    for scorer in scorers_for(definition):
+        try:
+            params = scorer_fit(scorer, X_train, y_train, definition)
+        except ValueError as error:
+            say(f"{definition.name}: {scorer.label} left out: {error}")
+            continue
+        p = scorer_predict(scorer, X_valid, definition, params)
+        threshold = best_f1_threshold(y_valid, p)
+        out.append(Candidate(scorer.name, scorer.label, p, score_metrics(y_valid, p, threshold),
+                             roc_auc_interval(y_valid, p, groups=customers, n_boot=BOOTSTRAP_SAMPLES),
+                             params=params, threshold=threshold))
+    return out
+
+
+def _choose(candidates: list[Candidate], y: np.ndarray, customers: np.ndarray, positives: int
+            ) -> tuple[Candidate, str]:
+    """The best transparent scorer by ROC-AUC, unless XGBoost beats it beyond the paired bootstrap's interval."""
+    transparent = [c for c in candidates if c.booster is None]
+    best = max(transparent, key=lambda c: np.nan_to_num(c.metrics.roc_auc, nan=-1.0))
+    boosted = next((c for c in candidates if c.booster is not None), None)
+    if boosted is None:
+        return best, (f"{best.label} serves: the best transparent scorer (ROC-AUC {best.metrics.roc_auc:.3f}); "
+                      f"XGBoost needs at least {MIN_POSITIVES} positive training rows, these hold {positives}")
+    gain, low, high = roc_auc_difference(y, boosted.scores, best.scores, groups=customers, n_boot=BOOTSTRAP_SAMPLES)
+    versus = f"ROC-AUC {boosted.metrics.roc_auc:.3f} against {best.label}'s {best.metrics.roc_auc:.3f}, " \
+             f"difference {gain:+.3f} [95%: {low:+.3f}, {high:+.3f}]"
+    if low > 0:
+        return boosted, f"XGBoost serves: it beats the best transparent scorer beyond noise ({versus})"
+    return best, f"{best.label} serves: XGBoost does not beat it beyond noise ({versus})"
+
+
+def _all_customers(rows: _Rows, chosen: Candidate) -> dict:
+    """The served scorer on every active customer at the newest validation cutoff: for scale, not for judging."""
+    if rows.everyone is None or chosen.threshold is None:
+        return {}
+    X, y = rows.everyone
+    m = score_metrics(y.to_numpy(), candidate_predict(chosen, rows.definition, X), chosen.threshold).as_dict()
+    return {k: m[k] for k in ("roc_auc", "pr_auc", "base_rate", "top_precision", "top_lift", "n", "positives")}
+
+
+def _too_little(y: np.ndarray, part: str) -> str:
+    positives = int(np.sum(y))
+    if len(y) == 0:
+        return f"no {part} rows in the population"
+    if positives == 0:
+        return f"no positive among the {len(y):,} {part} rows"
+    if positives == len(y):
+        return f"every one of the {len(y):,} {part} rows is positive"
+    return ""
+
+
+def _history_note(definition: TargetDefinition, split: TimeSplit) -> str:
+    needed = longest_window(definition.horizon)
+    if split.history_days >= needed:
+        return ""
+    return (f"features look back up to {needed} days for a {definition.horizon.days}-day horizon, but the first "
+            f"training cutoff has {split.history_days:.0f} days of history: the longest windows are partly empty")
 
 
 def _none_if_nan(values) -> list[float | None]:

@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from behavior.features import TARGETS, build_labels
+from behavior.features import TargetDefinition, build_labels
 from behavior.models import ModelVersion, PastScore, ScoringRun
 from behavior.selectors import events_frame, past_scores
 from behavior.training import score_metrics
 
-# A heuristic scorer has no threshold of its own: its precision and recall are read at this probability.
+# A version stored without a threshold has its precision and recall read at this probability.
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -37,10 +37,15 @@ def scoring_runs_check_outcomes(*, now: datetime | None = None) -> OutcomesRepor
     now = now or timezone.now()
     checked = []
     for run in ScoringRun.objects.filter(keeps_scores=True, status=ScoringRun.Status.SUCCEEDED).order_by("as_of"):
+        versions = ModelVersion.objects.in_bulk(run.model_versions.values())
         for name, version_id in run.model_versions.items():
-            if name in run.outcomes or run.as_of + TARGETS[name].horizon > now:
+            version = versions.get(version_id)
+            if version is None or name in run.outcomes:
                 continue
-            run.outcomes[name] = _outcome(run, name, version_id)
+            definition = TargetDefinition.from_dict(version.definition)
+            if run.as_of + definition.horizon > now:
+                continue
+            run.outcomes[name] = _outcome(run, definition, version)
             ScoringRun.objects.filter(pk=run.pk).update(outcomes=run.outcomes)
             checked.append((run.pk, name))
     kept_since = now - timedelta(days=settings.FORESIGHT_KEEP_SCORES_DAYS)
@@ -50,12 +55,12 @@ def scoring_runs_check_outcomes(*, now: datetime | None = None) -> OutcomesRepor
     return OutcomesReport(checked=checked, forgotten_scores=forgotten)
 
 
-def _outcome(run: ScoringRun, name: str, version_id: int) -> dict:
-    target = TARGETS[name]
-    probability = past_scores(run_id=run.pk, target=name)
-    events = events_frame(since=run.as_of, until=run.as_of + target.horizon)
-    labels = build_labels(events, run.as_of, target, customer_ids=probability.index)
-    threshold = ModelVersion.objects.filter(pk=version_id).values_list("threshold", flat=True).first()
-    metrics = score_metrics(labels.to_numpy(), probability.to_numpy(),
-                            threshold if threshold is not None else DEFAULT_THRESHOLD)
-    return {**metrics.as_dict(), "model_version": version_id, "horizon_days": target.horizon.days}
+def _outcome(run: ScoringRun, definition: TargetDefinition, version: ModelVersion) -> dict:
+    """Kept scores are those of the target's population at the run, so these are population metrics."""
+    probability = past_scores(run_id=run.pk, target=definition.name)
+    events = events_frame(since=run.as_of, until=run.as_of + definition.horizon)
+    labels = build_labels(events, run.as_of, definition, customer_ids=probability.index)
+    threshold = version.threshold if version.threshold is not None else DEFAULT_THRESHOLD
+    metrics = score_metrics(labels.to_numpy(), probability.to_numpy(), threshold)
+    return {**metrics.as_dict(), "model_version": version.pk, "horizon_days": definition.horizon.days,
+            "population": definition.population_label}

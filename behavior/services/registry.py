@@ -1,8 +1,10 @@
 """The model registry: store versions with checksummed artifacts, promote the better one, roll back.
 
-A candidate becomes champion only if it beats the current champion on the same validation
-data (PR-AUC: what matters is how well the top of the list is ranked at a low base rate).
-One champion per target is enforced by the database.
+A version is XGBoost (an artifact) or a transparent scorer (behavior.scorers: its fitted numbers in
+`params`), trained for one target definition. A candidate becomes champion only if it ranks the same
+validation rows (the target's population at the validation cutoffs) better than the current champion,
+by ROC-AUC. One champion per target is enforced by the database; a version trained for another
+definition of its target can never be champion again.
 """
 
 from __future__ import annotations
@@ -18,15 +20,10 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from behavior.models import ModelVersion
-from behavior.training import (
-    ModelArtifactError,
-    average_precision,
-    baseline_scores,
-    booster_from_bytes,
-    booster_to_bytes,
-    predict,
-)
+from behavior.features import TargetDefinition
+from behavior.models import ModelVersion, Target
+from behavior.scorers import SCORERS, scorer_predict
+from behavior.training import ModelArtifactError, booster_from_bytes, booster_to_bytes, predict, roc_auc
 
 Status = ModelVersion.Status
 
@@ -36,26 +33,31 @@ class RegistryError(Exception):
 
 
 def model_version_register(
-    *, target: str, booster: xgb.Booster | None, feature_names: list[str], metrics: dict, threshold: float | None,
-    params: dict | None = None, trained_from: datetime | None = None, validated_at: datetime | None = None,
+    *, definition: TargetDefinition, kind: str, booster: xgb.Booster | None, feature_names: list[str],
+    metrics: dict, threshold: float | None, params: dict | None = None, trained_from: datetime | None = None,
+    validated_at: datetime | None = None,
 ) -> ModelVersion:
-    """Store a new candidate. Without a booster it is the transparent heuristic scorer."""
+    """Store a new candidate: XGBoost with its booster, or a transparent scorer with its fitted `params`."""
+    if (kind == ModelVersion.Kind.XGBOOST) != (booster is not None):
+        raise ValueError("an XGBoost version needs its booster, and only it has one")
     version = ModelVersion(
-        target=target, feature_names=feature_names, metrics=metrics, threshold=threshold, params=params or {},
-        trained_from=trained_from, validated_at=validated_at,
-        kind=ModelVersion.Kind.XGBOOST if booster is not None else ModelVersion.Kind.HEURISTIC,
+        target=definition.name, definition=definition.as_dict(), kind=kind, feature_names=feature_names,
+        metrics=metrics, threshold=threshold, params=params or {}, trained_from=trained_from,
+        validated_at=validated_at,
     )
     if booster is not None:
         data = booster_to_bytes(booster)
         version.sha256 = hashlib.sha256(data).hexdigest()
-        version.artifact.save(f"{target}-{uuid.uuid4().hex}.xgbmodel", ContentFile(data), save=False)
+        version.artifact.save(f"{definition.name}-{uuid.uuid4().hex}.xgbmodel", ContentFile(data), save=False)
     version.save()
     return version
 
 
 def model_version_load(version: ModelVersion) -> xgb.Booster | None:
-    """The version's booster (None for the heuristic), refusing a corrupt or mismatched artifact."""
-    if version.kind == ModelVersion.Kind.HEURISTIC:
+    """The version's booster (None for a transparent scorer), refusing a corrupt or mismatched artifact."""
+    if version.kind != ModelVersion.Kind.XGBOOST:
+        if version.kind not in SCORERS:
+            raise ModelArtifactError(f"model version {version.pk} is of an unknown kind {version.kind!r}")
         return None
     try:
         with version.artifact.open("rb") as file:
@@ -67,23 +69,37 @@ def model_version_load(version: ModelVersion) -> xgb.Booster | None:
     return booster_from_bytes(data, expected_features=version.feature_names)
 
 
+class LoadedModel:
+    """A version ready to score a build_features frame: its booster loaded once, or its scorer's rule."""
+
+    def __init__(self, version: ModelVersion):
+        self.version = version
+        self.definition = TargetDefinition.from_dict(version.definition)
+        self.booster = model_version_load(version)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.booster is not None:
+            return predict(self.booster, X)
+        return scorer_predict(SCORERS[self.version.kind], X, self.definition, self.version.params)
+
+
 @transaction.atomic
 def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.DataFrame, y_valid) -> bool:
     """Make the candidate champion if there is none or it ranks this validation data better.
 
     The candidate's artifact is loaded first, so a corrupt one is refused and the champion stays.
-    A heuristic champion is judged by the heuristic's own scores. A champion that cannot score
-    these features (they changed since it was trained) cannot serve either, so it is replaced.
+    A champion that cannot score these rows (corrupt, or it needs features that are gone) cannot serve
+    either, so it is replaced.
     """
-    challenger = model_version_load(candidate)
+    challenger = LoadedModel(candidate)
     champion = ModelVersion.objects.select_for_update().filter(target=candidate.target, status=Status.CHAMPION).first()
     if champion is not None:
-        ours = _pr_auc(candidate.target, challenger, X_valid, y_valid)
+        ours = _roc_auc(challenger, X_valid, y_valid)
         try:
-            theirs = _pr_auc(champion.target, model_version_load(champion), X_valid, y_valid)
-        except (ModelArtifactError, ValueError):
+            theirs = _roc_auc(LoadedModel(champion), X_valid, y_valid)
+        except (ModelArtifactError, ValueError, KeyError):
             theirs = None
-        candidate.metrics = {**candidate.metrics, "pr_auc": ours, "champion_pr_auc": theirs}
+        candidate.metrics = {**candidate.metrics, "champion_roc_auc": theirs, "champion_version": champion.pk}
         if ours is None or (theirs is not None and ours <= theirs):
             candidate.status = Status.RETIRED
             candidate.save(update_fields=["metrics", "status"])
@@ -95,13 +111,21 @@ def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.Data
     return True
 
 
+def _check_current(version: ModelVersion) -> None:
+    target = Target.objects.filter(name=version.target).first()
+    if target is None or target.definition().as_dict() != version.definition:
+        raise RegistryError(f"version {version.pk} was trained for another definition of {version.target}: "
+                            "it answers another question now")
+    model_version_load(version)  # refuse a corrupt artifact
+
+
 @transaction.atomic
 def model_version_promote(*, version: ModelVersion) -> ModelVersion:
     """Make a version its target's champion by an operator's decision; the one it replaces can be rolled back to."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == Status.CHAMPION:
         raise RegistryError(f"version {version.pk} is already the {version.target} champion")
-    model_version_load(version)  # refuse to promote a corrupt artifact
+    _check_current(version)
     for champion in ModelVersion.objects.select_for_update().filter(target=version.target, status=Status.CHAMPION):
         champion.status = Status.RETIRED
         champion.save(update_fields=["status"])
@@ -124,7 +148,7 @@ def model_version_rollback(*, target: str) -> ModelVersion:
     )
     if previous is None:
         raise RegistryError(f"no earlier {target} champion to roll back to")
-    model_version_load(previous)  # refuse to bring back a corrupt artifact
+    _check_current(previous)
     champion.status = Status.RETIRED
     champion.save(update_fields=["status"])
     previous.status = Status.CHAMPION
@@ -132,7 +156,6 @@ def model_version_rollback(*, target: str) -> ModelVersion:
     return previous
 
 
-def _pr_auc(target: str, booster: xgb.Booster | None, X: pd.DataFrame, y) -> float | None:
-    scores = baseline_scores(X, target) if booster is None else predict(booster, X)
-    value = average_precision(np.asarray(y, dtype=bool), scores)
-    return None if np.isnan(value) else float(value)  # no positives: nothing to compare
+def _roc_auc(model: LoadedModel, X: pd.DataFrame, y) -> float | None:
+    value = roc_auc(np.asarray(y, dtype=bool), model.predict(X))
+    return None if np.isnan(value) else float(value)  # one class only: nothing to compare

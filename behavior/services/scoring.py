@@ -1,9 +1,11 @@
-"""The scoring cycle: features for a range of customers, both targets' champions, scores written back.
+"""The scoring cycle: features for a range of customers, every target's champion, scores written back.
 
-A run fixes its champions and its "now" (`as_of`) when it starts, and records its customers'
-id ranges as chunks in the database. Each chunk is scored on its own (a Celery task, or a
-loop in-process) and overwrites its customers' current scores, so scoring it twice gives the
-same rows: safe to retry or redeliver. The database, not the broker, knows which chunks are
+A run fixes its champions and its "now" (`as_of`) when it starts; a target without a champion is
+skipped and named in the run, never a reason to score nobody. It records its customers' id ranges
+as chunks in the database. Each chunk is scored on its own (a Celery task, or a loop in-process):
+each target scores the customers of its population, whose current scores it overwrites, and the
+chunk's other scores of that target are removed (they left the population), so scoring it twice
+gives the same rows: safe to retry or redeliver. The database, not the broker, knows which chunks are
 done: the last one to finish closes the run, and chunks whose message or worker was lost
 are sent again by `scoring_chunks_stalled`. Exact reasons (XGBoost contributions, about 1 ms
 a row) are computed for the customers at or above a model's threshold, those campaigns and
@@ -21,18 +23,17 @@ from datetime import datetime, timedelta
 import numpy as np
 import orjson
 import pandas as pd
-import xgboost as xgb
 from django.db import transaction
 from django.utils import timezone
 
-from behavior.features import TARGETS, build_features
-from behavior.models import ModelVersion, PastScore, Score, ScoringChunk, ScoringRun
+from behavior.features import build_features
+from behavior.models import ModelVersion, PastScore, Score, ScoringChunk, ScoringRun, Target
 from behavior.reasons import exact_reasons
-from behavior.selectors import customer_id_ranges, customers_frame, events_frame
+from behavior.scorers import SCORERS, scorer_reasons
+from behavior.selectors import customer_id_ranges, customers_frame, events_frame, shop_norms_at
 from behavior.services.bulk import rows_upsert
-from behavior.services.registry import model_version_load
+from behavior.services.registry import LoadedModel
 from behavior.signals import scoring_finished
-from behavior.training import baseline_scores, predict
 
 # Customers per chunk: bounds a worker's memory (about 10 events each, a few hundred MB at most).
 CHUNK_CUSTOMERS = 50_000
@@ -52,10 +53,13 @@ class ChunkResult:
 
 def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS) -> ScoringRun:
     """Open a run with the current champions, its customers split into id ranges (its chunks)."""
-    champions = {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION)}
-    missing = [t for t in TARGETS if t not in champions]
-    if missing:
-        raise ScoringError(f"no champion model for {', '.join(missing)}: run `manage.py train` first")
+    defined = list(Target.objects.values_list("name", flat=True))
+    champions = {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION,
+                                                                     target__in=defined)}
+    skipped = {t: "no champion model: run `manage.py train`" for t in defined if t not in champions}
+    if not champions:
+        raise ScoringError(f"no target has a champion model ({', '.join(defined) or 'no target defined'}): "
+                           "run `manage.py train` first")
     ranges = customer_id_ranges(chunk_customers)
     now = timezone.now()
     as_of = as_of or now
@@ -63,7 +67,8 @@ def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = C
     keeps = not ScoringRun.objects.filter(keeps_scores=True, as_of__date=timezone.localdate(as_of)).exclude(
         status=ScoringRun.Status.FAILED).exists()
     with transaction.atomic():
-        run = ScoringRun.objects.create(as_of=as_of, model_versions=champions, chunks=len(ranges), keeps_scores=keeps)
+        run = ScoringRun.objects.create(as_of=as_of, model_versions=champions, skipped=skipped, chunks=len(ranges),
+                                        keeps_scores=keeps, norms=shop_norms_at(as_of))
         ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=first, last=last, dispatched_at=now)
                                           for first, last in ranges])
     return run
@@ -76,17 +81,17 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
         events = events_frame(until=run.as_of, customers=(first, last))
         customers = customers_frame(customers=(first, last))
     with _stage(result, "features"):
-        X = build_features(events, run.as_of, customers)
+        X = build_features(events, run.as_of, customers, norms=run.norms)
     frames = []
     for target, version_id in run.model_versions.items():
-        version = ModelVersion.objects.get(pk=version_id)
-        booster = model_version_load(version)
+        model = LoadedModel(ModelVersion.objects.get(pk=version_id))
+        scored = X[model.definition.in_population(X)]
         with _stage(result, f"predict_{target}"):
-            probability = predict(booster, X) if booster is not None else baseline_scores(X, target)
+            probability = model.predict(scored)
         with _stage(result, f"reasons_{target}"):
-            reasons = _reasons_for_acted_on(booster, X, probability, version.threshold)
+            reasons = _reasons_for_acted_on(model, scored, probability)
         frames.append(pd.DataFrame({
-            "customer_id": X.index.to_numpy(dtype=np.int64), "target": target, "probability": probability,
+            "customer_id": scored.index.to_numpy(dtype=np.int64), "target": target, "probability": probability,
             "model_version_id": version_id, "run_id": run.pk, "scored_at": run.as_of,
             "reasons": [orjson.dumps(r).decode() for r in reasons],
         }))
@@ -94,6 +99,9 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
     with _stage(result, "write"):
         rows_upsert(table=Score._meta.db_table, rows=rows, conflict=["customer_id", "target"],
                     update=["probability", "model_version_id", "run_id", "scored_at", "reasons"])
+        # Customers who left a target's population keep no answer to its question.
+        Score.objects.filter(customer_id__gte=first, customer_id__lte=last, target__in=list(run.model_versions)
+                             ).exclude(run_id=run.pk).delete()
     if run.keeps_scores:
         with _stage(result, "keep"):
             rows_upsert(table=PastScore._meta.db_table, rows=rows[["run_id", "customer_id", "target", "probability"]],
@@ -103,11 +111,17 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
 
 
 def champions_predict(*, X: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The current champions' probabilities for a features frame, by target (replays and dry runs)."""
+    """The current champions' probabilities for a features frame, by target (replays and dry runs).
+
+    NaN outside a target's population, where the cycle stores no score either.
+    """
     out = {}
     for version in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION):
-        booster = model_version_load(version)
-        out[version.target] = predict(booster, X) if booster is not None else baseline_scores(X, version.target)
+        model = LoadedModel(version)
+        inside = model.definition.in_population(X)
+        probability = np.full(len(X), np.nan)
+        probability[inside] = model.predict(X[inside])
+        out[version.target] = probability
     return out
 
 
@@ -181,17 +195,22 @@ def scoring_run_fail(*, run: ScoringRun, error: BaseException) -> None:
                                                 error=f"{type(error).__name__}: {error}")
 
 
-def _reasons_for_acted_on(booster: xgb.Booster | None, X: pd.DataFrame, probability: np.ndarray,
-                          threshold: float | None) -> list[list]:
+def _reasons_for_acted_on(model: LoadedModel, X: pd.DataFrame, probability: np.ndarray) -> list[list]:
+    """Reasons for the customers at or above the threshold, whom campaigns and support act on."""
     reasons: list[list] = [[] for _ in range(len(X))]
-    if booster is None or threshold is None:
+    if model.version.threshold is None:
         return reasons
-    acted_on = np.flatnonzero(probability >= threshold)
+    acted_on = np.flatnonzero(probability >= model.version.threshold)
     if len(acted_on):
-        chosen = X.iloc[acted_on]
-        for row, found in zip(acted_on, exact_reasons(booster, chosen), strict=True):
+        for row, found in zip(acted_on, _reasons(model, X.iloc[acted_on]), strict=True):
             reasons[row] = found
     return reasons
+
+
+def _reasons(model: LoadedModel, X: pd.DataFrame) -> list[list[dict]]:
+    if model.booster is not None:
+        return exact_reasons(model.booster, X)
+    return scorer_reasons(SCORERS[model.version.kind], X, model.definition, model.version.params)
 
 
 @contextmanager
@@ -203,11 +222,11 @@ def _stage(result: ChunkResult, name: str):
 
 def score_reasons_explain(*, score: Score) -> list[dict]:
     """Reasons for one score, computed now when the cycle did not store them (below the threshold)."""
-    if score.reasons or score.model_version.kind == ModelVersion.Kind.HEURISTIC:
+    if score.reasons:
         return score.reasons
-    booster = model_version_load(score.model_version)
-    assert booster is not None  # only the heuristic has none, answered above
+    model = LoadedModel(score.model_version)
     customer = (score.customer_id, score.customer_id)
+    norms = score.run.norms if score.run is not None else shop_norms_at(score.scored_at)
     X = build_features(events_frame(until=score.scored_at, customers=customer), score.scored_at,
-                       customers_frame(customers=customer))
-    return exact_reasons(booster, X)[0]
+                       customers_frame(customers=customer), norms=norms)
+    return _reasons(model, X)[0]

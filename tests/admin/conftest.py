@@ -9,7 +9,7 @@ from behavior.models import AnonymousLink, Contact, ModelVersion, Score, Scoring
 from behavior.services.api_keys import api_key_create
 from behavior.training import score_metrics
 from campaigns.models import Assignment, Campaign, Coupon
-from tests.factories import CustomerFactory, EventFactory, ProductFactory
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory, ProductFactory
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 PASSWORD = "a-test-password"
@@ -45,7 +45,7 @@ def champion(target: str = "purchase_intent") -> ModelVersion:
     p = [0.1, 0.2, 0.8, 0.3, 0.6, 0.9, 0.4, 0.35, 0.05, 0.5]
     metrics = score_metrics(y, p, 0.5).as_dict()
     metrics["baseline"] = score_metrics(y, [0.5] * 10, 0.5).as_dict()
-    return ModelVersion.objects.create(target=target, kind=ModelVersion.Kind.HEURISTIC, metrics=metrics,
+    return ModelVersionFactory(target=target, metrics=metrics,
                                        status=ModelVersion.Status.CHAMPION, promoted_at=NOW, threshold=0.5)
 
 
@@ -71,4 +71,4 @@ def one_of_everything(version: ModelVersion, campaign: Campaign) -> None:
     Coupon.objects.create(assignment=assignment, customer=customer, code=Coupon.generate_code(),
                           expires_at=NOW + timedelta(days=7), redeemed_at=NOW, discount_amount="2.00")
     api_key_create(name=f"key for {customer}", scopes=["read"])
-    ModelVersion.objects.create(target=version.target, kind=ModelVersion.Kind.HEURISTIC, metrics=version.metrics)
+    ModelVersionFactory(target=version.target, metrics=version.metrics)

@@ -11,13 +11,13 @@ import pytest
 from django.db import connections
 
 from behavior.models import Score
-from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.services.scoring import scoring_cycle_run
 from behavior.services.simulation import shop_simulate
 from campaigns.models import Assignment, Campaign
 from campaigns.selectors import campaign_preview
 from campaigns.services import campaigns_evaluate
 from tests.admin.conftest import PASSWORD
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
 
@@ -70,12 +70,11 @@ def screenshot(page, name: str) -> None:
 
 @pytest.fixture
 def scored_shop(settings, tmp_path):
-    """A small simulated shop scored by heuristic champions: what a scoring cycle leaves behind."""
+    """A small simulated shop scored by transparent champions: what a scoring cycle leaves behind."""
     settings.MEDIA_ROOT = tmp_path
     shop_simulate(customers=400, days=60, seed=11, end=END, products=60)
-    for target in ("purchase_intent", "support_risk"):
-        candidate = model_version_register(target=target, booster=None, feature_names=[], metrics={}, threshold=None)
-        model_version_promote_if_better(candidate=candidate, X_valid=None, y_valid=None)
+    for target, kind in (("purchase_intent", "browsing"), ("support_risk", "order_timing")):
+        ModelVersionFactory(target=target, kind=kind, status="champion", threshold=0.5)
     return scoring_cycle_run(as_of=END)
 
 

@@ -5,9 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from behavior.charts import Bar, bar_chart, line_chart
-from behavior.models import Customer, ModelVersion, ScoringRun
+from behavior.models import Customer, ScoringRun
 from campaigns.models import Campaign
 from tests.admin.conftest import champion, one_of_everything, price_offer
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -79,11 +80,11 @@ def test_a_customer_page_shows_scores_reasons_timeline_and_what_the_viewer_may_s
 def test_model_pages_chart_roc_and_calibration_and_promote_by_hand(client_of, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     old = champion()
-    new = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", metrics=old.metrics)
+    new = ModelVersionFactory(target="purchase_intent", metrics=old.metrics)
     client = client_of("Administrators")
 
     page = client.get(f"/admin/behavior/modelversion/{old.pk}/change/").content.decode()
-    assert "ROC curve" in page and "Calibration" in page and "recency/frequency baseline" in page
+    assert "ROC curve" in page and "Calibration" in page and "all active customers (for scale)" in page
     done = client.post("/admin/behavior/modelversion/", {"action": "promote", "_selected_action": [new.pk]},
                        follow=True).content.decode()
     old.refresh_from_db(), new.refresh_from_db()

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from behavior.models import ApiKey, ModelVersion
+from behavior.models import ApiKey
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,9 +28,9 @@ def test_an_admin_makes_a_key_and_sees_it_once(admin_client, make_api):
 
 def test_rolling_back_a_model_is_one_admin_action(admin_client, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    first = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", status="retired",
+    first = ModelVersionFactory(target="purchase_intent", status="retired",
                                         promoted_at=timezone.now() - timedelta(days=7))
-    second = ModelVersion.objects.create(target="purchase_intent", kind="heuristic", status="champion",
+    second = ModelVersionFactory(target="purchase_intent", status="champion",
                                          promoted_at=timezone.now())
 
     response = admin_client.post("/admin/behavior/modelversion/",

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,11 +17,14 @@ from behavior.conditions import (
     OPERATORS,
     ConditionError,
     feature_columns,
+    known_fields,
     parse,
+    validate_condition,
 )
 from behavior.models import Customer, ModelVersion, Score
 from behavior.selectors import condition_features_frame, condition_frame
-from tests.factories import CustomerFactory, EventFactory
+from behavior.services.targets import target_add
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -89,12 +93,24 @@ def test_a_bad_tree_is_refused_with_the_path_of_the_bad_node(tree, path, words):
 
 def test_unknown_fields_and_operators_are_listed_with_what_is_known():
     with pytest.raises(ConditionError) as field:
-        parse({"field": "score.churn", "op": "gte", "value": 0.5})
+        parse({"field": "score.churn", "op": "gte", "value": 0.5}, targets=["purchase_intent", "support_risk"])
     with pytest.raises(ConditionError) as op:
         parse({"field": "score.purchase_intent", "op": "above", "value": 0.5})
 
-    assert all(name in str(field.value) for name in FIELDS)
+    assert all(name in str(field.value) for name in [*FIELDS, "score.purchase_intent", "score.support_risk"])
     assert all(name in str(op.value) for name in OPERATORS)
+
+
+@pytest.mark.django_db
+def test_a_score_field_names_a_target_the_shop_defines():
+    tree = {"all": [IN_GERMANY, {"field": "score.lapse", "op": "gte", "value": 0.5}]}
+    with pytest.raises(ValidationError, match=r"all\[1\].field: unknown field 'score.lapse'; known: score.purchase"):
+        validate_condition(tree)
+
+    target_add(name="lapse", churn=True, horizon_days=91, population="buyers")
+
+    validate_condition(tree)  # a new target is a condition field with no code change
+    assert "score.lapse" in known_fields()
 
 
 def test_depth_and_size_are_bounded():
@@ -195,7 +211,7 @@ def test_feature_fields_come_from_the_feature_frame():
 
 @pytest.fixture
 def model_version() -> ModelVersion:
-    return ModelVersion.objects.create(target="purchase_intent", kind="heuristic")
+    return ModelVersionFactory(target="purchase_intent")
 
 
 def _score(customer: Customer, target: str, probability: float, model_version: ModelVersion) -> Score:

@@ -40,7 +40,9 @@ def test_backtest_trains_at_each_cutoff_on_what_was_known_then(shop):
 
     assert "trained and scored at 3 cutoffs" in out.getvalue()
     assert progress.getvalue().count("training on") == 3
-    assert "validating at 2026-01-" in progress.getvalue()  # validation before the first cutoff's labels
+    # Validation labels end before the first cutoff: 2026-01-25 + 7 days of labels is 2026-02-01.
+    assert "validating on 4 up to 2026-01-25" in progress.getvalue()
+    assert progress.getvalue().count(" serves") == 3  # the candidate chosen at each cutoff, and why
 
 
 def test_a_cutoff_whose_outcome_is_not_known_yet_is_refused(shop):

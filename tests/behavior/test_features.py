@@ -7,12 +7,23 @@ import pandas as pd
 import pytest
 
 from behavior.event_types import EVENT_TYPES
-from behavior.features import FEATURES, TARGETS, build_features, build_labels, events_for_features, training_frame
+from behavior.features import (
+    FEATURES,
+    TargetDefinition,
+    build_features,
+    build_labels,
+    default_targets,
+    describe,
+    events_for_features,
+    model_features,
+    training_frame,
+)
 from behavior.simulation import simulate_block, simulate_catalogue
 
 CUTOFF = pd.Timestamp("2026-03-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
 WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER, NEWCOMER = 1, 2, 3, 4
+INTENT, RISK = default_targets()["purchase_intent"], default_targets()["support_risk"]
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
@@ -51,6 +62,7 @@ def loyal_buyer() -> list[dict]:
         rows += [
             {"customer_id": c, "type": "purchase", "at": at, "order_id": order, "price": price, "quantity": quantity,
              "product_id": 20, "category": "auto", "promised_at": CUTOFF - (at - 3) * DAY},
+            {"customer_id": c, "type": "order_shipped", "at": at - 1, "order_id": order},
             {"customer_id": c, "type": "order_delivered", "at": at - 2, "order_id": order},
         ]
     rows += [
@@ -136,6 +148,55 @@ def test_an_order_past_its_promise_stays_open_until_delivered(stories):
     assert build_features(promised_later, CUTOFF).loc[LATE_ORDER, "orders_open_past_due"] == 0
 
 
+def test_what_is_known_about_orders_in_flight(stories):
+    features = build_features(stories, CUTOFF)
+    late = features.loc[LATE_ORDER]
+    # o9: bought 6 days ago, promised 2.5 days ago, neither shipped nor (yet) delivered; o8 came 2 days late.
+    assert late["orders_in_flight"] == 1 and late["in_flight_unshipped"] == 1
+    assert late["in_flight_days_since_purchase"] == pytest.approx(6.0)
+    assert late["in_flight_days_to_promise"] == pytest.approx(-2.5)
+    assert (late["in_flight_items"], late["in_flight_value"]) == (1, 80)
+    assert late["days_late"] == pytest.approx(2.5)  # the worse of o9 (2.5 so far) and o8 (delivered 2.0 late)
+    # The loyal buyer's orders shipped a day after purchase, the shop's usual: o9 has waited 5 days longer.
+    assert features["usual_ship_days"].tolist() == pytest.approx([1.0] * 3)
+    assert late["in_flight_ship_delay"] == pytest.approx(5.0)
+    buyer = features.loc[LOYAL_BUYER]
+    assert buyer["orders_in_flight"] == 0 and np.isnan(buyer["in_flight_ship_delay"])
+    assert buyer["days_late"] == pytest.approx(-1.0)  # o3, delivered 8 days ago, a day before its promise
+    assert (buyer["purchase_days"], buyer["days_since_first_purchase"]) == (3, pytest.approx(100.0))
+
+
+def test_populations_pick_whom_a_target_scores(stories):
+    features = build_features(stories, CUTOFF)
+    def members(target):
+        return features.index[target.in_population(features)].tolist()
+
+    assert members(RISK) == [LOYAL_BUYER, LATE_ORDER]  # o3 delivered 8 days ago (in 14), o9 in flight
+    assert members(TargetDefinition("r", 14 * DAY, ("refund",), population="in_flight", population_days=7)) == [
+        LATE_ORDER]
+    assert members(TargetDefinition("b", 7 * DAY, ("purchase",), population="buyers")) == [LOYAL_BUYER, LATE_ORDER]
+    assert members(TargetDefinition("a", 7 * DAY, ("purchase",), population="active", population_days=5)) == [
+        WINDOW_SHOPPER, LATE_ORDER]
+    assert members(INTENT) == [WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER]
+    # Windows that follow the horizon: a week asks for 90 days (4 horizons, at least 90), a quarter a year.
+    assert INTENT.window == 90 and TargetDefinition("q", 91 * DAY, ("purchase",), population="active").window == 364
+    assert RISK.window == 14
+
+
+def test_feature_windows_follow_the_horizon():
+    weekly, quarterly = model_features(7 * DAY), model_features(91 * DAY)
+    assert "purchase_90d" in weekly and "purchase_180d" not in weekly and "spend_365d" not in weekly
+    assert {"purchase_365d", "spend_365d", "orders_180d"} <= set(quarterly)
+    assert set(weekly) < set(quarterly) <= set(FEATURES)
+
+
+def test_reasons_read_as_words_in_the_right_number():
+    assert describe("add_to_cart_7d", 1) == "1 cart add in the last 7 days"
+    assert describe("add_to_cart_7d", 3) == "3 cart adds in the last 7 days"
+    assert describe("categories_viewed_30d", 1) == "1 different category viewed in the last 30 days"
+    assert describe("days_since_add_to_cart", 2) == "2.0 days since the last cart add"
+
+
 def test_every_known_customer_gets_a_row_with_their_tenure_and_attributes(stories, customers):
     features = build_features(stories, CUTOFF, customers)
     assert features.index.tolist() == [WINDOW_SHOPPER, LOYAL_BUYER, LATE_ORDER, NEWCOMER]
@@ -184,16 +245,23 @@ def test_labels_look_only_at_the_horizon_after_the_cutoff():
         {"customer_id": 8, "type": "support_contact", "occurred_at": CUTOFF + 14 * DAY},
         {"customer_id": 9, "type": "support_contact", "occurred_at": CUTOFF - DAY},
     ])
-    intent = build_labels(events, CUTOFF, "purchase_intent")
+    intent = build_labels(events, CUTOFF, INTENT)
     assert intent[intent].index.tolist() == [1]
     assert len(intent) == 9 and intent.dtype == bool
-    risk = build_labels(events, CUTOFF, TARGETS["support_risk"], customer_ids=pd.Index([5, 6, 7, 8, 9, 10]))
+    risk = build_labels(events, CUTOFF, RISK, customer_ids=pd.Index([5, 6, 7, 8, 9, 10]))
     assert risk.to_dict() == {5: True, 6: False, 7: True, 8: False, 9: False, 10: False}
+    # A custom horizon: a purchase within 8 days takes in the one at the end of the 7-day window.
+    eight_days = TargetDefinition("intent_8d", 8 * DAY, ("purchase",))
+    assert build_labels(events, CUTOFF, eight_days)[lambda y: y].index.tolist() == [1, 2]
+    # Churn: no purchase within the horizon, for the customers asked about.
+    churn = TargetDefinition("churn", 7 * DAY, churn=True, population="buyers")
+    assert build_labels(events, CUTOFF, churn, customer_ids=pd.Index([1, 2, 3])).to_dict() == {
+        1: False, 2: True, 3: True}
 
 
 def test_training_frame_stacks_cutoffs_for_active_customers(stories, customers):
     cutoffs = [CUTOFF - 30 * DAY, CUTOFF - 7 * DAY]
-    X, y, groups = training_frame(stories, cutoffs, "purchase_intent", customers)
+    X, y, groups = training_frame(stories, cutoffs, INTENT, customers)
     # 30 days before: the window shopper (page view 40 days ago) and the loyal buyer; the late-order customer
     # and the newcomer (no events) only later.
     assert X.index.tolist() == [(cutoffs[0], 1), (cutoffs[0], 2), (cutoffs[1], 1), (cutoffs[1], 2), (cutoffs[1], 3)]
@@ -210,7 +278,7 @@ def test_recent_viewers_buy_more_often_in_a_simulated_shop():
     events = events_for_features(shop.events)
     cutoff = pd.Timestamp(end) - pd.Timedelta(days=14)
     features = build_features(events, cutoff)
-    buys = build_labels(events, cutoff, "purchase_intent", customer_ids=features.index)
+    buys = build_labels(events, cutoff, INTENT, customer_ids=features.index)
     viewed = features["product_view_7d"] > 0
     print(f"\nbuy within 7 days: {buys[viewed].mean():.3f} after recent views, {buys[~viewed].mean():.3f} without")
     assert viewed.sum() > 500 and buys.sum() > 50

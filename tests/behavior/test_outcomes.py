@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from behavior.models import Customer, Event, PastScore, ScoringRun
+from behavior.models import Event, PastScore, ScoringRun
 from behavior.services.outcomes import scoring_runs_check_outcomes
 from behavior.services.scoring import scoring_chunk_score, scoring_cycle_run
-from tests.behavior.test_scoring import END, _shop_with_champions
+from tests.behavior.test_scoring import END, _expected_rows, _population, _shop_with_champions
 
 pytestmark = pytest.mark.sqlite
 AS_OF = END - timedelta(days=14)  # both horizons (7 and 14 days) end by END, the simulation's last day
@@ -23,12 +23,12 @@ def shop(settings, tmp_path):
 def test_the_days_first_run_keeps_its_scores_and_learns_how_they_turned_out(shop, admin_client):
     kept = scoring_cycle_run(as_of=AS_OF)
     later = scoring_cycle_run(as_of=AS_OF + timedelta(hours=1))
-    customers = Customer.objects.count()
+    rows = _expected_rows(AS_OF)
     chunk = kept.chunk_rows.get()
     scoring_chunk_score(run=kept, first=chunk.first, last=chunk.last)  # a chunk scored again keeps nothing twice
 
     assert (kept.keeps_scores, later.keeps_scores) == (True, False)
-    assert PastScore.objects.filter(run=kept).count() == 2 * customers and PastScore.objects.count() == 2 * customers
+    assert PastScore.objects.filter(run=kept).count() == rows and PastScore.objects.count() == rows
 
     # After 10 days the purchase horizon (7 days) has passed, the support one (14 days) not yet.
     assert scoring_runs_check_outcomes(now=AS_OF + timedelta(days=10)).checked == [(kept.pk, "purchase_intent")]
@@ -36,11 +36,13 @@ def test_the_days_first_run_keeps_its_scores_and_learns_how_they_turned_out(shop
     assert scoring_runs_check_outcomes(now=END).checked == []  # once
 
     outcome = ScoringRun.objects.get(pk=kept.pk).outcomes["purchase_intent"]
-    buyers = (Event.objects.filter(type="purchase", occurred_at__gte=AS_OF, occurred_at__lt=AS_OF + timedelta(days=7))
-              .values("customer").distinct().count())
-    assert (outcome["n"], outcome["positives"], outcome["horizon_days"]) == (customers, buyers, 7)
+    active = _population("purchase_intent", AS_OF)  # judged on the population it scored
+    buyers = (Event.objects.filter(type="purchase", occurred_at__gte=AS_OF, occurred_at__lt=AS_OF + timedelta(days=7),
+                                   customer__in=active).values("customer").distinct().count())
+    assert (outcome["n"], outcome["positives"], outcome["horizon_days"]) == (len(active), buyers, 7)
+    assert outcome["population"] == "customers active in the last 90 days"
     assert outcome["roc_auc"] > 0.6  # the kept scores line up with the customers who then bought
-    assert sum(b["count"] for b in outcome["calibration"]) == customers
+    assert sum(b["count"] for b in outcome["calibration"]) == len(active)
 
     page = admin_client.get(f"/admin/behavior/scoringrun/{kept.pk}/change/").content.decode()
     assert "purchase intent: what customers did within 7 days" in page and "Calibration" in page
@@ -57,5 +59,5 @@ def test_kept_scores_are_forgotten_after_the_keeping_days_and_their_outcomes_sta
     report = scoring_runs_check_outcomes(now=AS_OF + timedelta(days=31))
 
     run.refresh_from_db()
-    assert report.forgotten_scores == 2 * Customer.objects.count() and not PastScore.objects.exists()
+    assert report.forgotten_scores == _expected_rows(AS_OF) and not PastScore.objects.exists()
     assert not run.keeps_scores and set(run.outcomes) == {"purchase_intent", "support_risk"}

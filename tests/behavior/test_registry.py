@@ -6,15 +6,18 @@ import pytest
 import xgboost as xgb
 from django.db import IntegrityError
 
-from behavior.models import ModelVersion
+from behavior.models import Target
 from behavior.services.registry import (
     RegistryError,
     model_version_load,
+    model_version_promote,
     model_version_promote_if_better,
     model_version_register,
     model_version_rollback,
 )
+from behavior.services.targets import target_change
 from behavior.training import ModelArtifactError
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 FEATURES = ["product_view_7d", "add_to_cart_7d", "days_since_purchase"]
@@ -34,8 +37,8 @@ def _booster(X, y, *, informative=True, columns=FEATURES):
 
 
 def _register(booster, columns=FEATURES):
-    return model_version_register(target="purchase_intent", booster=booster, feature_names=columns, metrics={},
-                                  threshold=0.5)
+    return model_version_register(definition=Target.objects.get(name="purchase_intent").definition(), kind="xgboost",
+                                  booster=booster, feature_names=columns, metrics={}, threshold=0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +56,7 @@ def test_the_first_candidate_becomes_champion_and_a_worse_one_does_not():
 
     good.refresh_from_db(), worse.refresh_from_db()
     assert (good.status, worse.status) == ("champion", "retired")
-    assert worse.metrics["pr_auc"] < worse.metrics["champion_pr_auc"]
+    assert worse.metrics["champion_roc_auc"] > 0.9 and worse.metrics["champion_version"] == good.pk
 
 
 def test_a_better_candidate_replaces_the_champion_and_rollback_brings_it_back():
@@ -95,10 +98,10 @@ def test_an_artifact_trained_on_other_features_is_refused():
 
 
 def test_the_database_allows_one_champion_per_target():
-    ModelVersion.objects.create(target="support_risk", status="champion", kind="heuristic")
+    ModelVersionFactory(target="support_risk", status="champion")
 
     with pytest.raises(IntegrityError):
-        ModelVersion.objects.create(target="support_risk", status="champion", kind="heuristic")
+        ModelVersionFactory(target="support_risk", status="champion")
 
 
 def test_a_champion_that_cannot_score_the_current_features_is_replaced():
@@ -112,4 +115,19 @@ def test_a_champion_that_cannot_score_the_current_features_is_replaced():
 
     assert model_version_promote_if_better(candidate=new, X_valid=X, y_valid=y)
     new.refresh_from_db()
-    assert new.metrics["champion_pr_auc"] is None and new.status == "champion"
+    assert new.metrics["champion_roc_auc"] is None and new.status == "champion"
+
+
+def test_a_version_of_another_definition_cannot_serve_again():
+    X, y = _data()
+    old = _register(_booster(X, y))
+    model_version_promote_if_better(candidate=old, X_valid=X, y_valid=y)
+    newer = _register(_booster(X, y, informative=False))
+    model_version_promote(version=newer)
+
+    change = target_change(target=Target.objects.get(name="purchase_intent"), horizon_days=30)
+
+    old.refresh_from_db(), newer.refresh_from_db()
+    assert change.retired_versions == [newer.pk] and (old.status, newer.status) == ("retired", "retired")
+    with pytest.raises(RegistryError, match="trained for another definition of purchase_intent"):
+        model_version_promote(version=old)

@@ -1,4 +1,5 @@
-"""The scoring cycle: every customer scored by the champions, reasons where they are acted on, safe to rerun."""
+"""The scoring cycle: each target's population scored by its champion, reasons where they are acted on, safe to
+rerun; a target without a champion is skipped, never a reason to score nobody."""
 
 import csv
 import io
@@ -10,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from behavior.features import training_frame
-from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun
+from behavior.features import build_features, model_features, training_frame
+from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun, Target
+from behavior.scorers import SCORERS, scorer_fit
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.services.scoring import scoring_chunks_stalled, scoring_cycle_run, scoring_run_start
@@ -23,20 +25,46 @@ from behavior.training import choose_cutoffs, train
 END = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def _shop_with_champions():
-    shop_simulate(customers=3_000, days=120, seed=4, end=END, products=300)
+def _definition(name: str):
+    return Target.objects.get(name=name).definition()
+
+
+def _frames(name: str):
     events, customers = events_frame(), customers_frame()
-    cutoffs, validation = choose_cutoffs(events["occurred_at"].min(), END, "purchase_intent")
-    X, y, _ = training_frame(events, cutoffs, "purchase_intent", customers)
-    X_valid, y_valid, _ = training_frame(events, [validation], "purchase_intent", customers)
-    model = train(X, y, X_valid, y_valid)
-    purchase = model_version_register(target="purchase_intent", booster=model.booster,
-                                      feature_names=model.feature_names, metrics={}, threshold=model.threshold)
+    split = choose_cutoffs(events["occurred_at"].min(), END, _definition(name))
+    X, y, _ = training_frame(events, split.training, _definition(name), customers)
+    X_valid, y_valid, _ = training_frame(events, split.validation, _definition(name), customers)
+    return X, y, X_valid, y_valid
+
+
+def _shop_with_champions(support: bool = True):
+    """XGBoost for purchase intent; the recency/frequency rule for support risk (unless `support` is False)."""
+    shop_simulate(customers=3_000, days=120, seed=4, end=END, products=300)
+    X, y, X_valid, y_valid = _frames("purchase_intent")
+    features = model_features(_definition("purchase_intent").horizon)
+    model = train(X[features], y, X_valid[features], y_valid)
+    purchase = model_version_register(definition=_definition("purchase_intent"), kind="xgboost",
+                                      booster=model.booster, feature_names=features, metrics={},
+                                      threshold=model.threshold)
     model_version_promote_if_better(candidate=purchase, X_valid=X_valid, y_valid=y_valid)
-    support = model_version_register(target="support_risk", booster=None, feature_names=[], metrics={},
-                                     threshold=None)
-    model_version_promote_if_better(candidate=support, X_valid=X_valid, y_valid=y_valid)
-    return purchase, support
+    if not support:
+        return purchase, None
+    X, y, X_valid, y_valid = _frames("support_risk")
+    params = scorer_fit(SCORERS["recency_frequency"], X, y.to_numpy(), _definition("support_risk"))
+    rule = model_version_register(definition=_definition("support_risk"), kind="recency_frequency", booster=None,
+                                  feature_names=[], metrics={}, threshold=0.2, params=params)
+    model_version_promote_if_better(candidate=rule, X_valid=X_valid, y_valid=y_valid)
+    return purchase, rule
+
+
+def _population(name: str, as_of: datetime = END) -> set[int]:
+    """The customers a target scores at `as_of`, computed here from the features."""
+    X = build_features(events_frame(until=as_of), as_of, customers_frame())
+    return set(X.index[_definition(name).in_population(X)].tolist())
+
+
+def _expected_rows(as_of: datetime = END) -> int:
+    return len(_population("purchase_intent", as_of)) + len(_population("support_risk", as_of))
 
 
 def _finished(run_id: int, seconds: float = 60) -> ScoringRun:
@@ -56,7 +84,7 @@ def shop(settings, tmp_path, django_db_blocker):
 
 
 @pytest.mark.django_db
-def test_every_customer_gets_both_scores_and_a_rerun_changes_nothing(shop):
+def test_each_population_gets_its_scores_and_a_rerun_changes_nothing(shop):
     purchase, support = shop
     heard = []
     scoring_finished.connect(lambda run, **kw: heard.append(run.pk), weak=False, dispatch_uid="test-heard")
@@ -67,12 +95,45 @@ def test_every_customer_gets_both_scores_and_a_rerun_changes_nothing(shop):
 
     customers = Customer.objects.count()
     assert (run.status, run.customers, run.chunks) == ("succeeded", customers, 3)
-    assert Score.objects.count() == 2 * customers
+    for target in ("purchase_intent", "support_risk"):
+        scored = set(Score.objects.filter(target=target).values_list("customer_id", flat=True))
+        assert scored == _population(target) and 0 < len(scored) < customers
     assert dict(Score.objects.values_list("customer_id", "probability").filter(target="purchase_intent")) == first
     assert set(run.stage_seconds) >= {"read", "features", "predict_purchase_intent", "write"}
     assert run.model_versions == {"purchase_intent": purchase.pk, "support_risk": support.pk}
-    assert Score.objects.filter(run=again).count() == 2 * customers
+    assert run.skipped == {} and run.norms["usual_ship_days"] > 0
+    assert Score.objects.filter(run=again).count() == Score.objects.count() == _expected_rows()
     scoring_finished.disconnect(dispatch_uid="test-heard")
+
+
+@pytest.mark.django_db
+def test_customers_who_leave_a_population_lose_its_score(shop):
+    scoring_cycle_run(as_of=END)
+    before = set(Score.objects.filter(target="support_risk").values_list("customer_id", flat=True))
+    later = END + timedelta(days=30)  # a month without events: most orders in flight have landed long ago
+
+    scoring_cycle_run(as_of=later)
+
+    for target in ("purchase_intent", "support_risk"):
+        scored = set(Score.objects.filter(target=target).values_list("customer_id", flat=True))
+        assert scored == _population(target, later)
+    assert len(_population("support_risk", later)) < len(before) / 2
+
+
+@pytest.mark.django_db
+def test_a_target_without_a_champion_is_skipped_and_named(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    _shop_with_champions(support=False)
+    out = io.StringIO()
+
+    call_command("score", "--as-of", END.isoformat(), stdout=out, verbosity=0)
+
+    run = ScoringRun.objects.get()
+    assert run.status == "succeeded" and list(run.model_versions) == ["purchase_intent"]
+    assert run.skipped == {"support_risk": "no champion model: run `manage.py train`"}
+    assert "Skipped support_risk: no champion model" in out.getvalue()
+    assert Score.objects.filter(target="purchase_intent").count() == len(_population("purchase_intent"))
+    assert not Score.objects.filter(target="support_risk").exists()
 
 
 @pytest.mark.django_db
@@ -84,7 +145,7 @@ def test_a_rerun_rewrites_the_scores_in_place_without_touching_an_index(shop):
         cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
                        [Score._meta.db_table])
         updated, heap_only = cursor.fetchone()
-    assert updated == 2 * Customer.objects.count()
+    assert updated == _expected_rows()
     assert heap_only >= 0.95 * updated  # room on the page and no indexed column changed
 
 
@@ -99,20 +160,27 @@ def test_customers_at_or_above_the_threshold_get_their_reasons_in_words(shop):
     assert acted_on.exists() and below.exists()
     assert all(s.reasons and all(r["contribution"] > 0 and r["text"] for r in s.reasons) for s in acted_on)
     assert not any(s.reasons for s in below)
-    assert not Score.objects.filter(target="support_risk").exclude(reasons=[]).exists()  # heuristic
+    # The rule's reasons are the facts it ranks by, with no contribution to give.
+    rule = Score.objects.filter(target="support_risk", probability__gte=0.2)
+    assert rule.exists() and all(r["contribution"] is None and r["text"] for s in rule for r in s.reasons)
+    assert not Score.objects.filter(target="support_risk", probability__lt=0.2).exclude(reasons=[]).exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_api_explains_any_score_on_demand(shop, make_api):
     purchase, _ = shop
     scoring_cycle_run(as_of=END)
-    low = Score.objects.filter(target="purchase_intent").order_by("probability").select_related("customer")[0]
+    both = Score.objects.filter(target="support_risk").values("customer_id")
+    low = (Score.objects.filter(target="purchase_intent", customer_id__in=both).order_by("probability")
+           .select_related("customer")[0])
 
     body = make_api("read").get(f"customers/{low.customer.external_id}/scores").json()
 
     assert [s["target"] for s in body] == ["purchase_intent", "support_risk"]
     assert body[0]["model_version"] == purchase.pk and body[0]["model_kind"] == "xgboost"
-    assert body[1]["model_kind"] == "heuristic" and body[1]["reasons"] == []
+    assert body[1]["model_kind"] == "recency_frequency" and body[1]["reasons"]
+    assert all(r["contribution"] is None for r in body[1]["reasons"])
+    assert body[1]["population"].startswith("customers with an order in flight")
     assert body[0]["probability"] == pytest.approx(low.probability)
     assert all(r["text"] and r["contribution"] > 0 for r in body[0]["reasons"])
 
@@ -126,7 +194,7 @@ def test_the_score_command_exports_one_row_per_customer_and_target(shop, tmp_pat
 
     rows = list(csv.DictReader((tmp_path / "scores.csv").read_text().splitlines()))
     assert list(rows[0]) == ["customer", "target", "probability", "model_version"]
-    assert len(rows) == 2 * Customer.objects.count()
+    assert len(rows) == _expected_rows()  # a row for every customer of each target's population
     assert "Highest purchase intent" in out.getvalue()
 
 
@@ -137,7 +205,7 @@ def test_a_worker_scores_the_chunks_and_the_last_one_closes_the_run(shop, on_wor
 
     assert run.status == "succeeded", run.error
     assert run.chunks == 3 and not ScoringChunk.objects.filter(run=run, finished_at__isnull=True).exists()
-    assert run.customers == Customer.objects.count() and Score.objects.count() == 2 * run.customers
+    assert run.customers == Customer.objects.count() and Score.objects.count() == _expected_rows()
     assert ModelVersion.objects.filter(status="champion").count() == 2
 
 
@@ -165,12 +233,12 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothin
     workers.start(CELERY_VISIBILITY_TIMEOUT="3")  # takes over, and gets the dead worker's chunk again
     run = _finished(run_id, seconds=180)
 
-    customers = Customer.objects.count()
-    assert 0 < done_when_killed < 2 * customers
+    expected = _expected_rows()
+    assert 0 < done_when_killed < expected
     assert run.status == "succeeded", run.error
-    assert run.customers == customers
-    assert Score.objects.filter(run_id=run_id).count() == 2 * customers
-    assert Score.objects.values("customer", "target").distinct().count() == 2 * customers
+    assert run.customers == Customer.objects.count()
+    assert Score.objects.filter(run_id=run_id).count() == expected
+    assert Score.objects.values("customer", "target").distinct().count() == expected
 
 
 @pytest.mark.django_db

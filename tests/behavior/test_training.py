@@ -1,5 +1,5 @@
-"""Training and evaluation: metrics against hand-computed numbers, an honest time split, and models that beat
-transparent heuristics on a simulated shop."""
+"""Training and evaluation: metrics against hand-computed numbers, an honest time split, and models judged
+beside the transparent scorers on a simulated shop."""
 
 import json
 from datetime import UTC, datetime
@@ -8,32 +8,34 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behavior.features import FEATURES, TARGETS, training_frame
+from behavior.features import TargetDefinition, default_targets, model_features, training_frame
+from behavior.scorers import SCORERS, scorer_fit, scorer_predict
 from behavior.simulation import simulate_block, simulate_catalogue
 from behavior.training import (
     MAX_ROUNDS,
-    MIN_POSITIVES,
     WARMUP,
     ModelArtifactError,
     average_precision,
-    baseline_scores,
     best_f1_threshold,
     booster_from_bytes,
     booster_to_bytes,
     brier,
     calibration_table,
     choose_cutoffs,
-    enough_positives,
     evaluate,
     predict,
     roc_auc,
+    roc_auc_difference,
     roc_auc_interval,
     score_metrics,
+    top_precision,
     train,
 )
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)
+TARGETS = default_targets()
+FEATURES = model_features(7 * DAY)
 
 
 # --- metrics on tiny arrays, computed by hand --------------------------------------------------------------------
@@ -87,6 +89,27 @@ def test_the_bootstrap_interval_is_seeded_and_surrounds_the_estimate():
     assert roc_auc_interval([0, 1, 0, 1], [0.1, 0.8, 0.2, 0.9], n_boot=50) == (1.0, 1.0)
 
 
+def test_precision_and_lift_in_the_top_tenth():
+    y = np.r_[np.ones(3), np.zeros(27)]
+    p = np.r_[0.9, 0.2, 0.8, np.linspace(0.1, 0.7, 27)]
+    assert top_precision(y, p) == pytest.approx(2 / 3)  # the top 3 of 30: 0.9, 0.8 and 0.7 (a negative)
+    assert top_precision(y, np.zeros(30)) == pytest.approx(0.1)  # all tied: the base rate, whatever the order
+    m = score_metrics(y, p, 0.5)
+    assert m.top_lift == pytest.approx((2 / 3) / 0.1)
+
+
+def test_intervals_that_draw_whole_customers_are_wider_than_row_draws():
+    rng = np.random.default_rng(3)
+    customers = np.repeat(np.arange(300), 8)  # each customer at 8 cutoffs, with the same outcome each time
+    y = np.repeat(rng.random(300) < 0.2, 8)
+    p = np.repeat(rng.random(300), 8) + 0.3 * y
+    rows = roc_auc_interval(y, p, n_boot=300)
+    grouped = roc_auc_interval(y, p, groups=customers, n_boot=300)
+    assert grouped[1] - grouped[0] > 2 * (rows[1] - rows[0])
+    gain, low, high = roc_auc_difference(y, p, rng.random(len(y)), groups=customers, n_boot=300)
+    assert low < gain < high and low > 0
+
+
 # --- the time split ----------------------------------------------------------------------------------------------
 
 
@@ -94,52 +117,33 @@ def test_the_bootstrap_interval_is_seeded_and_surrounds_the_estimate():
 def test_cutoffs_leave_a_gap_and_end_their_labels_by_the_as_of_time(target):
     first, as_of = pd.Timestamp("2025-08-04 09:00", tz="UTC"), pd.Timestamp("2026-01-01 12:30", tz="UTC")
     horizon = TARGETS[target].horizon
-    training, validation = choose_cutoffs(first, as_of, target, count=6)
-    assert validation + horizon <= as_of < validation + horizon + DAY  # the latest day whose labels are complete
+    split = choose_cutoffs(first, as_of, TARGETS[target], training=6)
+    training, validation = split.training, split.validation
+    assert validation[-1] + horizon <= as_of < validation[-1] + horizon + 7 * DAY  # the newest complete on the grid
+    assert len(validation) == 4 and np.diff(validation).tolist() == [7 * DAY] * 3  # pooled, weekly
     assert training == sorted(training) and len(training) == 6
-    assert training[-1] + horizon + horizon <= validation  # a full horizon between the label windows
+    assert training[-1] + horizon + horizon <= validation[0]  # a full horizon between the label windows
     assert all(t >= first + WARMUP for t in training)
-    assert all(t == t.floor("D") for t in [*training, validation])
-    assert np.diff(training).tolist() == [horizon] * 5
+    assert all(t == t.floor("D") for t in [*training, *validation])
+    assert np.diff(training).tolist() == [7 * DAY] * 5
+    # Both targets' cutoffs fall on one weekly grid, so their features are built once.
+    assert all((as_of.floor("D") - c) % (7 * DAY) == pd.Timedelta(0) for c in [*training, *validation])
 
 
 def test_a_short_history_gives_fewer_cutoffs_and_then_an_error():
     first = pd.Timestamp("2025-11-01", tz="UTC")
-    training, _ = choose_cutoffs(first, END, "purchase_intent", count=10)
-    assert 0 < len(training) < 10 and training[0] >= first + WARMUP
+    split = choose_cutoffs(first, END, TARGETS["purchase_intent"], training=10)
+    assert 0 < len(split.training) < 10 and split.training[0] >= first + WARMUP
+    # Shorter still: fewer validation cutoffs before giving up.
+    short = choose_cutoffs(pd.Timestamp("2025-10-20", tz="UTC"), END, TARGETS["support_risk"])
+    assert 0 < len(short.validation) < 4
     with pytest.raises(ValueError, match="history too short to train support_risk"):
-        choose_cutoffs(pd.Timestamp("2025-12-01", tz="UTC"), END, "support_risk")
+        choose_cutoffs(pd.Timestamp("2025-12-01", tz="UTC"), END, TARGETS["support_risk"])
     with pytest.raises(ValueError, match="timezone-aware"):
-        choose_cutoffs(datetime(2025, 1, 1), END, "support_risk")
-
-
-# --- the baseline and the small-shop fallback --------------------------------------------------------------------
-
-
-def personas() -> pd.DataFrame:
-    """A silent customer, a window shopper with a fresh cart add, a customer with a late order, one who complained."""
-    X = pd.DataFrame(0.0, index=range(4), columns=list(FEATURES), dtype=np.float32)
-    X["days_since_product_view"] = [np.nan, 0.5, 20.0, np.nan]
-    X.loc[1, ["product_view_7d", "add_to_cart_7d"]] = [6, 2]
-    X.loc[2, ["orders", "orders_90d", "orders_open_past_due"]] = [1, 1, 1]
-    X.loc[3, ["support_contact_30d", "orders", "orders_90d"]] = [2, 1, 1]
-    return X
-
-
-def test_the_baseline_ranks_the_obvious_cases():
-    X = personas()
-    intent = baseline_scores(X, "purchase_intent")
-    assert intent[1] > intent[2] > intent[0] and intent[0] == 0
-    risk = baseline_scores(X, "support_risk")
-    assert risk[2] > risk[3] > risk[1] == risk[0]  # the late order first, the complaint breaks the tie
-    assert ((risk >= 0) & (risk < 1)).all() and ((intent >= 0) & (intent < 1)).all()
-    with pytest.raises(ValueError, match="no baseline"):
-        baseline_scores(X, "churn")
-
-
-def test_small_shops_fall_back_to_the_baseline():
-    assert not enough_positives(np.r_[np.ones(MIN_POSITIVES - 1), np.zeros(1_000)])
-    assert enough_positives(pd.Series([True] * MIN_POSITIVES))
+        choose_cutoffs(datetime(2025, 1, 1), END, TARGETS["support_risk"])
+    quarter = TargetDefinition("q", 91 * DAY, ("purchase",))
+    with pytest.raises(ValueError, match="at least 302 needed"):
+        choose_cutoffs(pd.Timestamp("2025-06-01", tz="UTC"), END, quarter)
 
 
 # --- a simulated shop --------------------------------------------------------------------------------------------
@@ -162,51 +166,55 @@ def shop() -> dict:
     customers = pd.DataFrame({"customer_id": external_ids.get_indexer(block.customers["external_id"]),
                               "attributes": block.customers["attributes"]}).query("customer_id >= 0")
     out = {}
-    for target in TARGETS:
-        training, validation = choose_cutoffs(events["occurred_at"].min(), END, target)
-        X, y, groups = training_frame(events, [*training, validation], target, customers)
-        valid = (groups == validation).to_numpy()
-        model = train(X[~valid], y[~valid], X[valid], y[valid])
-        out[target] = {"model": model, "X": X[valid], "y": y[valid], "train_positives": int(y[~valid].sum())}
+    for name, target in TARGETS.items():
+        split = choose_cutoffs(events["occurred_at"].min(), END, target)
+        X, y, groups = training_frame(events, [*split.training, *split.validation], target, customers)
+        valid = groups.isin(split.validation).to_numpy()
+        model = train(X.loc[~valid, FEATURES], y[~valid], X.loc[valid, FEATURES], y[valid])
+        out[name] = {"model": model, "X": X[valid], "y": y[valid].to_numpy(), "X_train": X[~valid],
+                     "y_train": y[~valid].to_numpy(), "target": target}
     return out
 
 
-def compare(shop: dict, target: str):
-    s = shop[target]
+def compare(shop: dict, name: str, scorer: str):
+    """XGBoost beside a transparent scorer fitted on the same training rows, on the same validation rows."""
+    s = shop[name]
     model_metrics = evaluate(s["model"], s["X"], s["y"])
-    base = baseline_scores(s["X"], target)
-    base_metrics = score_metrics(s["y"], base, best_f1_threshold(s["y"], base))
-    low, high = roc_auc_interval(s["y"], predict(s["model"].booster, s["X"]), n_boot=200)
-    trees, seconds = s["model"].best_iteration + 1, s["model"].training_seconds
-    print(f"\n{target}: {s['train_positives']} training positives, {model_metrics.positives} of "
-          f"{model_metrics.n} in validation; {trees} trees in {seconds:.1f}s"
-          f"\n  model    ROC-AUC {model_metrics.roc_auc:.3f} [{low:.3f}, {high:.3f}]  PR-AUC {model_metrics.pr_auc:.3f}"
-          f"  F1 {model_metrics.f1:.3f}  Brier {model_metrics.brier:.4f}"
-          f"\n  baseline ROC-AUC {base_metrics.roc_auc:.3f}  PR-AUC {base_metrics.pr_auc:.3f}"
-          f"  F1 {base_metrics.f1:.3f}")
-    return model_metrics, base_metrics
+    rule = SCORERS[scorer]
+    p = scorer_predict(rule, s["X"], s["target"], scorer_fit(rule, s["X_train"], s["y_train"], s["target"]))
+    rule_metrics = score_metrics(s["y"], p, best_f1_threshold(s["y"], p))
+    customers = s["X"].index.get_level_values("customer_id")
+    gain, low, high = roc_auc_difference(s["y"], predict(s["model"].booster, s["X"]), p, groups=customers,
+                                         n_boot=200)
+    print(f"\n{name}: {int(s['y_train'].sum())} training positives, {model_metrics.positives} of "
+          f"{model_metrics.n} in validation; {s['model'].best_iteration + 1} trees"
+          f"\n  XGBoost  ROC-AUC {model_metrics.roc_auc:.3f}  PR-AUC {model_metrics.pr_auc:.3f}"
+          f"  top-10% lift {model_metrics.top_lift:.2f}  Brier {model_metrics.brier:.4f}"
+          f"\n  {scorer} ROC-AUC {rule_metrics.roc_auc:.3f}  PR-AUC {rule_metrics.pr_auc:.3f}"
+          f"  top-10% lift {rule_metrics.top_lift:.2f}; XGBoost {gain:+.3f} [{low:+.3f}, {high:+.3f}]")
+    return model_metrics, rule_metrics, low
 
 
-def test_the_purchase_intent_model_beats_the_browsing_heuristic(shop):
-    model, base = compare(shop, "purchase_intent")
-    # Measured: ROC-AUC 0.723 vs 0.688, PR-AUC 0.073 vs 0.046.
-    assert model.roc_auc > base.roc_auc + 0.01 and model.roc_auc > 0.68
-    assert model.pr_auc > base.pr_auc and model.f1 > base.f1
+def test_the_purchase_intent_model_beats_the_browsing_rule_beyond_noise(shop):
+    model, rule, low = compare(shop, "purchase_intent", "browsing")
+    # Measured: ROC-AUC 0.712 vs 0.680, difference +0.032 [+0.022, +0.045] (customers drawn whole).
+    assert low > 0 and model.roc_auc > 0.68
+    assert model.pr_auc > rule.pr_auc
     assert model.brier < model.base_rate  # better than predicting no one buys
 
 
-def test_the_support_risk_model_matches_the_late_order_flag_and_ranks_the_top_better(shop):
-    model, base = compare(shop, "support_risk")
-    # Measured: ROC-AUC 0.692 vs 0.702 (within the bootstrap interval, about +-0.05 on 157 positives);
-    # PR-AUC 0.226 vs 0.092: the customers it flags first are far more often right.
-    assert model.roc_auc > base.roc_auc - 0.03 and model.roc_auc > 0.62
-    assert model.pr_auc > 1.5 * base.pr_auc and model.f1 > base.f1
+def test_on_orders_in_flight_the_support_model_beats_recency_frequency_beyond_noise(shop):
+    model, rule, low = compare(shop, "support_risk", "recency_frequency")
+    # Measured on 2,227 rows of customers with an order in flight: ROC-AUC 0.803 vs 0.699, difference +0.104
+    # [+0.065, +0.139]; top-10% lift 4.09 vs 2.37. (On a 5,000-customer shop the same recipe does not beat the
+    # rule beyond noise, and the rule serves: tests/behavior/test_learning.py.)
+    assert low > 0 and model.top_lift > rule.top_lift
 
 
 def test_training_stops_early_and_keeps_the_best_trees_and_the_feature_names(shop):
     model = shop["purchase_intent"]["model"]
     assert model.booster.num_boosted_rounds() == model.best_iteration + 1 < MAX_ROUNDS
-    assert model.feature_names == list(FEATURES)
+    assert model.feature_names == FEATURES
     assert 0 < model.threshold < 1 and model.params["nthread"] == 2 and model.training_seconds > 0
 
 
@@ -230,11 +238,9 @@ def test_a_corrupt_or_mismatched_artifact_is_refused(shop):
         booster_from_bytes(data, list(FEATURES)[::-1])
 
 
-def test_predict_puts_columns_in_the_model_order_and_refuses_missing_ones(shop):
+def test_predict_takes_the_model_columns_by_name_and_refuses_missing_ones(shop):
     model, X = shop["purchase_intent"]["model"], shop["purchase_intent"]["X"].iloc[:500]
-    expected = predict(model.booster, X)
+    expected = predict(model.booster, X)  # all features: the model takes its own, in its own order
     np.testing.assert_array_equal(predict(model.booster, X[X.columns[::-1]]), expected)
     with pytest.raises(ValueError, match="missing \\['orders'\\]"):
         predict(model.booster, X.drop(columns="orders"))
-    with pytest.raises(ValueError, match="unexpected \\['loyalty_points'\\]"):
-        predict(model.booster, X.assign(loyalty_points=1.0))

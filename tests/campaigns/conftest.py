@@ -4,7 +4,7 @@ import pytest
 
 from behavior.models import ModelVersion, Score
 from campaigns.models import Campaign
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, ModelVersionFactory
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
@@ -12,8 +12,7 @@ NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 @pytest.fixture
 def scored_customers(db):
     """make(intents, consent=...) -> customers with those purchase-intent scores (None: not scored)."""
-    version = ModelVersion.objects.create(target="purchase_intent", kind=ModelVersion.Kind.HEURISTIC,
-                                          status=ModelVersion.Status.CHAMPION)
+    version = ModelVersionFactory(target="purchase_intent", status=ModelVersion.Status.CHAMPION)
 
     def make(intents, consent=True):
         customers = CustomerFactory.create_batch(len(intents), marketing_consent=consent)

@@ -11,7 +11,7 @@ from campaigns.models import Assignment, Coupon
 from campaigns.selectors import campaign_dry_run, campaign_preview, campaign_results
 from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
-from tests.factories import CustomerFactory, EventFactory
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.sqlite
 
@@ -73,8 +73,7 @@ def test_erasing_a_customer_erases_their_assignments_coupons_and_contacts(scored
 
 
 def test_a_dry_run_replays_the_audience_and_what_it_bought_without_assigning(db):
-    ModelVersion.objects.create(target="purchase_intent", kind=ModelVersion.Kind.HEURISTIC,
-                                status=ModelVersion.Status.CHAMPION)
+    ModelVersionFactory(target="purchase_intent", status=ModelVersion.Status.CHAMPION)
     buyers = CustomerFactory.create_batch(4)
     browser = CustomerFactory()
     start = NOW - timedelta(days=30)

@@ -13,7 +13,7 @@ import pytest
 
 from behavior.models import Customer, ModelVersion, Score
 from support.models import HelpdeskSettings, Priority, SupportRule
-from tests.factories import CustomerFactory, EventFactory
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 LATE_AND_RISKY = {"all": [{"field": "score.support_risk", "op": "gte", "value": 0.6},
@@ -27,8 +27,7 @@ RISK_REASONS = [{"feature": "orders_open_past_due", "value": 1.0, "contribution"
 @pytest.fixture
 def risky_customers(db):
     """make(risks) -> customers with those support-risk scores (None: not scored), scored at NOW."""
-    version = ModelVersion.objects.create(target="support_risk", kind=ModelVersion.Kind.HEURISTIC,
-                                          status=ModelVersion.Status.CHAMPION)
+    version = ModelVersionFactory(target="support_risk", status=ModelVersion.Status.CHAMPION)
 
     def make(risks):
         customers = CustomerFactory.create_batch(len(risks))

@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Replay training: at each cutoff, train on what was known then and score the customers there."
 
     def add_arguments(self, parser):
-        parser.add_argument("--target", default="purchase_intent", choices=["purchase_intent", "support_risk"])
+        parser.add_argument("--target", default="purchase_intent", help="a target name (see `manage.py targets`)")
         parser.add_argument("--from", dest="start", type=iso_time, required=True, help="first cutoff (ISO time)")
         parser.add_argument("--to", dest="end", type=iso_time, required=True, help="last cutoff (ISO time)")
         parser.add_argument("--every", type=int, default=7, help="days between cutoffs (default 7)")

@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--model", type=int, help="model version id (default: the champion of --target)")
-        parser.add_argument("--target", default="purchase_intent", choices=["purchase_intent", "support_risk"])
+        parser.add_argument("--target", default="purchase_intent", help="a target name (see `manage.py targets`)")
         parser.add_argument("--from", dest="start", type=iso_time, required=True, help="first cutoff (ISO time)")
         parser.add_argument("--to", dest="end", type=iso_time, required=True, help="last cutoff (ISO time)")
 

@@ -1,22 +1,27 @@
-
 from django.core.management.base import BaseCommand, CommandError
 
-from behavior.features import TARGETS
 from behavior.management.commands._common import iso_time
-from behavior.services.learning import TrainingError, TrainingOutcome, models_train
+from behavior.services.learning import NOT_ENOUGH_DATA, TrainingError, TrainingOutcome, models_train
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def _auc(metrics: dict) -> str:
+    low, high = metrics.get("roc_auc_interval") or (None, None)
+    interval = f" [{_num(low)}, {_num(high)}]" if low is not None and high is not None else ""
+    return f"{_num(metrics.get('roc_auc'))}{interval}"
 
 
 class Command(BaseCommand):
-    help = "Train the behaviour models on the stored events, register them and promote those that beat the champion."
+    help = ("Train every target's candidates (XGBoost and transparent scorers) on the stored events, register "
+            "the best on the target's population and promote it if it beats the champion.")
 
     def add_arguments(self, parser):
         parser.add_argument("--as-of", type=iso_time, default=None,
                             help="ISO time: train only on events before it (default: now; UTC if no zone)")
-        parser.add_argument("--target", choices=sorted(TARGETS), default=None, help="one target (default: all)")
+        parser.add_argument("--target", default=None, help="one target (default: all; see `manage.py targets`)")
 
     def handle(self, *, as_of, target, verbosity, **options):
         def progress(message: str) -> None:
@@ -31,19 +36,32 @@ class Command(BaseCommand):
             self.stdout.write(self._table(outcome))
 
     def _table(self, o: TrainingOutcome) -> str:
-        low, high = o.roc_auc_interval
+        if o.status == NOT_ENOUGH_DATA:
+            return f"\n{o.target}: {NOT_ENOUGH_DATA}, not trained ({o.note}); scoring goes on without it"
+        m, everyone = o.metrics, o.all_customers
         verdict = "promoted to champion" if o.promoted else f"not promoted ({o.status}): champion kept"
         rows = [
             ("version", f"#{o.version_id} {o.kind}, {verdict}"),
-            ("ROC-AUC", f"{_num(o.roc_auc)} [{_num(low)}, {_num(high)}] vs baseline {_num(o.baseline_roc_auc)}"),
-            ("PR-AUC", f"{_num(o.pr_auc)} vs base rate {_num(o.base_rate)} (baseline {_num(o.baseline_pr_auc)})"),
-            ("threshold", _num(o.threshold, 4)),
-            ("precision/recall/F1", f"{_num(o.precision)} / {_num(o.recall)} / {_num(o.f1)}"),
-            ("positives/rows", f"{o.positives:,} / {o.rows:,} training, {o.validation_rows:,} validation"),
-            ("seconds", f"{o.seconds:.1f}"),
+            ("why", o.chosen_because),
+            ("judged on", f"{o.population}: {o.validation_rows:,} rows ({o.validation_positives:,} positive) at "
+                          f"{o.validation_cutoffs} validation cutoffs"),
+            ("ROC-AUC [95%]", _auc(m)),
+            ("PR-AUC", f"{_num(m.get('pr_auc'))} vs base rate {_num(m.get('base_rate'))}"),
+            ("top 10%", f"precision {_num(m.get('top_precision'), '{:.1%}')}, "
+                        f"lift {_num(m.get('top_lift'), '{:.2f}x')}"),
+            ("threshold", f"{_num(m.get('threshold'), '{:.4f}')} (precision/recall/F1 "
+                          f"{_num(m.get('precision'))} / {_num(m.get('recall'))} / {_num(m.get('f1'))})"),
         ]
+        for c in o.candidates:
+            rows.append((f"  {c['label']}", f"ROC-AUC {_auc(c)}, PR-AUC {_num(c['pr_auc'])}, "
+                                            f"top-10% lift {_num(c['top_lift'], '{:.2f}x')}"))
+        if everyone:
+            rows.append(("all customers", f"ROC-AUC {_num(everyone.get('roc_auc'))}, PR-AUC "
+                                          f"{_num(everyone.get('pr_auc'))} vs base rate "
+                                          f"{_num(everyone.get('base_rate'))} on {everyone.get('n', 0):,} active "
+                                          "customers at the last validation cutoff (for scale only)"))
+        rows += [("training", f"{o.positives:,} positive of {o.rows:,} rows"), ("seconds", f"{o.seconds:.1f}")]
         if o.note:
             rows.append(("note", o.note))
         width = max(len(label) for label, _ in rows)
-        lines = [f"\n{o.target}", *(f"  {label:<{width}}  {value}" for label, value in rows)]
-        return "\n".join(lines)
+        return "\n".join([f"\n{o.target}", *(f"  {label:<{width}}  {value}" for label, value in rows)])
