@@ -183,7 +183,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 METRICS_SHOWN = [  # name in the stored metrics, words, format
-    ("roc_auc", "ROC-AUC (chance a buyer ranks above a non-buyer)", "{:.3f}"),
+    ("roc_auc", "ROC-AUC (chance a positive customer ranks above a negative one)", "{:.3f}"),
     ("pr_auc", "PR-AUC (quality of the top of the list)", "{:.3f}"),
     ("base_rate", "base rate (share of positives)", "{:.2%}"),
     ("top_precision", "precision in the top 10% (what a campaign acts on)", "{:.1%}"),

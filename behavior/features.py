@@ -81,12 +81,13 @@ FEATURES: dict[str, str] = {
     # What is known about the orders in flight: bought and not delivered, or delivered lately.
     "orders_in_flight": _count("order", "orders", " bought and not delivered yet"),
     "in_flight_days_since_purchase": "{value:.1f} days since the oldest order not delivered yet was bought",
-    "in_flight_days_to_promise": "{value:.1f} days left until the promised delivery of the most urgent open order",
+    "in_flight_days_to_promise": "{value:abs:.1f} days {value:sign:before|past} the promised delivery of the most "
+                                 "urgent open order",
     "in_flight_unshipped": _count("order", "orders", " bought and not shipped yet"),
-    "in_flight_ship_delay": "{value:+.1f} days against this shop's usual time from purchase to shipping",
+    "in_flight_ship_delay": "{value:abs:.1f} days {value:sign:slower|faster} to ship than this shop's usual",
     "in_flight_items": _count("item", "items", " in orders not delivered yet"),
     "in_flight_value": "{value:.2f} worth of orders not delivered yet",
-    "days_late": "{value:+.1f} days late against the promised delivery (open or recently delivered order)",
+    "days_late": "an order {value:abs:.1f} days {value:sign:later|earlier} than promised",
     "usual_ship_days": "{value:.1f} days this shop usually takes from purchase to shipping",
     "tenure_days": "{value:.0f} days a customer",
     "country_code": "country (code {value:.0f})",
@@ -95,12 +96,19 @@ FEATURES: dict[str, str] = {
 
 
 class _Words(string.Formatter):
-    """str.format with one more spec, `plural:ONE|MANY`, that picks the noun agreeing with the value."""
+    """str.format with three more specs: `plural:ONE|MANY` picks the noun agreeing with the value, `sign:POS|NEG`
+    the word for its sign, and `abs:SPEC` formats its size."""
 
     def format_field(self, value, format_spec):
-        if format_spec.startswith("plural:"):
-            one, many = format_spec.removeprefix("plural:").split("|")
+        kind, _, rest = format_spec.partition(":")
+        if kind == "plural":
+            one, many = rest.split("|")
             return one if round(value) == 1 else many
+        if kind == "sign":
+            positive, negative = rest.split("|")
+            return positive if value >= 0 else negative
+        if kind == "abs":
+            return super().format_field(abs(value), rest)
         return super().format_field(value, format_spec)
 
 
@@ -110,6 +118,12 @@ _WORDS = _Words()
 def describe(name: str, value: float) -> str:
     """A feature's value in words: "1 cart add in the last 7 days", "12.0 days since the last purchase"."""
     return _WORDS.format(FEATURES[name], value=value)
+
+
+def _windowed(too_long) -> set[str]:
+    """The count features whose window (in days) `too_long` says is too long."""
+    names = {f"{t}_{d}d" for t in EVENT_TYPES for d in WINDOWS if too_long(d)}
+    return names | {f"{kind}_{d}d" for kind in ("orders", "spend") for d in SPEND_WINDOWS if too_long(d)}
 
 
 def longest_window(horizon: pd.Timedelta) -> int:
@@ -125,8 +139,7 @@ def model_features(horizon: pd.Timedelta) -> list[str]:
     looks back a year.
     """
     longest = longest_window(horizon)
-    too_long = {f"{t}_{d}d" for t in EVENT_TYPES for d in WINDOWS if d > longest}
-    too_long |= {f"{kind}_{d}d" for kind in ("orders", "spend") for d in SPEND_WINDOWS if d > longest}
+    too_long = _windowed(lambda days: days > longest)
     return [name for name in FEATURES if name not in too_long]
 
 
@@ -220,6 +233,10 @@ def build_features(
 
     out["tenure_days"] = _tenure(ids, out["days_since_event"], pos, age, customers, at)
     out["country_code"], out["device_code"] = _attributes(ids, customers)
+    # A window reaching back before the shop's first event counts only part of it: unknown, not zero.
+    history = _days_between(at, _datetime64([_history_start(events, norms)])[0])
+    for name in _windowed(lambda days: days > history):
+        out[name] = np.full(n, np.nan)
     frame = pd.DataFrame({name: out[name] for name in FEATURES}, index=pd.Index(ids, name="customer_id"))
     return frame.astype(np.float32)
 
@@ -313,6 +330,13 @@ def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float 
     }
 
 
+def _history_start(events: pd.DataFrame, norms: dict | None):
+    """When the shop's history starts: given in the norms, or the first of these events."""
+    if norms is not None and norms.get("history_start"):
+        return pd.Timestamp(norms["history_start"])
+    return events["occurred_at"].min() if len(events) else pd.NaT
+
+
 def _usual_ship_days(norms: dict | None) -> float | None:
     """None: compute it from the events at hand; from given norms NaN when the shop has shipped nothing yet."""
     if norms is None:
@@ -322,14 +346,17 @@ def _usual_ship_days(norms: dict | None) -> float | None:
 
 
 def shop_norms(events: pd.DataFrame, cutoff: datetime) -> dict:
-    """The shop's usual figures at the cutoff, from its orders shipped in the NORM_DAYS before it.
+    """The shop's usual figures at the cutoff, from its orders shipped in the NORM_DAYS before it, and when its
+    history starts (which says which count windows it can fill: `history_start`, the first of these events).
 
     Chunks of a scoring run read their own customers only: they get the run's norms, computed once
     from the whole shop (behavior.selectors.shop_norms_at), so that a score does not hang on its chunk.
     """
     usual = build_features(events, cutoff)["usual_ship_days"] if len(events) else pd.Series(dtype="float32")
     value = float(usual.iloc[0]) if len(usual) else float("nan")
-    return {"usual_ship_days": None if np.isnan(value) else value}
+    start = _history_start(events, None)
+    return {"usual_ship_days": None if np.isnan(value) else value,
+            "history_start": None if pd.isna(start) else pd.Timestamp(start).isoformat()}
 
 
 def _tenure(ids, days_since_event, pos, age, customers, at: np.datetime64) -> np.ndarray:

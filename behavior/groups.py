@@ -8,7 +8,9 @@ VIEW = ("view",)
 WORK = ("view", "add", "change")
 ALL = ("view", "add", "change", "delete")
 
-READ_CUSTOMERS = {"behavior.customer": VIEW, "behavior.score": VIEW, "behavior.event": VIEW, "behavior.product": VIEW}
+# Targets say what each score.<target> answers: whoever reads scores may read them.
+READ_CUSTOMERS = {"behavior.customer": VIEW, "behavior.score": VIEW, "behavior.event": VIEW, "behavior.product": VIEW,
+                  "behavior.target": VIEW}
 SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK}
 
 GROUPS: dict[str, dict[str, tuple[str, ...]] | None] = {

@@ -206,6 +206,7 @@ class ModelVersion(models.Model):
 
     class Kind(models.TextChoices):
         XGBOOST = "xgboost", "XGBoost"
+        RECENCY = "recency", "recency"
         RECENCY_FREQUENCY = "recency_frequency", "recency/frequency"
         BROWSING = "browsing", "recent browsing"
         BG_NBD = "bg_nbd", "BG/NBD expected purchases"

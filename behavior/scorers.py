@@ -5,6 +5,7 @@ the target's event more likely) from a rule with at most a handful of fitted num
 fitted on the training rows turns that score into a probability (Platt scaling: the ranking stays the rule's,
 the number means what it says). Each scorer also says, in words, what its score rests on.
 
+- recency: how lately the customer did anything (any target);
 - recency/frequency: how often and how lately the customer did what the target counts (any target);
 - browsing: recent views, cart adds and checkouts (purchase targets);
 - BG/NBD expected purchases (Fader, Hardie & Lee 2005, "Counting your customers the easy way") fitted by
@@ -43,10 +44,16 @@ def _recency_frequency(X: pd.DataFrame, target: TargetDefinition, params: dict) 
     if target.about_purchases:
         frequency, recency = _col(X, "purchase_days"), _col(X, "days_since_purchase", NEVER)
     else:
-        hits = [f"{t}_365d" for t in target.event_types] + (["review_365d"] if target.max_rating else [])
+        # What the target counts: its event types, and bad reviews when a bad review counts (never all reviews:
+        # a customer who already reviewed an order is the one least likely to review it again).
+        hits = [f"{t}_365d" for t in target.event_types] + (["bad_reviews"] if target.max_rating else [])
         frequency = sum((_col(X, h) for h in hits), np.zeros(len(X)))
         recency = _col(X, "days_since_event", NEVER)
     return _oriented(target, np.log1p(frequency) - np.log1p(recency))
+
+
+def _recency(X: pd.DataFrame, target: TargetDefinition, params: dict) -> np.ndarray:
+    return _oriented(target, -np.log1p(_col(X, "days_since_event", NEVER)))
 
 
 def _browsing(X: pd.DataFrame, target: TargetDefinition, params: dict) -> np.ndarray:
@@ -178,11 +185,14 @@ class Scorer:
 
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
+    Scorer("recency", "recency", "how lately the customer did anything", fits=lambda target: True, rule=_recency,
+           reason_features=lambda t: ("days_since_event",)),
     Scorer("recency_frequency", "recency/frequency",
            "how often and how lately the customer did what the target counts",
            fits=lambda target: True, rule=_recency_frequency,
            reason_features=lambda t: (("purchase_days", "days_since_purchase") if t.about_purchases
-                                      else (*(f"{e}_365d" for e in t.event_types), "days_since_event"))),
+                                      else (*(f"{e}_365d" for e in t.event_types),
+                                            *(("bad_reviews",) if t.max_rating else ()), "days_since_event"))),
     Scorer("browsing", "recent browsing", "recent product views, cart adds and checkouts, and earlier orders",
            fits=lambda target: target.about_purchases and not target.churn, rule=_browsing,
            reason_features=lambda t: ("add_to_cart_7d", "checkout_start_7d", "product_view_7d",

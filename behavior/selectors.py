@@ -135,7 +135,8 @@ NORM_ORDERS = 20_000  # the latest shipped orders a shop's usual is taken from: 
 
 
 def shop_norms_at(now: datetime) -> dict:
-    """The shop's usual figures at `now` (behavior.features.shop_norms) from its latest shipped orders."""
+    """The shop's usual figures at `now` (behavior.features.shop_norms) from its latest shipped orders, and the
+    start of its history (one scan of the events table: 1 s or so for 10 million events)."""
     table = Event._meta.db_table
     recent = (f"SELECT customer_id, order_id FROM {table} WHERE type = 'order_shipped' AND occurred_at < %s "
               f"AND occurred_at >= %s AND customer_id IS NOT NULL ORDER BY occurred_at DESC LIMIT {NORM_ORDERS}")
@@ -150,7 +151,9 @@ def shop_norms_at(now: datetime) -> dict:
         if name not in frame:
             frame[name] = None
     frame["promised_at"] = pd.to_datetime(frame["promised_at"], utc=True)
-    return shop_norms(frame[list(EVENT_COLUMNS)], now)
+    first = Event.objects.filter(occurred_at__lt=now, customer__isnull=False).aggregate(first=Min("occurred_at"))
+    return {**shop_norms(frame[list(EVENT_COLUMNS)], now),
+            "history_start": None if first["first"] is None else first["first"].isoformat()}
 
 
 def _copy_out(sql: str, params: list) -> io.BytesIO:

@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='modelversion',
             name='kind',
-            field=models.CharField(choices=[('xgboost', 'XGBoost'), ('recency_frequency', 'recency/frequency'), ('browsing', 'recent browsing'), ('bg_nbd', 'BG/NBD expected purchases'), ('order_timing', 'order timing')], default='xgboost', max_length=20),
+            field=models.CharField(choices=[('xgboost', 'XGBoost'), ('recency', 'recency'), ('recency_frequency', 'recency/frequency'), ('browsing', 'recent browsing'), ('bg_nbd', 'BG/NBD expected purchases'), ('order_timing', 'order timing')], default='xgboost', max_length=20),
         ),
         migrations.AlterField(
             model_name='modelversion',

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from django.db import connections
 
-from behavior.models import Score
+from behavior.models import ModelVersion, Score
+from behavior.services.learning import models_train
 from behavior.services.scoring import scoring_cycle_run
 from behavior.services.simulation import shop_simulate
 from campaigns.models import Assignment, Campaign
@@ -167,3 +168,30 @@ def test_a_support_agent_works_a_proactive_ticket(login, scored_shop):
     assert ticket.status == "solved"
     screenshot(page, "support-3-solved")
     assert page.goto(page.url.split("/admin/")[0] + "/admin/campaigns/campaign/").status == 403
+
+
+def test_an_administrator_redefines_a_target_and_reads_why_its_model_serves(login, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    shop_simulate(customers=1_500, days=120, seed=3, end=END, products=100)
+    models_train(as_of=END)
+    champion = ModelVersion.objects.get(target="support_risk", status="champion")
+    page = login("Administrators")
+
+    page.goto(page.url.split("/admin/")[0] + "/admin/behavior/target/")
+    listing = page.locator("#result_list").inner_text()
+    assert "purchase within 7 days" in listing and "customers with an order in flight" in listing
+    screenshot(page, "target-1-list")
+    page.click("#result_list a:text-is('purchase_intent')")
+    page.fill("#id_horizon_days", "30")
+    page.click("input[name=_save]")
+    message = page.locator(".messagelist").inner_text().lower()
+    assert "purchase_intent: changed" in message and "retired model versions" in message
+    assert "purchase within 30 days" in page.locator("#result_list").inner_text()
+    screenshot(page, "target-2-changed")
+
+    page.goto(page.url.split("/admin/")[0] + f"/admin/behavior/modelversion/{champion.pk}/change/")
+    content = page.locator("#content").inner_text()
+    assert "Chosen because" in content and champion.metrics["chosen_because"] in content
+    assert "Every candidate on the same validation rows" in content and "order timing" in content
+    assert "all active customers (for scale)" in content.lower()  # the admin writes table headers in capitals
+    screenshot(page, "target-3-model-version")

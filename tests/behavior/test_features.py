@@ -183,6 +183,16 @@ def test_populations_pick_whom_a_target_scores(stories):
     assert RISK.window == 14
 
 
+def test_a_window_reaching_before_the_shop_history_is_unknown_not_zero(stories):
+    features = build_features(stories, CUTOFF)  # the stories' first event is 100 days before the cutoff
+    assert features["purchase_90d"].notna().all() and features["orders_90d"].notna().all()
+    assert features[["purchase_180d", "purchase_365d", "spend_180d"]].isna().all().all()
+    # Told that the shop's history starts earlier (as a scoring run tells its chunks), the same windows count.
+    norms = {"history_start": (CUTOFF - 400 * DAY).isoformat(), "usual_ship_days": 1.0}
+    known = build_features(stories, CUTOFF, norms=norms)
+    assert known.loc[LOYAL_BUYER, ["purchase_180d", "purchase_365d"]].tolist() == [3, 3]
+
+
 def test_feature_windows_follow_the_horizon():
     weekly, quarterly = model_features(7 * DAY), model_features(91 * DAY)
     assert "purchase_90d" in weekly and "purchase_180d" not in weekly and "spend_365d" not in weekly
@@ -195,6 +205,9 @@ def test_reasons_read_as_words_in_the_right_number():
     assert describe("add_to_cart_7d", 3) == "3 cart adds in the last 7 days"
     assert describe("categories_viewed_30d", 1) == "1 different category viewed in the last 30 days"
     assert describe("days_since_add_to_cart", 2) == "2.0 days since the last cart add"
+    assert describe("days_late", -1.5) == "an order 1.5 days earlier than promised"
+    assert describe("in_flight_days_to_promise", -2.5) == "2.5 days past the promised delivery of the most urgent " \
+        "open order"
 
 
 def test_every_known_customer_gets_a_row_with_their_tenure_and_attributes(stories, customers):
