@@ -4,6 +4,7 @@ BROWSING = ("page_view", "product_view", "search", "add_to_wishlist")
 CART = ("add_to_cart", "remove_from_cart", "checkout_start")
 ORDERS = (
     "purchase",
+    "order_approved",
     "order_shipped",
     "order_delivered",
     "delivery_delayed",

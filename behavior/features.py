@@ -6,7 +6,8 @@ the future. Everything is computed for all customers at once: each event gets it
 customer's row position, and per-customer sums are `np.bincount` over those positions.
 
 The events frame has the columns `customer_id`, `type`, `occurred_at` (UTC), `product_id`,
-`category`, `price`, `quantity`, `order_id`, `session_id`, `rating` and `promised_at`;
+`category`, `price`, `quantity`, `order_id`, `session_id`, `rating` and `promised_at`, and may have
+`seller`, `freight` and `payment` (from an order line's properties);
 the optional customers frame has `customer_id`, `created_at` and `attributes` (dicts).
 """
 
@@ -27,6 +28,7 @@ SPEND_WINDOWS = (30, 90, 180, 365)  # days, for orders and spend
 RECENCY_TYPES = ("product_view", "add_to_cart", "checkout_start", "purchase", "order_shipped", "order_delivered",
                  "delivery_delayed", "payment_failed", "return_requested", "refund", "review", "support_contact")
 DEVICES = ("mobile", "desktop", "tablet")  # a fixed vocabulary, so codes mean the same in training and scoring
+PAYMENTS = ("credit_card", "debit_card", "boleto", "voucher", "bank_transfer", "paypal", "cash_on_delivery")
 BAD_RATING = 2  # reviews rated at most this are bad
 OPEN_ORDER_DAYS = 90  # older orders without a delivery event are gaps in the history, not open orders
 RECENT_DELIVERY_DAYS = 30  # a delivered order stays part of what a customer may still react to this long
@@ -37,6 +39,7 @@ _NOUNS = {
     "search": ("search", "searches"), "add_to_wishlist": ("wishlist add", "wishlist adds"),
     "add_to_cart": ("cart add", "cart adds"), "remove_from_cart": ("cart removal", "cart removals"),
     "checkout_start": ("checkout started", "checkouts started"), "purchase": ("purchase", "purchases"),
+    "order_approved": ("order approved", "orders approved"),
     "order_shipped": ("order shipped", "orders shipped"), "order_delivered": ("delivery", "deliveries"),
     "delivery_delayed": ("delivery delay", "delivery delays"), "payment_failed": ("failed payment", "failed payments"),
     "return_requested": ("return request", "return requests"), "refund": ("refund", "refunds"),
@@ -83,12 +86,18 @@ FEATURES: dict[str, str] = {
     "in_flight_days_since_purchase": "{value:.1f} days since the oldest order not delivered yet was bought",
     "in_flight_days_to_promise": "{value:abs:.1f} days {value:sign:before|past} the promised delivery of the most "
                                  "urgent open order",
+    "in_flight_unapproved": _count("order", "orders", " bought and not approved yet"),
+    "in_flight_approval_delay": "{value:abs:.1f} days {value:sign:slower|faster} to approve than this shop's usual",
     "in_flight_unshipped": _count("order", "orders", " bought and not shipped yet"),
     "in_flight_ship_delay": "{value:abs:.1f} days {value:sign:slower|faster} to ship than this shop's usual",
     "in_flight_items": _count("item", "items", " in orders not delivered yet"),
     "in_flight_value": "{value:.2f} worth of orders not delivered yet",
+    "in_flight_sellers": _count("seller", "sellers", " shipping the orders not delivered yet"),
+    "in_flight_freight_share": "freight {value:.0%} of the price of the orders not delivered yet",
+    "in_flight_payment_code": "paid by {value:payment}",
     "days_late": "an order {value:abs:.1f} days {value:sign:later|earlier} than promised",
     "usual_ship_days": "{value:.1f} days this shop usually takes from purchase to shipping",
+    "usual_approval_days": "{value:.1f} days this shop usually takes to approve an order",
     "tenure_days": "{value:.0f} days a customer",
     "country_code": "country (code {value:.0f})",
     "device_code": "device (code {value:.0f})",
@@ -109,6 +118,8 @@ class _Words(string.Formatter):
             return positive if value >= 0 else negative
         if kind == "abs":
             return super().format_field(abs(value), rest)
+        if format_spec == "payment":
+            return PAYMENTS[int(value)].replace("_", " ") if 0 <= value < len(PAYMENTS) else "another way"
         return super().format_field(value, format_spec)
 
 
@@ -229,7 +240,9 @@ def build_features(
     out["orders_open_past_due"], out["max_days_past_due"] = _open_past_due(
         pos, orders, types, age, promise_passed, n
     )
-    out.update(_in_flight(pos, orders, types, age, promise_passed, amount, n, _usual_ship_days(norms)))
+    line = {name: (events[name].to_numpy()[before] if name in events else None) for name in ("seller", "freight",
+                                                                                             "payment")}
+    out.update(_in_flight(pos, orders, types, age, promise_passed, amount, n, norms, line))
 
     out["tenure_days"] = _tenure(ids, out["days_since_event"], pos, age, customers, at)
     out["country_code"], out["device_code"] = _attributes(ids, customers)
@@ -249,7 +262,7 @@ def _min_age(pos: np.ndarray, age: np.ndarray, n: int) -> np.ndarray:
 
 def _distinct(pos: np.ndarray, codes: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
     """How many different codes each customer has among the masked events."""
-    width = int(codes.max()) + 1 if len(codes) else 1
+    width = max(int(codes.max()) + 1, 1) if len(codes) else 1
     pairs = pd.unique(pos[mask].astype(np.int64) * width + codes[mask])
     return np.bincount(pairs // width, minlength=n)
 
@@ -274,12 +287,14 @@ def _open_past_due(pos, orders, types, age, promise_passed, n) -> tuple[np.ndarr
     return count, worst
 
 
-def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float | None) -> dict[str, np.ndarray]:
+def _in_flight(pos, orders, types, age, promise_passed, amount, n, norms: dict | None, line: dict
+               ) -> dict[str, np.ndarray]:
     """What is known at the cutoff about each customer's orders in flight, from one table of their orders.
 
     An order is in flight when it was bought in the last OPEN_ORDER_DAYS and has no delivery event yet; one
     delivered in the last RECENT_DELIVERY_DAYS still counts for how late it came (what a review will say).
-    Ages are days before the cutoff; a step's usual time is the shop's median over orders shipped lately.
+    Ages are days before the cutoff; a step's usual time is the shop's median over the orders that took it
+    lately (from the norms when given). `line` holds each event's seller, freight and payment, or None.
     """
     index = {t: i for i, t in enumerate(EVENT_TYPES)}
     m = int(orders.max()) + 1 if len(orders) else 0
@@ -292,6 +307,7 @@ def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float 
         return np.where(np.isinf(table), np.nan, table)
 
     bought = per_order("purchase", age)  # the first purchase event of the order
+    approved = per_order("order_approved", age)
     shipped = per_order("order_shipped", age)
     delivered = per_order("order_delivered", age)
     passed = per_order("purchase", promise_passed)  # days since the promised delivery; NaN without one
@@ -301,15 +317,28 @@ def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float 
     items = np.bincount(orders[purchase], minlength=m)
     value = np.bincount(orders[purchase], amount[purchase], minlength=m)
 
-    ship_days = bought - shipped
-    if usual is None:
-        lately = (shipped < NORM_DAYS) & ~np.isnan(ship_days)
-        usual = float(np.median(ship_days[lately])) if lately.any() else np.nan
+    ship_days, approval_days = bought - shipped, bought - approved
+    usual = _usual(norms, "usual_ship_days", ship_days, shipped)
+    usual_approval = _usual(norms, "usual_approval_days", approval_days, approved)
     flying = (owner >= 0) & (bought < OPEN_ORDER_DAYS) & np.isnan(delivered)
     landed = (owner >= 0) & (delivered < RECENT_DELIVERY_DAYS)
     # Late by: delivery time minus promise for a delivered order, now minus promise for an open one.
     late = np.where(np.isnan(delivered), passed, passed - delivered)
     waited = np.where(np.isnan(shipped), bought, ship_days)  # to shipping, or so far when not shipped yet
+    waited_approval = np.where(np.isnan(approved), bought, approval_days)
+    flying_line = np.zeros(len(orders), bool)  # the purchase lines of orders in flight
+    flying_line[purchase] = flying[orders[purchase]]
+    freight, freighted = np.zeros(m), np.zeros(m)  # freight, and the value of the lines whose freight is known
+    if line["freight"] is not None:
+        cost = pd.to_numeric(pd.Series(line["freight"]), errors="coerce").to_numpy(np.float64)
+        known = purchase & ~np.isnan(cost)
+        freight = np.bincount(orders[known], cost[known], minlength=m)
+        freighted = np.bincount(orders[known], amount[known], minlength=m)
+    payment = np.full(m, np.nan)
+    if line["payment"] is not None:
+        kinds = pd.Index(PAYMENTS).get_indexer(pd.Series(line["payment"]).astype("str"))
+        paid = purchase & (kinds >= 0)
+        payment[orders[paid]] = kinds[paid]
 
     def customers(mask: np.ndarray, values: np.ndarray, how=_max_by) -> np.ndarray:
         return how(owner[mask], values[mask], n)
@@ -321,13 +350,50 @@ def _in_flight(pos, orders, types, age, promise_passed, amount, n, usual: float 
         "orders_in_flight": total(flying, np.ones(m)),
         "in_flight_days_since_purchase": customers(flying, bought),
         "in_flight_days_to_promise": -customers(flying, passed),
+        "in_flight_unapproved": total(flying & np.isnan(approved), np.ones(m)),
+        "in_flight_approval_delay": customers(flying, waited_approval - usual_approval),
         "in_flight_unshipped": total(flying & np.isnan(shipped), np.ones(m)),
         "in_flight_ship_delay": customers(flying, waited - usual),
         "in_flight_items": total(flying, items),
         "in_flight_value": total(flying, value),
+        "in_flight_sellers": _sellers(pos, line["seller"], flying_line, n),
+        "in_flight_freight_share": _share(total(flying, freight), total(flying, freighted)),
+        "in_flight_payment_code": _newest(owner, flying & ~np.isnan(payment), bought, payment, n),
         "days_late": customers(flying | landed, late),
         "usual_ship_days": np.full(n, usual),
+        "usual_approval_days": np.full(n, usual_approval),
     }
+
+
+def _usual(norms: dict | None, name: str, step_days: np.ndarray, done_age: np.ndarray) -> float:
+    """A step's usual days: from the norms when given, else the median over orders that took it lately."""
+    if norms is not None:
+        value = norms.get(name)
+        return np.nan if value is None else float(value)
+    lately = (done_age < NORM_DAYS) & ~np.isnan(step_days)
+    return float(np.median(step_days[lately])) if lately.any() else np.nan
+
+
+def _sellers(pos: np.ndarray, sellers: np.ndarray | None, mask: np.ndarray, n: int) -> np.ndarray:
+    if sellers is None:
+        return np.zeros(n)
+    codes = pd.factorize(pd.Series(sellers))[0]
+    return _distinct(pos, codes, mask & (codes >= 0), n)
+
+
+def _newest(owner: np.ndarray, mask: np.ndarray, bought: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Each customer's value of the masked order bought last: for codes, which neither add up nor compare."""
+    rows = np.flatnonzero(mask)
+    rows = rows[np.argsort(-bought[rows], kind="stable")]  # oldest first: the newest is written last and stays
+    out = np.full(n, np.nan)
+    out[owner[rows]] = values[rows]
+    return out
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(whole > 0, part / whole, np.nan)
+
 
 
 def _history_start(events: pd.DataFrame, norms: dict | None):
@@ -335,14 +401,6 @@ def _history_start(events: pd.DataFrame, norms: dict | None):
     if norms is not None and norms.get("history_start"):
         return pd.Timestamp(norms["history_start"])
     return events["occurred_at"].min() if len(events) else pd.NaT
-
-
-def _usual_ship_days(norms: dict | None) -> float | None:
-    """None: compute it from the events at hand; from given norms NaN when the shop has shipped nothing yet."""
-    if norms is None:
-        return None
-    value = norms.get("usual_ship_days")
-    return np.nan if value is None else float(value)
 
 
 def shop_norms(events: pd.DataFrame, cutoff: datetime) -> dict:
@@ -395,12 +453,15 @@ def events_for_features(events: pd.DataFrame, customers: Iterable[str] | None = 
     """
     known = pd.Index(pd.unique(events["customer"].dropna()) if customers is None else customers)
     product = pd.factorize(events["product"])[0]
+    properties = events["properties"] if "properties" in events else pd.Series(None, index=events.index)
+    line = {name: properties.map(lambda p, key=name: p.get(key) if isinstance(p, dict) else None).to_numpy()
+            for name in ("seller", "freight", "payment")}
     return pd.DataFrame({
         "customer_id": known.get_indexer(events["customer"]), "type": events["type"],
         "occurred_at": events["occurred_at"], "product_id": pd.array(np.where(product >= 0, product, None), "Int64"),
         "category": events["category"], "price": events["price"], "quantity": events["quantity"],
         "order_id": events["order_id"], "session_id": events["session_id"], "rating": events["rating"],
-        "promised_at": events["promised_at"],
+        "promised_at": events["promised_at"], **line,
     }).reset_index(drop=True)
 
 

@@ -335,6 +335,7 @@ OLIST_FILES = {
     "products": "olist_products_dataset.csv",
     "categories": "product_category_name_translation.csv",
 }
+OLIST_PAYMENTS = "olist_order_payments_dataset.csv"  # optional: the payment kind of each order
 OLIST_TIMEZONE = "America/Sao_Paulo"  # UTC-3; UTC-2 in the summer time of 2016-2019
 # Orders that will never arrive are not late.
 OLIST_NEVER_DELIVERED = ("canceled", "unavailable")
@@ -343,8 +344,9 @@ OLIST_NEVER_DELIVERED = ("canceled", "unavailable")
 def read_olist(folder: Path, *, timezone: str = OLIST_TIMEZONE) -> Source:
     """The Olist CSV set: orders, items and reviews become purchase, delivery and review events.
 
-    Purchases: one per order item (an order without items gets one without a product).
-    Shipped and delivered when the data says so. An order is late when its promised day
+    Purchases: one per order item (an order without items gets one without a product), with the item's seller,
+    its freight and the order's payment kind (when the payments file is there) in `properties`.
+    Approved, shipped and delivered when the data says so. An order is late when its promised day
     (order_estimated_delivery_date) ended before delivery, or ended undelivered before the
     data's last timestamp; delivery_delayed then happens at the end of the promised day.
     Reviews happen when the customer answered the survey (review_answer_timestamp):
@@ -369,6 +371,12 @@ def _olist_chunk(folder: Path, timezone: str) -> Chunk:
         problems += [Problem(f"{name} line {p.row}", p.field, p.message) for p in found]
         tables[key] = frame
     orders, items, reviews = tables["orders"], tables["items"], tables["reviews"]
+    payment = pd.Series(dtype="str")
+    if (folder / OLIST_PAYMENTS).is_file():
+        payments, found = _read_csv(folder / OLIST_PAYMENTS)
+        problems += [Problem(f"{OLIST_PAYMENTS} line {p.row}", p.field, p.message) for p in found]
+        first = payments.sort_values("payment_sequential").drop_duplicates("order_id")  # the first way it was paid
+        payment = first.set_index("order_id")["payment_type"].astype("str")
 
     def local(table: pd.DataFrame, column: str) -> pd.Series:
         naive = pd.to_datetime(table[column], format="ISO8601", errors="coerce")
@@ -384,12 +392,13 @@ def _olist_chunk(folder: Path, timezone: str) -> Chunk:
 
     customer = orders["customer_id"].map(customers)
     bought = local(orders, "order_purchase_timestamp")
+    approved = local(orders, "order_approved_at")
     shipped = local(orders, "order_delivered_carrier_date")
     delivered = local(orders, "order_delivered_customer_date")
     promised = local(orders, "order_estimated_delivery_date")
     promised_day = pd.to_datetime(orders["order_estimated_delivery_date"], format="ISO8601", errors="coerce")
     late_from = _local_times(promised_day.dt.normalize() + pd.Timedelta(days=1), timezone)
-    data_end = pd.concat([bought, local(orders, "order_approved_at"), shipped, delivered]).max()
+    data_end = pd.concat([bought, approved, shipped, delivered]).max()
     never = orders["order_status"].isin(OLIST_NEVER_DELIVERED)
     late = late_from.le(delivered) | (delivered.isna() & ~never & late_from.le(data_end))
 
@@ -410,8 +419,10 @@ def _olist_chunk(folder: Path, timezone: str) -> Chunk:
         (_frame(items.index, type="purchase", customer=of_items["customer"], product=items["product_id"],
                 category=items["product_id"].map(categories), price=_numbers(items["price"], "price", problems),
                 quantity=1, order_id=items["order_id"], occurred_at=of_items["bought"],
-                promised_at=of_items["promised"]), items["order_item_id"]),
+                promised_at=of_items["promised"], properties=_item_properties(items, payment, problems)),
+         items["order_item_id"]),
         from_orders("purchase", ~orders["order_id"].isin(items["order_id"]), bought),
+        from_orders("order_approved", approved.notna(), approved),
         from_orders("order_shipped", shipped.notna(), shipped),
         from_orders("order_delivered", delivered.notna(), delivered),
         from_orders("delivery_delayed", late, late_from),
@@ -424,6 +435,18 @@ def _olist_chunk(folder: Path, timezone: str) -> Chunk:
     keys = events[["type", "order_id"]].assign(detail=pd.concat([detail for _, detail in parts]))
     events["event_id"] = event_ids("olist", keys)
     return Chunk(events, rows=len(orders) + len(items) + len(reviews), problems=problems)
+
+
+def _item_properties(items: pd.DataFrame, payment: pd.Series, problems: list[Problem]) -> list[dict]:
+    """What a shop knows about an order line besides its price: who sells it, the freight, how it was paid."""
+    freight = _numbers(items["freight_value"], "freight_value", problems)
+    paid = items["order_id"].map(payment)
+    out = []
+    for seller, cost, kind in zip(items["seller_id"], freight, paid, strict=True):
+        known = {"seller": seller if isinstance(seller, str) and seller else None,
+                 "freight": None if pd.isna(cost) else float(cost), "payment": kind if isinstance(kind, str) else None}
+        out.append({k: v for k, v in known.items() if v is not None})
+    return out
 
 
 # --- Any CSV or Parquet file with a column mapping ------------------------------------------

@@ -66,7 +66,7 @@ def shop_overview() -> ShopOverview:
     )
 
 
-# The columns behavior.features reads, with their Arrow types for a columnar read.
+# The columns behavior.features reads, with their Arrow types for a columnar read: the events table's own,
 EVENT_COLUMNS = {
     "customer_id": pa.int64(),
     "type": pa.string(),
@@ -80,6 +80,25 @@ EVENT_COLUMNS = {
     "rating": pa.int64(),
     "promised_at": pa.timestamp("us", tz="UTC"),
 }
+# and what an order line's properties say (the Olist importer writes them; a shop's events may too).
+PROPERTY_COLUMNS = {"seller": pa.string(), "freight": pa.float64(), "payment": pa.string()}
+
+
+def event_columns_sql(vendor: str) -> list[str]:
+    """The SELECT expressions of EVENT_COLUMNS and PROPERTY_COLUMNS. Text left empty is missing, as NULL would be;
+    a property of the wrong JSON type is missing too, so that no stored row can break a read."""
+    columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
+    for name, arrow_type in PROPERTY_COLUMNS.items():
+        number = pa.types.is_floating(arrow_type)
+        if vendor == "postgresql":
+            value = f"(properties->>'{name}')::float8" if number else f"NULLIF(properties->>'{name}', '')"
+            kinds = "('number')" if number else "('string')"
+            columns.append(f"CASE WHEN jsonb_typeof(properties->'{name}') IN {kinds} THEN {value} END AS {name}")
+        else:
+            kinds = "('integer', 'real')" if number else "('text')"
+            columns.append(f"CASE WHEN json_type(properties, '$.{name}') IN {kinds} "
+                           f"THEN json_extract(properties, '$.{name}') END AS {name}")
+    return columns
 
 
 def events_frame(
@@ -108,18 +127,18 @@ def events_frame(
     if sample_every > 1:
         where.append("customer_id %% %s = 0")
         params.append(sample_every)
-    # Text left empty is missing, as NULL would be.
-    columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
-    sql = f"SELECT {', '.join(columns)} FROM {Event._meta.db_table} WHERE {' AND '.join(where)}"
+    read_columns = {**EVENT_COLUMNS, **PROPERTY_COLUMNS}
+    sql = (f"SELECT {', '.join(event_columns_sql(connection.vendor))} FROM {Event._meta.db_table} "
+           f"WHERE {' AND '.join(where)}")
     if connection.vendor == "postgresql":
-        options = pa_csv.ConvertOptions(column_types=EVENT_COLUMNS, strings_can_be_null=True)
-        read = pa_csv.ReadOptions(column_names=list(EVENT_COLUMNS))
+        options = pa_csv.ConvertOptions(column_types=read_columns, strings_can_be_null=True)
+        read = pa_csv.ReadOptions(column_names=list(read_columns))
         return pa_csv.read_csv(_copy_out(sql, params), read_options=read, convert_options=options).to_pandas(
             types_mapper=_nullable)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(EVENT_COLUMNS))
-    for name, arrow_type in EVENT_COLUMNS.items():
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(read_columns))
+    for name, arrow_type in read_columns.items():
         if pa.types.is_timestamp(arrow_type):
             frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").dt.as_unit("us")
         elif pa.types.is_integer(arrow_type):
@@ -140,7 +159,8 @@ def shop_norms_at(now: datetime) -> dict:
     table = Event._meta.db_table
     recent = (f"SELECT customer_id, order_id FROM {table} WHERE type = 'order_shipped' AND occurred_at < %s "
               f"AND occurred_at >= %s AND customer_id IS NOT NULL ORDER BY occurred_at DESC LIMIT {NORM_ORDERS}")
-    sql = (f"SELECT customer_id, type, occurred_at, order_id FROM {table} WHERE type IN ('purchase', 'order_shipped') "
+    sql = (f"SELECT customer_id, type, occurred_at, order_id FROM {table} "
+           f"WHERE type IN ('purchase', 'order_approved', 'order_shipped') "
            f"AND occurred_at < %s AND (customer_id, order_id) IN ({recent})")
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, now, now - timedelta(days=NORM_DAYS)])

@@ -141,7 +141,7 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    from behavior.models import Customer, Event, ModelVersion, Product, Score
+    from behavior.models import Customer, Event, ModelVersion, Product, Score, Target
     from campaigns.models import Assignment, Campaign, Coupon
     from campaigns.services import campaigns_evaluate
 
@@ -155,7 +155,10 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
         (Product(external_id=f"sku-{i:05d}", name=f"Product {i}", category=f"category-{i % 20}",
                  price=Decimal("19.90")) for i in range(500)), batch_size=5000)
     product_ids = np.array(Product.objects.order_by("pk").values_list("pk", flat=True))
-    version = ModelVersion.objects.create(target="purchase_intent", kind=ModelVersion.Kind.HEURISTIC,
+    # A transparent scorer's version stands for the champion: the bench stores its scores itself.
+    definition = Target.objects.get(name="purchase_intent").definition().as_dict()
+    version = ModelVersion.objects.create(target="purchase_intent", kind=ModelVersion.Kind.RECENCY_FREQUENCY,
+                                          definition=definition, params={"slope": 1.0, "intercept": 0.0},
                                           status=ModelVersion.Status.CHAMPION)
     intents = rng.beta(2, 2, size=customers)
     Score.objects.bulk_create(

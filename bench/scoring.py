@@ -198,13 +198,13 @@ def raw_events_copy(as_of: datetime) -> pd.DataFrame:
     """The events the cycle reads, in one COPY TO STDOUT into pyarrow: the read's limit on this schema."""
     from django.db import connection
 
-    from behavior.selectors import EVENT_COLUMNS
+    from behavior.selectors import EVENT_COLUMNS, PROPERTY_COLUMNS, event_columns_sql
 
-    columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
+    columns = event_columns_sql("postgresql")
     with connection.cursor() as cursor:
         query = cursor.cursor.mogrify(f"SELECT {', '.join(columns)} FROM behavior_event"
                                       " WHERE customer_id IS NOT NULL AND occurred_at < %s", [as_of])
-        options = pa_csv.ConvertOptions(column_types=EVENT_COLUMNS, strings_can_be_null=True)
+        options = pa_csv.ConvertOptions(column_types={**EVENT_COLUMNS, **PROPERTY_COLUMNS}, strings_can_be_null=True)
         return _copy_frame(cursor.cursor, query, options)
 
 
@@ -318,7 +318,8 @@ def phase_training(run: Run, as_of: datetime) -> None:
     run.training_peak_rss_mib = peak_rss_mib()
     run.training = [{"target": o.target, "kind": o.kind, "status": o.status, "rows": o.rows,
                      "positives": o.positives, "validation_rows": o.validation_rows, "seconds": o.seconds,
-                     "roc_auc": o.roc_auc, "threshold": o.threshold} for o in outcomes]
+                     "roc_auc": o.metrics.get("roc_auc"), "threshold": o.metrics.get("threshold")}
+                    for o in outcomes]
     print(f"  trained in {run.training_seconds:.1f} s", file=sys.stderr)
 
 

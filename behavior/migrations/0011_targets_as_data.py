@@ -19,15 +19,15 @@ DEFAULT_TARGETS = [
 def seed_targets(apps, schema_editor):
     """Store the default targets; versions made before targets were data were trained for them.
 
-    The recency/frequency heuristic of those days has no fitted curve to score with: its versions retire,
-    and the next `train` chooses among the new candidates.
+    The recency/frequency heuristic of those days has no fitted curve to score with: its versions retire for
+    good (no definition, so nothing can bring them back), and the next `train` chooses among the new candidates.
     """
     Target = apps.get_model("behavior", "Target")
     ModelVersion = apps.get_model("behavior", "ModelVersion")
     for fields in DEFAULT_TARGETS:
         Target.objects.get_or_create(name=fields["name"], defaults=fields)
         ModelVersion.objects.filter(target=fields["name"]).update(definition=fields)
-    ModelVersion.objects.filter(kind="heuristic").update(status="retired", kind="recency_frequency")
+    ModelVersion.objects.filter(kind="heuristic").update(status="retired", kind="recency_frequency", definition={})
 
 
 class Migration(migrations.Migration):

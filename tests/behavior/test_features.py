@@ -33,7 +33,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     columns = {
         "customer_id": "int64", "type": "str", "occurred_at": "datetime64[us, UTC]", "product_id": "Int64",
         "category": "str", "price": "float64", "quantity": "Int64", "order_id": "str", "session_id": "str",
-        "rating": "Int64", "promised_at": "datetime64[us, UTC]",
+        "rating": "Int64", "promised_at": "datetime64[us, UTC]", "seller": "str", "freight": "float64",
+        "payment": "str",
     }
     return pd.DataFrame({name: events.get(name, pd.Series(None, index=events.index)).astype(dtype)
                          for name, dtype in columns.items()})
@@ -166,6 +167,36 @@ def test_what_is_known_about_orders_in_flight(stories):
     assert (buyer["purchase_days"], buyer["days_since_first_purchase"]) == (3, pytest.approx(100.0))
 
 
+def test_order_lines_say_who_sells_what_freight_costs_and_how_it_was_paid():
+    events = frame([
+        {"customer_id": 1, "type": "purchase", "at": 3.0, "order_id": "a", "price": 80.0, "seller": "s1",
+         "freight": 20.0, "payment": "boleto"},
+        {"customer_id": 1, "type": "purchase", "at": 3.0, "order_id": "a", "price": 20.0, "seller": "s2",
+         "freight": 5.0, "payment": "boleto"},
+        {"customer_id": 1, "type": "order_approved", "at": 1.0, "order_id": "a"},  # approved after 2 days
+        {"customer_id": 2, "type": "purchase", "at": 10.0, "order_id": "b", "price": 50.0, "payment": "credit_card"},
+        {"customer_id": 2, "type": "order_approved", "at": 9.5, "order_id": "b"},  # after half a day
+        {"customer_id": 3, "type": "purchase", "at": 0.5, "order_id": "c", "price": 10.0},  # not approved yet
+    ])
+    X = build_features(events, CUTOFF)
+
+    assert X["usual_approval_days"].tolist() == pytest.approx([1.25] * 3)  # the median of 2 and 0.5 days
+    assert X.loc[1, ["in_flight_sellers", "in_flight_freight_share", "in_flight_approval_delay"]].tolist() == \
+        pytest.approx([2, 0.25, 0.75])
+    assert describe("in_flight_payment_code", X.loc[1, "in_flight_payment_code"]) == "paid by boleto"
+    assert X.loc[2, "in_flight_sellers"] == 0 and np.isnan(X.loc[2, "in_flight_freight_share"])  # nothing known
+    assert describe("in_flight_payment_code", X.loc[2, "in_flight_payment_code"]) == "paid by credit card"
+    assert X.loc[3, "in_flight_unapproved"] == 1 and X.loc[3, "in_flight_approval_delay"] == pytest.approx(-0.75)
+    assert np.isnan(X.loc[3, "in_flight_payment_code"])
+
+
+def test_a_customer_who_never_ordered_gets_features_alone():
+    """What the API does to explain one score: features of one customer, here without a single order id."""
+    alone = build_features(frame(window_shopper()), CUTOFF)
+    assert alone.index.tolist() == [WINDOW_SHOPPER]
+    assert alone.loc[WINDOW_SHOPPER, "orders_in_flight"] == 0 and np.isnan(alone.loc[WINDOW_SHOPPER, "days_late"])
+
+
 def test_populations_pick_whom_a_target_scores(stories):
     features = build_features(stories, CUTOFF)
     def members(target):
@@ -237,7 +268,9 @@ def test_events_at_or_after_the_cutoff_change_no_feature(stories, customers, see
          "product_id": int(rng.integers(10, 30)), "category": str(rng.choice(["toys", "auto", "garden"])),
          "price": float(rng.uniform(1, 100)), "quantity": int(rng.integers(1, 3)),
          "order_id": str(rng.choice(["o1", "o3", "o8", "o9", "o10"])), "session_id": str(rng.choice(["s1", "s9"])),
-         "rating": int(rng.integers(1, 6)), "promised_at": CUTOFF - DAY * float(rng.uniform(-5, 5))}
+         "rating": int(rng.integers(1, 6)), "promised_at": CUTOFF - DAY * float(rng.uniform(-5, 5)),
+         "seller": str(rng.choice(["s1", "s2"])), "freight": float(rng.uniform(0, 30)),
+         "payment": str(rng.choice(["boleto", "voucher"]))}
         for _ in range(n)
     ])
     mixed = pd.concat([later, stories]).sample(frac=1, random_state=seed).reset_index(drop=True)

@@ -219,18 +219,19 @@ def test_olist_excerpt_gives_purchase_delivery_and_review_events():
     ordered = {item["order_id"] for item in items}
     expected = {
         "purchase": len(items) + sum(order["order_id"] not in ordered for order in orders),
+        "order_approved": sum(bool(order["order_approved_at"]) for order in orders),
         "order_shipped": sum(bool(order["order_delivered_carrier_date"]) for order in orders),
         "order_delivered": sum(bool(order["order_delivered_customer_date"]) for order in orders),
         "delivery_delayed": len(late_orders()),
         "review": len(olist_rows("olist_order_reviews_dataset.csv")),
     }
-    assert expected == {"purchase": 152, "order_shipped": 128, "order_delivered": 122, "delivery_delayed": 29,
-                        "review": 143}
+    assert expected == {"purchase": 152, "order_approved": 140, "order_shipped": 128, "order_delivered": 122,
+                        "delivery_delayed": 29, "review": 143}
 
     output = run(OLIST, "--format", "olist")
 
     assert stored_by_type() == expected
-    assert "574 events new" in output and "0 bad rows" in output
+    assert "714 events new" in output and "0 bad rows" in output
     unique_customers = {c["customer_unique_id"] for c in olist_rows("olist_customers_dataset.csv")}
     assert set(Customer.objects.values_list("external_id", flat=True)) == unique_customers
 
@@ -279,6 +280,8 @@ def test_olist_purchases_carry_product_english_category_price_and_promise():
     assert purchase.category == english[product["product_category_name"]]
     assert purchase.price == Decimal(item["price"]) and purchase.quantity == 1
     assert purchase.promised_at == datetime(2018, 6, 6, 3, tzinfo=UTC)
+    # The excerpt has no payments file: seller and freight only.
+    assert purchase.properties == {"seller": item["seller_id"], "freight": float(item["freight_value"])}
 
 
 @pytest.mark.sqlite
