@@ -156,6 +156,7 @@ NORM_ORDERS = 20_000  # the latest shipped orders a shop's usual is taken from: 
 def shop_norms_at(now: datetime) -> dict:
     """The shop's usual figures at `now` (behavior.features.shop_norms) from its latest shipped orders, and the
     start of its history (one scan of the events table: 1 s or so for 10 million events)."""
+    now = pd.Timestamp(now).to_pydatetime()  # a database driver takes datetimes, not pandas' Timestamps
     table = Event._meta.db_table
     recent = (f"SELECT customer_id, order_id FROM {table} WHERE type = 'order_shipped' AND occurred_at < %s "
               f"AND occurred_at >= %s AND customer_id IS NOT NULL ORDER BY occurred_at DESC LIMIT {NORM_ORDERS}")

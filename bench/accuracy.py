@@ -74,7 +74,7 @@ from behavior.features import (  # noqa: E402
 )
 from behavior.importers import read_taobao  # noqa: E402
 from behavior.models import Customer, Event, ModelVersion, Target  # noqa: E402
-from behavior.selectors import customers_frame, events_frame  # noqa: E402
+from behavior.selectors import customers_frame, events_frame, shop_norms_at  # noqa: E402
 from behavior.services.learning import candidate_predict, candidates_fit  # noqa: E402
 from behavior.services.registry import LoadedModel  # noqa: E402
 from behavior.training import (  # noqa: E402
@@ -162,7 +162,7 @@ def replay(pooled: Pooled, source: Path, cutoff: pd.Timestamp, target_args: list
     ids = dict(Customer.objects.values_list("external_id", "pk"))
     served = {ids[r["customer"]]: float(r["probability"]) for r in csv.DictReader(export.open())
               if r["target"] == name}
-    X = build_features(events_frame(), cutoff, customers_frame())
+    X = build_features(events_frame(), cutoff, customers_frame(), norms=shop_norms_at(cutoff))  # as `score` did
     X = X[definition.in_population(X)]
     if set(X.index) != set(served):
         raise SystemExit(f"{pooled.dataset} {cutoff:%Y-%m-%d}: the export's customers are not the population")
