@@ -25,6 +25,10 @@ _FIELD_SET = frozenset(FIELDS)
 MAX_TEXT_LENGTH = 255
 MAX_PRICE = 10**10
 MAX_QUANTITY = 1_000_000
+TIME_RANGE = ("1900-01-01", "9000-01-01")  # what every store and reader here holds, time zones included
+# A promised delivery lies within two years of the event that carries it (an order, or its later shipping or
+# delivery, which may well come after the promise): further off, it is a typo.
+PROMISE_WINDOW = pd.Timedelta(days=730)
 _OFFSET = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -106,6 +110,8 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     reject(out["occurred_at"] > latest, "occurred_at", "is in the future (check the client's clock)")
     if limits.oldest is not None:
         reject(out["occurred_at"] < pd.Timestamp(limits.oldest), "occurred_at", f"is before {limits.oldest:%Y-%m-%d}")
+    far = (out["promised_at"] - out["occurred_at"]).abs() > PROMISE_WINDOW
+    reject(far, "promised_at", f"must lie within {PROMISE_WINDOW.days} days of occurred_at")
 
     out["properties"] = _properties(frame["properties"], reject, limits.max_properties_bytes)
 
@@ -181,7 +187,10 @@ def _time(values: pd.Series, name, reject) -> pd.Series:
     reject(text.notna() & ~has_offset, name, "must include a time zone offset, e.g. 2026-11-27T10:00:00Z")
     times = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
     reject(has_offset & times.isna(), name, "is not a valid ISO 8601 time")
-    return times
+    first, last = (pd.Timestamp(t, tz="UTC") for t in TIME_RANGE)
+    outside = (times < first) | (times >= last)
+    reject(outside, name, f"must lie between {TIME_RANGE[0]} and {TIME_RANGE[1]} (UTC)")
+    return times.where(~outside)
 
 
 def _properties(values: pd.Series, reject, max_bytes: int) -> pd.Series:

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
+from behavior.events import TIME_RANGE
 from behavior.features import NORM_DAYS, build_features, shop_norms
 from behavior.models import Customer, Event, PastScore, Product, Score
 
@@ -84,10 +85,18 @@ EVENT_COLUMNS = {
 PROPERTY_COLUMNS = {"seller": pa.string(), "freight": pa.float64(), "payment": pa.string()}
 
 
+
+
 def event_columns_sql(vendor: str) -> list[str]:
     """The SELECT expressions of EVENT_COLUMNS and PROPERTY_COLUMNS. Text left empty is missing, as NULL would be;
     a property of the wrong JSON type is missing too, so that no stored row can break a read."""
-    columns = [f"NULLIF({c}, '') AS {c}" if t == pa.string() and c != "type" else c for c, t in EVENT_COLUMNS.items()]
+    def column(name: str, arrow_type: pa.DataType) -> str:
+        if pa.types.is_timestamp(arrow_type):  # a time no reader can hold (rows stored before times were bounded)
+            first, last = TIME_RANGE  # rows stored before times were checked: pyarrow refuses years past 9999
+            return f"CASE WHEN {name} >= '{first}' AND {name} < '{last}' THEN {name} END AS {name}"
+        return f"NULLIF({name}, '') AS {name}" if arrow_type == pa.string() and name != "type" else name
+
+    columns = [column(c, t) for c, t in EVENT_COLUMNS.items()]
     for name, arrow_type in PROPERTY_COLUMNS.items():
         number = pa.types.is_floating(arrow_type)
         if vendor == "postgresql":

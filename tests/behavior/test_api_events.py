@@ -106,6 +106,23 @@ def test_clock_skew_and_the_oldest_date_are_checked(ingest_api, settings):
     assert "before" in body["rejected"][1]["errors"]["occurred_at"][0]
 
 
+def test_times_a_store_cannot_hold_and_promises_far_from_the_order_are_rejected(ingest_api):
+    now = datetime.now(UTC)
+    batch = [
+        event_payload(type="purchase", order_id="o1", promised_at="9999-12-31T23:59:59-05:00"),
+        event_payload(type="purchase", order_id="o2", promised_at="0001-01-01T00:00+05:00"),
+        event_payload(type="purchase", order_id="o3", promised_at=(now + timedelta(days=800)).isoformat()),
+        event_payload(type="purchase", order_id="o4", promised_at=(now + timedelta(days=5)).isoformat()),
+    ]
+
+    body = ingest_api.post("events", json=batch).json()
+
+    assert body["accepted"] == [batch[3]["event_id"]]
+    errors = {r["index"]: r["errors"]["promised_at"][0] for r in body["rejected"]}
+    assert "between 1900-01-01 and 9000-01-01" in errors[0] and "between 1900-01-01" in errors[1]
+    assert "within 730 days of occurred_at" in errors[2]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [

@@ -1,6 +1,6 @@
 """The columnar read that feeds the features: the same frame from PostgreSQL and SQLite."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -56,3 +56,19 @@ def test_the_frames_feed_the_features():
     assert features.loc[alice.pk, "product_view_7d"] == 1
     assert features.loc[alice.pk, "orders"] == 1
     assert features.loc[bob.pk, "bad_reviews_90d"] == 1
+
+
+def test_a_stored_time_no_reader_can_hold_reads_as_missing_and_breaks_nothing():
+    """Rows stored before times were bounded: a promise in the year 10000 (UTC) once failed every read."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite cannot store a time past 9999 in the first place")
+    alice, _, _ = _story()
+    EventFactory(customer=alice, type="purchase", order_id="o2", occurred_at=NOW - timedelta(hours=2),
+                 promised_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))))
+
+    frame = events_frame()
+
+    assert len(frame) == 4 and frame["promised_at"].isna().sum() == 3  # the story's review, view, and this one
+    assert build_features(frame, NOW, customers_frame()).loc[alice.pk, "orders"] == 2
