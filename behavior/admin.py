@@ -21,6 +21,7 @@ from behavior.models import (
     Target,
 )
 from behavior.reasons import reasons_sentence
+from behavior.scorers import SCORERS
 from behavior.services.api_keys import api_key_create
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
 from behavior.services.targets import DEFINING_FIELDS, TargetError, target_change
@@ -265,11 +266,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Every candidate on the same validation rows")
     def candidates(self, version):
-        rows = [[c["label"], _interval(c), _metric(c, "pr_auc"), _metric(c, "top_precision", "{:.1%}"),
-                 _metric(c, "top_lift", "{:.2f}x")] for c in (version.metrics or {}).get("candidates", [])]
+        rows = [[c["label"], _ranks_by(c["kind"]), _interval(c), _metric(c, "pr_auc"),
+                 _metric(c, "top_precision", "{:.1%}"), _metric(c, "top_lift", "{:.2f}x")]
+                for c in (version.metrics or {}).get("candidates", [])]
         if not rows:
             return "No candidates stored (a version from before candidates were compared)."
-        return table(["scorer", "ROC-AUC [95%]", "PR-AUC", "top-10% precision", "top-10% lift"], rows)
+        return table(["scorer", "ranks by", "ROC-AUC [95%]", "PR-AUC", "top-10% precision", "top-10% lift"], rows)
 
     @admin.display(description="Metrics on the validation cutoffs (the target's population)")
     def quality(self, version):
@@ -323,6 +325,10 @@ def metric_charts(metrics: dict) -> str:
         x_range=(0, max((b["upper"] for b in bins), default=1)), y_range=(0, max(
             (max(b["upper"], b["observed_rate"]) for b in bins), default=1)), diagonal="perfect")
     return format_html('<div style="display:flex;gap:2em;flex-wrap:wrap">{}{}</div>', roc_chart, calibration)
+
+
+def _ranks_by(kind: str) -> str:
+    return SCORERS[kind].how if kind in SCORERS else "gradient-boosted trees over every feature"
 
 
 def _interval(metrics: dict) -> str:

@@ -70,7 +70,8 @@ def target_change(*, target: Target, **fields) -> TargetChange:
 
 def _retire_answers(target: Target) -> TargetChange:
     current = target.definition().as_dict()
-    versions = ModelVersion.objects.filter(target=target.name).exclude(status=ModelVersion.Status.RETIRED)
+    versions = (ModelVersion.objects.filter(target=target.name).exclude(status=ModelVersion.Status.RETIRED)
+                .order_by("pk"))
     stale = [v.pk for v in versions if v.definition != current]
     ModelVersion.objects.filter(pk__in=stale).update(status=ModelVersion.Status.RETIRED)
     removed, _ = Score.objects.filter(target=target.name).delete()
