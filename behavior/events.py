@@ -23,7 +23,8 @@ FIELDS = ("event_id", "type", *TEXT_FIELDS, "price", "quantity", "rating", *TIME
 
 _FIELD_SET = frozenset(FIELDS)
 MAX_TEXT_LENGTH = 255
-MAX_PRICE = 10**10
+MAX_PRICE = 9_999_999_999.99  # the price column holds 12 digits, 2 of them cents
+MAX_PROPERTIES_DEPTH = 16  # far below orjson's own limit (254), which would fail the whole batch
 MAX_QUANTITY = 1_000_000
 TIME_RANGE = ("1900-01-01", "9000-01-01")  # what every store and reader here holds, time zones included
 # A promised delivery lies within two years of the event that carries it (an order, or its later shipping or
@@ -94,9 +95,10 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     unknown = out["type"].notna() & ~out["type"].isin(EVENT_TYPES)
     reject(unknown, "type", "is not a known event type; known types: " + ", ".join(EVENT_TYPES))
 
-    reject(out["customer"].isna() & out["anonymous_id"].isna(), "customer", "customer or anonymous_id is required")
+    nobody = frame["customer"].isna() & frame["anonymous_id"].isna()  # given but refused: said above already
+    reject(nobody, "customer", "customer or anonymous_id is required")
 
-    out["price"] = _number(frame["price"], "price", reject, minimum=0, maximum=MAX_PRICE)
+    out["price"] = _number(frame["price"], "price", reject, minimum=0, maximum=MAX_PRICE, decimals=2)
     out["quantity"] = _number(frame["quantity"], "quantity", reject, minimum=1, maximum=MAX_QUANTITY, integer=True)
     out["rating"] = _number(frame["rating"], "rating", reject, minimum=1, maximum=5, integer=True)
 
@@ -144,11 +146,13 @@ def _text(values: pd.Series, name, reject) -> pd.Series:
     lengths = text.str.len().to_numpy(dtype="float64", na_value=0)
     too_long = lengths > MAX_TEXT_LENGTH
     reject(too_long, name, f"must be at most {MAX_TEXT_LENGTH} characters")
-    unusable = too_long | (lengths == 0)
+    nul = text.str.contains("\x00", regex=False, na=False).to_numpy(dtype=bool)  # PostgreSQL text cannot hold one
+    reject(nul, name, "must not contain a NUL character")
+    unusable = too_long | (lengths == 0) | nul
     return text.where(~unusable) if unusable.any() else text
 
 
-def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False) -> pd.Series:
+def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False, decimals=None) -> pd.Series:
     dtype = "Int64" if integer else "float64"
     if values.isna().all():
         return pd.Series(np.nan, index=values.index).astype(dtype)
@@ -162,6 +166,8 @@ def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False)
         reject(values.notna().to_numpy() & np.isnan(numbers), name, "must be a number")
     infinite = np.isinf(numbers)
     reject(infinite, name, "must be a finite number")
+    if decimals is not None:  # checked as stored: 9999999999.995 becomes 10000000000.00, one digit too many
+        numbers = np.round(numbers, decimals)
     fractional = np.isfinite(numbers) & (numbers % 1 != 0) if integer else np.zeros(len(numbers), bool)
     reject(fractional, name, "must be a whole number")
     out_of_range = (numbers < minimum) | (numbers > maximum)
@@ -196,9 +202,24 @@ def _time(values: pd.Series, name, reject) -> pd.Series:
 def _properties(values: pd.Series, reject, max_bytes: int) -> pd.Series:
     if values.isna().all():
         return pd.Series(None, index=values.index, dtype=object)
-    encoded = [orjson.dumps(v).decode() if isinstance(v, dict) else None for v in values]
-    not_an_object = np.array([e is None for e in encoded], dtype=bool)
+    encoded = [_encoded(v) if isinstance(v, dict) else None for v in values]
+    not_an_object = np.array([not isinstance(v, dict) for v in values], dtype=bool)
     reject(values.notna().to_numpy() & not_an_object, "properties", "must be a JSON object")
+    too_deep = [isinstance(v, dict) and e is None for v, e in zip(values, encoded, strict=True)]
+    reject(too_deep, "properties", f"must be nested at most {MAX_PROPERTIES_DEPTH} levels deep")
     too_big = [v is not None and len(v.encode()) > max_bytes for v in encoded]
     reject(too_big, "properties", f"must be at most {max_bytes} bytes as JSON")
+    nul = [v is not None and "\\u0000" in v for v in encoded]  # jsonb refuses the NUL character
+    reject(nul, "properties", "must not contain a NUL character")
     return pd.Series(encoded, index=values.index, dtype=object)
+
+
+def _encoded(value: dict) -> str | None:
+    """The properties as JSON, or None when they are nested deeper than MAX_PROPERTIES_DEPTH."""
+    def depth(node, level: int) -> int:
+        if level > MAX_PROPERTIES_DEPTH:
+            return level
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        return max((depth(child, level + 1) for child in children), default=level)
+
+    return None if depth(value, 1) > MAX_PROPERTIES_DEPTH else orjson.dumps(value).decode()
