@@ -167,7 +167,8 @@ def _number(values: pd.Series, name, reject, *, minimum, maximum, integer=False,
     infinite = np.isinf(numbers)
     reject(infinite, name, "must be a finite number")
     if decimals is not None:  # checked as stored: 9999999999.995 becomes 10000000000.00, one digit too many
-        numbers = np.round(numbers, decimals)
+        with np.errstate(over="ignore"):  # 1e308 in cents is infinite: out of range below, as it should be
+            numbers = np.round(numbers, decimals)
     fractional = np.isfinite(numbers) & (numbers % 1 != 0) if integer else np.zeros(len(numbers), bool)
     reject(fractional, name, "must be a whole number")
     out_of_range = (numbers < minimum) | (numbers > maximum)
