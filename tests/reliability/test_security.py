@@ -90,3 +90,18 @@ def test_request_logs_name_no_customer_or_coupon(make_api):
 
     assert "Not Found: /api/v1/customers/***" in logged.getvalue()
     assert "alice@example.com" not in logged.getvalue() and "SECRETCODE23" not in logged.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_weak_passwords(admin_client):
+    from django.contrib.auth import get_user_model
+
+    weak = admin_client.post("/admin/auth/user/add/", {"username": "marta", "password1": "a", "password2": "a",
+                                                       "usable_password": "true"})
+    assert weak.status_code == 200 and "This password is too short" in weak.content.decode()
+    assert not get_user_model().objects.filter(username="marta").exists()
+
+    strong = "rhubarb-Lantern-93-quiet"
+    admin_client.post("/admin/auth/user/add/", {"username": "marta", "password1": strong, "password2": strong,
+                                                "usable_password": "true"})
+    assert get_user_model().objects.get(username="marta").check_password(strong)
