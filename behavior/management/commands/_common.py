@@ -12,7 +12,7 @@ def iso_time(text: str) -> datetime:
 
 
 def metrics_table(results: list[CutoffMetrics]) -> list[str]:
-    """One line per cutoff: the model beside the baseline on the same customers."""
+    """One line per cutoff: the model beside the baseline (the recency/frequency rule) on the same customers."""
     lines = [f"{'cutoff':<12}{'rows':>9}{'positives':>11}{'ROC-AUC':>9}{'baseline':>10}{'PR-AUC':>8}{'baseline':>10}"
              f"{'F1':>7}"]
     lines += [f"{r.cutoff:%Y-%m-%d}  {r.rows:>9,}{r.positives:>11,}{r.roc_auc:>9.3f}{r.baseline_roc_auc:>10.3f}"

@@ -7,7 +7,7 @@ from behavior.services.evaluation import EvaluationError, model_version_evaluate
 
 
 class Command(BaseCommand):
-    help = "Metrics of a stored model version at weekly cutoffs in a time window, beside the baseline."
+    help = "Metrics of a stored model version at weekly cutoffs in a time window, beside the recency/frequency rule."
 
     def add_arguments(self, parser):
         parser.add_argument("--model", type=int, help="model version id (default: the champion of --target)")
