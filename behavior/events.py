@@ -218,6 +218,16 @@ def _properties(values: pd.Series, reject, max_bytes: int) -> pd.Series:
     return pd.Series(encoded, index=values.index, dtype=object)
 
 
+def json_problem(value: dict, max_bytes: int) -> str | None:
+    """What keeps a JSON object from being stored (too deep, too big, a NUL character), in words, or None."""
+    encoded = _encoded(value)
+    if encoded is None:
+        return f"must be nested at most {MAX_PROPERTIES_DEPTH} levels deep"
+    if len(encoded.encode()) > max_bytes:
+        return f"must be at most {max_bytes} bytes as JSON"
+    return "must not contain a NUL character" if "\\u0000" in encoded else None
+
+
 def _encoded(value: dict) -> str | None:
     """The properties as JSON, or None when they are nested deeper than MAX_PROPERTIES_DEPTH."""
     def depth(node, level: int) -> int:

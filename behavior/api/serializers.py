@@ -1,11 +1,10 @@
 """Input and output shapes of the API. Input serializers refuse fields they do not know."""
 
-import orjson
 from django.conf import settings
 from rest_framework import serializers
 
 from behavior.event_types import EVENT_TYPES
-from behavior.events import CUSTOMER_ID_SLASH, FIELDS
+from behavior.events import CUSTOMER_ID_SLASH, FIELDS, json_problem
 from behavior.features import TargetDefinition
 from behavior.models import Customer
 
@@ -18,8 +17,9 @@ class StrictSerializer(serializers.Serializer):
 
 
 def _bounded_json(value: dict) -> None:
-    if len(orjson.dumps(value)) > settings.FORESIGHT_MAX_PROPERTIES_BYTES:
-        raise serializers.ValidationError(f"must be at most {settings.FORESIGHT_MAX_PROPERTIES_BYTES} bytes as JSON")
+    problem = json_problem(value, settings.FORESIGHT_MAX_PROPERTIES_BYTES)
+    if problem:
+        raise serializers.ValidationError(problem)
 
 
 class EventIn(StrictSerializer):

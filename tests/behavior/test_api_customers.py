@@ -26,6 +26,9 @@ def test_put_creates_then_updates_a_customer(admin_api):
         ({"marketing_consent": "perhaps"}, "marketing_consent"),
         ({"nickname": "al"}, "nickname"),
         ({"attributes": {"notes": "x" * 5000}}, "attributes"),
+        ({"attributes": {"note": "a\x00b"}}, "attributes"),  # jsonb cannot hold a NUL: it was a 500
+        ({"attributes": {"a\x00": 1}}, "attributes"),
+        ({"attributes": {"a": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}}, "attributes"),
     ],
 )
 def test_bad_customer_input_names_the_field_and_changes_nothing(admin_api, body, field):
