@@ -22,7 +22,7 @@ from behavior.models import (
 )
 from behavior.reasons import reasons_sentence
 from behavior.scorers import SCORERS
-from behavior.services.api_keys import api_key_create
+from behavior.services.api_keys import api_key_create, api_key_token_secret_rotate
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
 from behavior.services.targets import DEFINING_FIELDS, TargetError, target_change
 from behavior.training import ModelArtifactError
@@ -175,12 +175,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = ["name", "scopes", "active", "prefix", "created_at", "last_used_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
 
+    actions = ["token_secret_rotate"]
+
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
         key, raw = api_key_create(name=obj.name, scopes=obj.scopes)
-        obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
+        obj.pk, obj.prefix, obj.key_hash, obj.token_secret = key.pk, key.prefix, key.key_hash, key.token_secret
         self.message_user(request, f"Copy this key now, it is not shown again: {raw}", messages.WARNING)
+        self.message_user(request, f"Its token secret, for the shop's server to sign customer tokens with (not shown "
+                                   f"again either): {key.token_secret}", messages.WARNING)
+
+    @admin.action(description="Make a new token secret (old customer tokens stop working)")
+    def token_secret_rotate(self, request, queryset):
+        for key in queryset:
+            secret = api_key_token_secret_rotate(key=key)
+            self.message_user(request, f"New token secret for {key}, not shown again: {secret}", messages.WARNING)
 
 
 METRICS_SHOWN = [  # name in the stored metrics, words, format

@@ -26,8 +26,16 @@ MAX_TEXT_LENGTH = 255
 MAX_PRICE = 9_999_999_999.99  # the price column holds 12 digits, 2 of them cents
 MAX_PROPERTIES_DEPTH = 16  # far below orjson's own limit (254), which would fail the whole batch
 MAX_QUANTITY = 1_000_000
-# A customer id is a part of the API's paths (customers/{id}/...): one with a slash could never be read or erased.
-CUSTOMER_ID_SLASH = "must not contain a slash (it is part of the customer's API paths)"
+# A customer id is a part of the API's paths (customers/{id}/...): one with a slash could never be read or erased,
+# and clients resolve "." and ".." away before they send a path.
+CUSTOMER_ID_RULE = "must not contain a slash nor be '.' or '..' (it is part of the customer's API paths)"
+PATH_DOTS = (".", "..")
+
+
+def customer_id_problem(value: str) -> str | None:
+    """Why a customer id could not be used in the API's paths, or None."""
+    return CUSTOMER_ID_RULE if "/" in value or value in PATH_DOTS else None
+
 TIME_RANGE = ("1900-01-01", "9000-01-01")  # what every store and reader here holds, time zones included
 # A promised delivery lies within two years of the event that carries it (an order, or its later shipping or
 # delivery, which may well come after the promise): further off, it is a typo.
@@ -97,7 +105,8 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     unknown = out["type"].notna() & ~out["type"].isin(EVENT_TYPES)
     reject(unknown, "type", "is not a known event type; known types: " + ", ".join(EVENT_TYPES))
 
-    reject(out["customer"].str.contains("/", regex=False, na=False), "customer", CUSTOMER_ID_SLASH)
+    reject(out["customer"].str.contains("/", regex=False, na=False) | out["customer"].isin(PATH_DOTS), "customer",
+           CUSTOMER_ID_RULE)
     nobody = frame["customer"].isna() & frame["anonymous_id"].isna()  # given but refused: said above already
     reject(nobody, "customer", "customer or anonymous_id is required")
 

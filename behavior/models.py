@@ -112,10 +112,15 @@ class Event(models.Model):
 
 
 class ApiKey(models.Model):
-    """A key for the REST API. Only its SHA-256 is stored; the key is shown once, when made."""
+    """A key for the REST API. Only its SHA-256 is stored; the key is shown once, when made.
+
+    A key with only the ingest scope is public (it ships in a storefront): what it reads or does for one
+    customer needs a customer token, which the shop's server signs with the key's token secret
+    (behavior.api.tokens). The secret must be stored as it is, to check signatures; it can mint tokens only.
+    """
 
     class Scope(models.TextChoices):
-        INGEST = "ingest", "ingest: send events, identify, read placements (safe in a storefront)"
+        INGEST = "ingest", "ingest: send events, identify; with a customer token, placements and help (storefront)"
         CHECKOUT = "checkout", "checkout: redeem coupons (the shop's server)"
         READ = "read", "read: customers and scores"
         ADMIN = "admin", "admin: customers, products, erase and export"
@@ -123,6 +128,8 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, editable=False, help_text="First characters, to tell keys apart.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_secret = models.CharField(max_length=64, editable=False, default="",
+                                    help_text="Signs customer tokens; shown once, when the key is made.")
     scopes = models.JSONField(default=list)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,6 +149,15 @@ class ApiKey(models.Model):
     @classmethod
     def generate(cls) -> str:
         return "fs_" + secrets.token_urlsafe(32)
+
+    @staticmethod
+    def generate_token_secret() -> str:
+        return "fst_" + secrets.token_urlsafe(32)
+
+    @property
+    def is_public(self) -> bool:
+        """Only the ingest scope: a storefront key, so anyone may hold it."""
+        return set(self.scopes) <= {self.Scope.INGEST}
 
 
 class Target(models.Model):

@@ -142,8 +142,10 @@ def events_frame(
     if connection.vendor == "postgresql":
         options = pa_csv.ConvertOptions(column_types=read_columns, strings_can_be_null=True)
         read = pa_csv.ReadOptions(column_names=list(read_columns))
-        return pa_csv.read_csv(_copy_out(sql, params), read_options=read, convert_options=options).to_pandas(
-            types_mapper=_nullable)
+        rows = _copy_out(sql, params)
+        table = (pa_csv.read_csv(rows, read_options=read, convert_options=options) if rows.getbuffer().nbytes
+                 else pa.schema(read_columns).empty_table())  # no events: pyarrow reads no empty CSV
+        return table.to_pandas(types_mapper=_nullable)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(read_columns))

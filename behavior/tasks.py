@@ -8,6 +8,7 @@ from celery import Task, group, shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
 from behavior import importers
+from behavior.broker import hand_over
 from behavior.models import ScoringRun
 from behavior.services import learning, outcomes, scoring
 from behavior.services.imports import ImportAborted, events_import
@@ -41,7 +42,8 @@ def score_customers(as_of: str | None = None, chunk_customers: int = scoring.CHU
     run = scoring.scoring_run_start(as_of=datetime.fromisoformat(as_of) if as_of else None,
                                     chunk_customers=chunk_customers)
     chunks = [score_chunk.s(run.pk, first, last) for first, last in run.chunk_rows.values_list("first", "last")]
-    transaction.on_commit(lambda: group(chunks).apply_async())
+    # The chunks are stored: any the broker does not take now are stalled, and sent again later.
+    transaction.on_commit(lambda: hand_over(group(chunks), sweeper="resend_stalled_chunks"))
     return run.pk
 
 

@@ -58,9 +58,10 @@ GOALS = (
 
 # A shop's mix of event types (shares of all events).
 TYPE_SHARES = {
-    "page_view": 0.306, "product_view": 0.30, "search": 0.08, "add_to_wishlist": 0.02,
+    "page_view": 0.281, "product_view": 0.30, "search": 0.08, "add_to_wishlist": 0.02,
     "add_to_cart": 0.10, "remove_from_cart": 0.03, "checkout_start": 0.04, "purchase": 0.04,
-    "order_shipped": 0.025, "order_delivered": 0.025, "delivery_delayed": 0.004, "payment_failed": 0.005,
+    "order_approved": 0.025, "order_shipped": 0.025, "order_delivered": 0.025, "delivery_delayed": 0.004,
+    "payment_failed": 0.005,
     "return_requested": 0.004, "refund": 0.003, "review": 0.01, "support_contact": 0.008,
 }
 assert set(TYPE_SHARES) == set(EVENT_TYPES), "every event type needs a share"
@@ -399,13 +400,15 @@ def gunicorn(env: dict, workers: int, threads: int, log: Path) -> Iterator[tuple
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--timeout", "120", "--log-level", "warning", "--chdir", str(ROOT),
-               "--backlog", "2048"]
+    # The project's gunicorn settings, as deployed (they are found from the project folder).
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn", "config.wsgi:application",
+               "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120", "--log-level", "warning",
+               "--chdir", str(ROOT), "--backlog", "2048"]
     if threads > 1:
         command += ["--worker-class", "gthread", "--threads", str(threads)]
     with log.open("wb") as output:
-        server = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
+                                  cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
         while True:

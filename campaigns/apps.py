@@ -13,6 +13,9 @@ class CampaignsConfig(AppConfig):
 
 
 def _evaluate_after_scoring(sender, run, **kwargs):
+    from behavior.broker import hand_over
     from campaigns.tasks import evaluate_campaigns
 
-    evaluate_campaigns.delay(run.pk)  # the signal comes after the run's commit: workers see fresh scores
+    # The signal comes after the run's commit: workers see fresh scores. With the broker down this run is
+    # skipped (the run stays succeeded, the other listeners still run) and the next scoring run acts instead.
+    hand_over(evaluate_campaigns.si(run.pk), sweeper="the next scoring run")

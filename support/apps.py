@@ -18,9 +18,12 @@ class SupportConfig(AppConfig):
 
 
 def _open_tickets_after_scoring(sender, run, **kwargs):
+    from behavior.broker import hand_over
     from support.tasks import open_support_tickets
 
-    open_support_tickets.delay(run.pk)  # the signal comes after the run's commit: workers see fresh scores
+    # The signal comes after the run's commit: workers see fresh scores. With the broker down this run is
+    # skipped (the run stays succeeded, the other listeners still run) and the next scoring run acts instead.
+    hand_over(open_support_tickets.si(run.pk), sweeper="the next scoring run")
 
 
 def _tell_the_helpdesk_of_an_erasure(sender, instance, **kwargs):

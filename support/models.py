@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun
+from support.destinations import refusal
 from support.facts import days, stars
 
 # What a rule's message to the customer may name; every value comes from the ticket and its facts.
@@ -177,6 +178,9 @@ class HelpdeskSettings(models.Model):
     def clean(self):
         if self.enabled and not (self.url and self.secret):
             raise ValidationError("An enabled helpdesk needs a URL and a secret.")
+        refused = refusal(self.url)
+        if refused:
+            raise ValidationError({"url": refused})
 
     @classmethod
     def current(cls) -> "HelpdeskSettings":

@@ -1,13 +1,18 @@
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import requests
 from django.db.models.signals import post_migrate
 
+from behavior.api.auth import CUSTOMER_TOKEN_HEADER
+from behavior.api.tokens import customer_token
 from behavior.features import default_targets
 from behavior.models import ApiKey, Target
 from behavior.services.api_keys import api_key_create
@@ -37,6 +42,50 @@ class Api(requests.Session):
 
     def request(self, method, url, *args, **kwargs):
         return super().request(method, self.base_url + url.lstrip("/"), *args, **kwargs)
+
+
+class Storefront(Api):
+    """A shop's pages with a public key: each call for a customer carries the token the shop's server signed for
+    them, as a page rendered for the logged-in customer would."""
+
+    def __init__(self, base_url: str, key: str, token_secret: str):
+        super().__init__(base_url, key)
+        self.token_secret = token_secret
+
+    def request(self, method, url, *args, **kwargs):
+        if match := re.match(r"/?customers/([^/?]+)", url):
+            token = customer_token(secret=self.token_secret, customer_id=unquote(match[1]))
+            kwargs["headers"] = {CUSTOMER_TOKEN_HEADER: token, **(kwargs.get("headers") or {})}
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def storefront(live_server) -> Storefront:
+    key, raw = api_key_create(name="storefront", scopes=[ApiKey.Scope.INGEST])
+    return Storefront(live_server.url, raw, key.token_secret)
+
+
+def free_port() -> int:
+    """A TCP port on this machine that nothing listens on (at this moment)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.fixture
+def readme_block():
+    """readme_block("# foresight: ...") -> the README's fenced code block whose first line is that comment."""
+
+    def find(first_line: str) -> str:
+        blocks = re.findall(r"^```[a-z]*\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL)
+        found = [block for block in blocks if block.splitlines()[0].strip() == first_line]
+        assert len(found) == 1, f"README.md needs exactly one code block starting with {first_line!r}"
+        return found[0]
+
+    return find
 
 
 @pytest.fixture(autouse=True)

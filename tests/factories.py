@@ -62,3 +62,63 @@ def event_payload(**fields) -> dict:
     }
     payload.update(fields)
     return {name: value for name, value in payload.items() if value is not None}
+
+
+# --- a shop whose customers have a row in every table that points at a customer ---------------------------------------
+
+
+def shop_with_history(*external_ids: str) -> dict:
+    """Each customer gets events (one an order), an anonymous link, a score and its kept copy, a campaign's
+    assignment, contact and coupon, a proactive ticket (a help message) and a ticket they opened.
+
+    Made through the services the shop runs, so each row is what the code writes. Returns the campaign,
+    the coupons' codes and the proactive tickets' ids by customer, for tests that act on them.
+    """
+    from behavior.services.customers import customer_identify, customer_upsert
+    from behavior.services.ingest import events_ingest
+    from behavior.services.scoring import scoring_cycle_run
+    from campaigns.models import Campaign, Coupon
+    from campaigns.services import campaigns_evaluate
+    from support.models import Priority, SupportRule, Ticket
+    from support.services.proactive import tickets_open_proactively
+    from support.services.tickets import ticket_open_for_customer
+
+    now = datetime.now(UTC)
+    records = []
+    for external_id in external_ids:
+        records += [
+            event_payload(customer=external_id, product="sku-1", occurred_at=(now - timedelta(days=3)).isoformat()),
+            event_payload(customer=external_id, type="purchase", product="sku-1", order_id=f"order-{external_id}",
+                          quantity=1, occurred_at=(now - timedelta(days=2)).isoformat(),
+                          promised_at=(now - timedelta(days=1)).isoformat()),
+            event_payload(customer=None, anonymous_id=f"visitor-{external_id}"),
+        ]
+    report = events_ingest(records=records)
+    assert not report.rejected, report.rejected
+    for external_id in external_ids:
+        customer_identify(anonymous_id=f"visitor-{external_id}", external_id=external_id)
+        customer_upsert(external_id=external_id, marketing_consent=True)
+
+    ModelVersionFactory(target="purchase_intent", status=ModelVersion.Status.CHAMPION)
+    run = scoring_cycle_run(as_of=now)  # the day's first run: it keeps a copy of its scores
+    assert run.status == "succeeded", run.error
+
+    campaign = Campaign.objects.create(
+        name="Ten percent for everyone scored", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+        condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0,
+        discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
+    campaigns_evaluate(run=run, now=now)
+    SupportRule.objects.create(name="Everyone scored", active=True, priority=Priority.HIGH, group="deliveries",
+                               condition={"field": "score.purchase_intent", "op": "gte", "value": 0},
+                               sla_hours=8, dedupe_days=14, subject="About your order")
+    tickets_open_proactively(run=run, now=now)
+    customers = {c.external_id: c for c in Customer.objects.filter(external_id__in=external_ids)}
+    for customer in customers.values():
+        ticket_open_for_customer(customer=customer, subject="Where is my order?",
+                                 order_id=f"order-{customer.external_id}")
+    return {
+        "campaign": campaign,
+        "coupons": {c.customer.external_id: c.code for c in Coupon.objects.select_related("customer")},
+        "help": {t.customer.external_id: t.pk
+                 for t in Ticket.objects.filter(origin=Ticket.Origin.PROACTIVE).select_related("customer")},
+    }

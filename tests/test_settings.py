@@ -55,3 +55,19 @@ def test_local_settings_run_tasks_in_process_on_sqlite_without_a_word_about_brok
     )
     assert result.stdout.split() == ["True", "django.db.backends.sqlite3", "42"], result.stderr
     assert result.stderr == ""  # kombu warned of a fallback to AMQP on localhost before the memory broker
+
+
+@pytest.mark.parametrize("entry_point", ["config.wsgi", "config.asgi", "config.celery"])
+def test_the_server_entry_points_run_the_production_settings_unless_told(entry_point):
+    """A server started without DJANGO_SETTINGS_MODULE must not come up with DEBUG and the insecure key."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "CELERY_BROKER_URL", "FORESIGHT_TASKS_IN_PROCESS")}
+    load = [sys.executable, "-c", f"import {entry_point}; from django.conf import settings as s; "
+                                  "print(s.SETTINGS_MODULE, s.DEBUG)"]
+
+    refused = subprocess.run(load, env=clean, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY must be set" in refused.stderr
+
+    started = subprocess.run(load, env={**clean, **GOOD}, capture_output=True, text=True)
+    assert started.stdout.split() == ["config.settings.production", "False"], started.stderr

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from behavior.event_types import EVENT_TYPES
-from behavior.events import CUSTOMER_ID_SLASH, FIELDS, json_problem
+from behavior.events import FIELDS, customer_id_problem, json_problem
 from behavior.features import TargetDefinition
 from behavior.models import Customer
 
@@ -65,14 +65,14 @@ class BatchRefusedOut(serializers.Serializer):
     events = serializers.ListField(child=serializers.CharField(), help_text="Why the batch as a whole was refused.")
 
 
-def _no_slash(value: str) -> None:
-    if "/" in value:
-        raise serializers.ValidationError(CUSTOMER_ID_SLASH)
+def _usable_in_paths(value: str) -> None:
+    if problem := customer_id_problem(value):
+        raise serializers.ValidationError(problem)
 
 
 class IdentifyIn(StrictSerializer):
     anonymous_id = serializers.CharField(max_length=255)
-    customer = serializers.CharField(max_length=255, validators=[_no_slash], help_text="The shop's customer id.")
+    customer = serializers.CharField(max_length=255, validators=[_usable_in_paths], help_text="The shop's customer id.")
 
 
 class IdentifyOut(serializers.Serializer):

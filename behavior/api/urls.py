@@ -1,15 +1,17 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from behavior.api import converters  # noqa: F401 (registers the "text" path converter)
+
 from . import views
 
 urlpatterns = [
     path("events", views.EventsView.as_view(), name="events"),
     path("identify", views.IdentifyView.as_view(), name="identify"),
     path("products", views.ProductsView.as_view(), name="products"),
-    path("customers/<str:external_id>", views.CustomerView.as_view(), name="customer"),
-    path("customers/<str:external_id>/scores", views.CustomerScoresView.as_view(), name="customer-scores"),
-    path("customers/<str:external_id>/export", views.CustomerExportView.as_view(), name="customer-export"),
+    path("customers/<text:external_id>", views.CustomerView.as_view(), name="customer"),
+    path("customers/<text:external_id>/scores", views.CustomerScoresView.as_view(), name="customer-scores"),
+    path("customers/<text:external_id>/export", views.CustomerExportView.as_view(), name="customer-export"),
     path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "docs",

@@ -39,7 +39,7 @@ def customer_identify(*, anonymous_id: str, external_id: str) -> Identified:
     Identifying the same pair again is harmless. Later events sent with only the
     anonymous id are stored against the customer too (see events_store).
     """
-    customer, _ = Customer.objects.get_or_create(external_id=external_id)
+    customer = _customer_held(external_id)
     link, _ = AnonymousLink.objects.get_or_create(anonymous_id=anonymous_id, defaults={"customer": customer})
     if link.customer_id != customer.pk:
         raise IdentityConflict(f"anonymous_id {anonymous_id!r} is already linked to another customer.")
@@ -47,8 +47,22 @@ def customer_identify(*, anonymous_id: str, external_id: str) -> Identified:
     return Identified(customer=customer, linked_events=linked)
 
 
+def _customer_held(external_id: str) -> Customer:
+    """The customer, created if need be, locked against an erasure until the transaction ends."""
+    while True:
+        customer, _ = Customer.objects.get_or_create(external_id=external_id)
+        if Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).exists():
+            return customer  # else erased just now: start again, as a new customer
+
+
+@transaction.atomic
 def customer_erase(*, customer: Customer) -> dict[str, int]:
-    """Delete the customer and everything that points at them; returns counts by model."""
+    """Delete the customer and everything that points at them; returns counts by model.
+
+    The lock comes first: a batch of their events being stored finishes before the erasure gathers what to
+    delete, and one arriving later waits for the erasure, then starts a new customer (events_store).
+    """
+    Customer.objects.select_for_update().filter(pk=customer.pk).exists()
     _, deleted = customer.delete()
     return deleted
 

@@ -125,6 +125,8 @@ def events_store(events: pd.DataFrame | StagedRows) -> list[str]:
     with transaction.atomic(), _staging() as cursor:
         _load(cursor, staged)
         _add_missing_customers(cursor, now)
+        while not _lock_customers(cursor):  # one named was erased meanwhile: it starts again, as a new customer
+            _add_missing_customers(cursor, now)
         _add_missing_products(cursor, now)
         return _insert_events(cursor, now)
 
@@ -163,6 +165,29 @@ def _add_missing_customers(cursor, now: datetime) -> None:
         " GROUP BY customer ON CONFLICT (external_id) DO NOTHING",
         [now, now],
     )
+
+
+def _lock_customers(cursor) -> bool:
+    """Hold the customers these events go to until they are stored; False if one named has just been erased.
+
+    An erasure locks its customer before it gathers what to delete (customers.customer_erase), so it waits
+    for this batch and deletes its events too, or this batch waits for the erasure and finds the customer
+    gone: no event outlives its customer. FOR KEY SHARE blocks only deletes, not other batches or updates;
+    it costs one indexed read of the batch's customers. SQLite runs one writer at a time: nothing to lock.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    customers, links = Customer._meta.db_table, AnonymousLink._meta.db_table
+    cursor.execute(
+        f"SELECT count(*) FILTER (WHERE external_id IN (SELECT customer FROM {STAGING})),"
+        f" (SELECT count(DISTINCT customer) FROM {STAGING})"
+        f" FROM (SELECT external_id FROM {customers} WHERE external_id IN (SELECT customer FROM {STAGING})"
+        f"  OR id IN (SELECT customer_id FROM {links} WHERE anonymous_id IN"
+        f"   (SELECT anonymous_id FROM {STAGING} WHERE customer IS NULL))"
+        "  ORDER BY id FOR KEY SHARE) locked"
+    )
+    locked, named = cursor.fetchone()
+    return locked == named
 
 
 def _add_missing_products(cursor, now: datetime) -> None:

@@ -1,8 +1,8 @@
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from behavior.api.serializers import StrictSerializer
-from campaigns.models import Assignment, Campaign
+from campaigns.models import Campaign
+from campaigns.services import Placement, Redemption
 
 
 class OrderItemIn(StrictSerializer):
@@ -19,6 +19,8 @@ class RedeemIn(StrictSerializer):
 
 
 class RedeemOut(serializers.Serializer):
+    """A campaigns.services.Redemption; redeem_out below gives the same, faster."""
+
     code = serializers.CharField()
     order_id = serializers.CharField()
     discount = serializers.DecimalField(max_digits=12, decimal_places=2, source="discount_amount")
@@ -36,26 +38,45 @@ class OfferOut(serializers.Serializer):
 
 
 class PlacementOut(serializers.Serializer):
-    campaign = serializers.IntegerField(source="campaign_id")
-    kind = serializers.ChoiceField(choices=Campaign.Kind.choices, source="campaign.kind")
-    headline = serializers.CharField(source="campaign.headline")
+    """A campaigns.services.Placement; placements_out below gives the same, faster."""
+
+    campaign = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Campaign.Kind.choices)
+    headline = serializers.CharField()
     reason = serializers.CharField(help_text="Why this customer sees it: the campaign's audience rule.")
     products = serializers.ListField(child=serializers.DictField(), help_text="An ad's products: id, name, why.")
-    offer = serializers.SerializerMethodField()
+    offer = OfferOut(allow_null=True)
     expires_at = serializers.DateTimeField()
-
-    @extend_schema_field(OfferOut(allow_null=True))
-    def get_offer(self, assignment: Assignment) -> dict | None:
-        coupon = getattr(assignment, "coupon", None)
-        if coupon is None:
-            return None
-        c = assignment.campaign
-        return OfferOut({"code": coupon.code, "discount_kind": c.discount_kind, "discount_value": c.discount_value,
-                         "scope": c.scope, "scope_value": c.scope_value, "min_order": c.min_order,
-                         "expires_at": coupon.expires_at}).data
 
 
 class PlacementsOut(serializers.Serializer):
     customer = serializers.CharField()
     slot = serializers.CharField()
     placements = PlacementOut(many=True)
+
+
+# The storefront's two calls are shaped by hand: PlacementsOut and RedeemOut (kept for the schema) copy and
+# bind their fields on every call, 0.8 ms of a placements call's 4 and 0.4 of a redemption's 5 (CPU, 2-core
+# machine). The same fields format times and amounts, so the answers agree.
+_time = serializers.DateTimeField()
+_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+def placements_out(customer: str, slot: str, placements: list[Placement]) -> dict:
+    """What PlacementsOut gives for these placements."""
+    return {"customer": customer, "slot": slot, "placements": [
+        {"campaign": p.campaign, "kind": p.kind, "headline": p.headline, "reason": p.reason, "products": p.products,
+         "offer": None if p.offer is None else {
+             "code": p.offer.code, "discount_kind": p.offer.discount_kind,
+             "discount_value": _amount.to_representation(p.offer.discount_value), "scope": p.offer.scope,
+             "scope_value": p.offer.scope_value, "min_order": _amount.to_representation(p.offer.min_order),
+             "expires_at": _time.to_representation(p.offer.expires_at)},
+         "expires_at": _time.to_representation(p.expires_at)}
+        for p in placements]}
+
+
+def redeem_out(redemption: Redemption) -> dict:
+    """What RedeemOut gives for this redemption."""
+    return {"code": redemption.code, "order_id": redemption.order_id,
+            "discount": _amount.to_representation(redemption.discount_amount),
+            "redeemed_at": _time.to_representation(redemption.redeemed_at)}

@@ -1,8 +1,10 @@
 from django.urls import path
 
+from behavior.api import converters  # noqa: F401 (registers the "text" path converter)
+
 from . import views
 
 urlpatterns = [
-    path("customers/<str:external_id>/placements", views.PlacementsView.as_view(), name="customer-placements"),
-    path("offers/<str:code>/redeem", views.RedeemView.as_view(), name="offer-redeem"),
+    path("customers/<text:external_id>/placements", views.PlacementsView.as_view(), name="customer-placements"),
+    path("offers/<text:code>/redeem", views.RedeemView.as_view(), name="offer-redeem"),
 ]

@@ -1,4 +1,4 @@
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -12,7 +12,7 @@ from . import serializers as s
 
 REDEMPTION_STATUS = {
     "unknown_code": 404, "not_yours": 403, "already_redeemed": 409, "expired": 410, "campaign_ended": 410,
-    "budget_spent": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400,
+    "budget_spent": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400, "order_too_large": 422,
 }
 
 
@@ -24,6 +24,7 @@ class RedemptionRefused(exceptions.APIException):
 
 class PlacementsView(ScopedView):
     scopes = {"GET": Scope.INGEST}
+    customer_bound = True
 
     @extend_schema(
         summary="The ads and offers to show a customer now in a storefront slot",
@@ -33,11 +34,13 @@ class PlacementsView(ScopedView):
     )
     def get(self, request, external_id):
         slot = request.query_params.get("slot", "").strip()
-        if not slot:
+        if not slot or "\x00" in slot:
             raise exceptions.ValidationError({"slot": ["name the storefront slot, e.g. ?slot=home"]})
-        customer = get_object_or_404(Customer, external_id=external_id)
-        shown = placements_show(customer=customer, slot=slot)
-        return Response(s.PlacementsOut({"customer": external_id, "slot": slot, "placements": shown}).data)
+        try:
+            shown = placements_show(customer_external_id=external_id, slot=slot)
+        except Customer.DoesNotExist as error:
+            raise Http404("No Customer matches the given query.") from error
+        return Response(s.placements_out(external_id, slot, shown))
 
 
 class RedeemView(ScopedView):
@@ -56,8 +59,8 @@ class RedeemView(ScopedView):
         data = validated(s.RedeemIn, request.data)
         items = [OrderItem(**item) for item in data["items"]]
         try:
-            coupon = coupon_redeem(code=code, customer_external_id=data["customer"], order_id=data["order_id"],
-                                   items=items)
+            redemption = coupon_redeem(code=code, customer_external_id=data["customer"], order_id=data["order_id"],
+                                       items=items)
         except RedemptionError as error:
             raise RedemptionRefused(error) from error
-        return Response(s.RedeemOut(coupon).data)
+        return Response(s.redeem_out(redemption))

@@ -3,6 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "behavior",
     "campaigns",
     "support",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -38,7 +40,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into its 429 page
 ]
+
+# Admin logins: after 5 wrong passwords for one username from one address, that pair is locked out for 15
+# minutes (django-axes, counted in the database). Pairs, so a stranger cannot lock an admin out everywhere.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("ADMIN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ADMIN_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner in every command's output; failures and lockouts still log warnings
+# The client address as the API's throttles see it: X-Forwarded-For only through API_TRUSTED_PROXIES proxies.
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
 
 # Admin passwords: Django's own checks (length 12, not like the user's name, not a common or all-digit one).
 AUTH_PASSWORD_VALIDATORS = [
@@ -71,6 +85,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'foresight.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A kept connection the server has closed (restart, failover, idle kill) is found at the start of
+        # a request and replaced, instead of failing that request; the check is one `SELECT 1` per request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -82,7 +99,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        # Short timeouts: a cache that hangs must not hold up API calls (the throttle then counts per process).
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -114,6 +133,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
     "unacked_restore_throttle": 1,
+    # A broker host that does not answer fails a publish in seconds, not the system's minutes of SYN retries.
+    "socket_connect_timeout": 2,
 }
 # Queues by workload, so each can get workers of its own size (`celery worker -Q scoring`) on any
 # machine; a worker started without -Q serves them all.
@@ -134,8 +155,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["behavior.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["behavior.api.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["behavior.api.auth.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_RATE_PER_KEY", "6000/min")},
+    "DEFAULT_THROTTLE_CLASSES": ["behavior.api.auth.ApiKeyRateThrottle", "behavior.api.auth.ClientAddressRateThrottle",
+                                 "behavior.api.auth.CustomerRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("API_RATE_PER_KEY", "6000/min"),  # a server key, all its calls
+        "address": os.environ.get("API_RATE_PER_ADDRESS", "600/min"),  # a public key, per client address
+        "customer": os.environ.get("API_RATE_PER_CUSTOMER", "120/min"),  # a public key, per customer
+    },
+    # Proxies in front of the API whose X-Forwarded-For is trusted for the client address; 0: none.
+    "NUM_PROXIES": int(os.environ.get("API_TRUSTED_PROXIES", "0")),
     "DEFAULT_PARSER_CLASSES": ["behavior.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -161,6 +189,14 @@ SPECTACULAR_SETTINGS = {
 FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS = int(os.environ.get("FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS", 200_000))
 # The first scoring run of each day keeps its scores this long, to check how they turned out.
 FORESIGHT_KEEP_SCORES_DAYS = int(os.environ.get("FORESIGHT_KEEP_SCORES_DAYS", "90"))
+# The helpdesk webhook goes to public addresses only, unless the helpdesk is on the shop's own network
+# (support.destinations): loopback, link-local and private ones could reach what the firewall keeps in.
+FORESIGHT_HELPDESK_ALLOW_PRIVATE = os.environ.get("FORESIGHT_HELPDESK_ALLOW_PRIVATE", "") == "1"
+
+# How long a process keeps an API key it looked up: a revoked key or a new token secret takes effect within this.
+FORESIGHT_API_KEY_CACHE_SECONDS = int(os.environ.get("FORESIGHT_API_KEY_CACHE_SECONDS", "5"))
+# A customer token may live at most this long (behavior.api.tokens).
+FORESIGHT_CUSTOMER_TOKEN_MAX_AGE = int(os.environ.get("FORESIGHT_CUSTOMER_TOKEN_MAX_AGE_SECONDS", 24 * 3600))
 
 # Event ingestion limits.
 FORESIGHT_MAX_BATCH_EVENTS = 1000
@@ -169,10 +205,17 @@ FORESIGHT_MAX_CLOCK_SKEW = timedelta(seconds=int(os.environ.get("FORESIGHT_MAX_C
 # Events older than this are refused by the API (bulk import of history is not limited).
 FORESIGHT_MAX_EVENT_AGE = timedelta(days=int(os.environ.get("FORESIGHT_MAX_EVENT_AGE_DAYS", "365")))
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "config.logging.RedactIdentifiers"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    # runserver's request lines keep Django's own format, redacted like the rest (gunicorn: config/gunicorn.py).
+    "formatters": {"django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
+                                     "style": "{"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact"]},
+    },
+    "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -9,7 +9,7 @@ from .base import *  # noqa: F403
 from .base import CELERY_BROKER_URL, LOGGING
 
 # Tasks run in-process here: Celery's line per finished task would interleave with the commands' output.
-LOGGING["loggers"] = {"celery.app.trace": {"level": "WARNING"}}
+LOGGING["loggers"] = {**LOGGING["loggers"], "celery.app.trace": {"level": "WARNING"}}
 
 # In-process tasks still take a producer from Celery's pool; with no broker named it would warn
 # that it falls back to AMQP on localhost. The in-memory transport says what happens: nothing leaves.

@@ -1,10 +1,12 @@
 from django.urls import path
 
+from behavior.api import converters  # noqa: F401 (registers the "text" path converter)
+
 from . import views
 
 urlpatterns = [
-    path("customers/<str:external_id>/help", views.HelpView.as_view(), name="customer-help"),
-    path("customers/<str:external_id>/help/<int:ticket_id>/ack", views.HelpAcknowledgeView.as_view(),
+    path("customers/<text:external_id>/help", views.HelpView.as_view(), name="customer-help"),
+    path("customers/<text:external_id>/help/<int:ticket_id>/ack", views.HelpAcknowledgeView.as_view(),
          name="customer-help-ack"),
-    path("customers/<str:external_id>/tickets", views.CustomerTicketsView.as_view(), name="customer-tickets"),
+    path("customers/<text:external_id>/tickets", views.CustomerTicketsView.as_view(), name="customer-tickets"),
 ]

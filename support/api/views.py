@@ -15,6 +15,7 @@ from . import serializers as s
 
 class HelpView(ScopedView):
     scopes = {"GET": Scope.INGEST}
+    customer_bound = True
 
     @extend_schema(summary="The proactive help messages to show a customer in the storefront", responses=s.HelpOut,
                    description="Open proactive tickets the customer has not acknowledged yet, most urgent first.")
@@ -25,6 +26,7 @@ class HelpView(ScopedView):
 
 class HelpAcknowledgeView(ScopedView):
     scopes = {"POST": Scope.INGEST}
+    customer_bound = True
 
     @extend_schema(summary="The customer saw a help message", request=None,
                    responses={200: s.AcknowledgedOut, 404: OpenApiResponse(description="Not this customer's "
@@ -41,6 +43,7 @@ class HelpAcknowledgeView(ScopedView):
 
 class CustomerTicketsView(ScopedView):
     scopes = {"POST": Scope.INGEST}
+    customer_bound = True
 
     @extend_schema(summary="Open a ticket for a customer who asks for help in the storefront", request=s.TicketIn,
                    responses={201: s.TicketOut, 200: s.TicketOut,

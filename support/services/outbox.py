@@ -8,7 +8,8 @@ count says who won) and sends with no transaction open, so two workers never sen
 once and no database lock waits on the network. Failures (an error status, a timeout, a dropped
 connection) are retried with exponential backoff until delivered. A message that arrived but whose
 answer was lost is sent again with the same Idempotency-Key: that is how the helpdesk tells it is a
-duplicate.
+duplicate. A committed change wakes a sender at once; with the broker down it waits for the
+every-minute delivery (beat), so a broker outage delays changes and fails no request.
 
 Each request carries `X-Foresight-Signature: t=<unix time>,v1=<hex>`, the HMAC-SHA256 with the shared
 secret of `<t>.` followed by the body: a receiver recomputes it and refuses old timestamps (replays).
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
+import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +33,9 @@ from django.db import transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
+from behavior.broker import hand_over
 from behavior.models import Customer
+from support.destinations import DestinationRefused, helpdesk_session
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
 SIGNATURE_HEADER = "X-Foresight-Signature"
@@ -37,6 +43,10 @@ REQUEST_TIMEOUT = (3.05, 10)  # seconds to connect, and to wait for the answer
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
 MAX_BACKOFF = timedelta(hours=1)
 BATCH = 100
+# Of an answer, a sender reads at most this much (a {"reference": ...} fits many times over) and keeps an
+# excerpt of EXCERPT characters in last_error, which support leads read: a receiver's page is no one's business.
+ANSWER_BYTES = 16 * 1024
+EXCERPT = 200
 
 
 def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime) -> int:
@@ -98,9 +108,14 @@ def ticket_payload(ticket: Ticket, customer_external_id: str) -> dict:
 
 
 def _deliver_soon() -> None:
+    """Wake a sender now; with the broker down the message waits for the every-minute delivery instead.
+
+    Runs after the commit, so a broker error here must not reach the caller: the change is stored, and
+    a request that answered 500 would be sent again by its client.
+    """
     from support.tasks import deliver_outbox
 
-    deliver_outbox.delay()
+    hand_over(deliver_outbox.si(), sweeper="the every-minute outbox delivery")
 
 
 @dataclass
@@ -119,7 +134,7 @@ def outbox_deliver(*, now: datetime | None = None, limit: int = 1_000) -> Delive
     if not helpdesk.enabled:
         return report
     clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
-    with requests.Session() as session:
+    with helpdesk_session() as session:
         while report.delivered + report.failed < limit:
             due = list(_due(clock())[:BATCH])
             if not due:
@@ -154,11 +169,15 @@ def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: Outbox
                "X-Foresight-Event": message.kind,
                SIGNATURE_HEADER: f"t={stamp},v1={signature(helpdesk.secret, stamp, body)}"}
     try:
-        response = session.post(helpdesk.url, data=body, headers=headers, timeout=REQUEST_TIMEOUT,
-                                allow_redirects=False)
-        error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
+        with session.post(helpdesk.url, data=body, headers=headers, timeout=REQUEST_TIMEOUT,
+                          allow_redirects=False, stream=True) as response:
+            answer = next(response.iter_content(ANSWER_BYTES), b"")
+        ok = 200 <= response.status_code < 300
+        error = "" if ok else f"HTTP {response.status_code}: {answer_excerpt(answer)}".removesuffix(": ")
     except requests.RequestException as failure:
         error = f"{type(failure).__name__}: {failure}"
+    except DestinationRefused as refused:
+        error = str(refused)
     mine = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True)
     if error:
         delay = min(timedelta(seconds=helpdesk.retry_base_seconds) * 2 ** message.attempts, MAX_BACKOFF)
@@ -167,15 +186,28 @@ def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: Outbox
         return False
     mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
     if message.ticket_id is not None:  # an erasure names tickets that are gone here
-        _remember_reference(message.ticket_id, response)
+        _remember_reference(message.ticket_id, answer)
     return True
 
 
-def _remember_reference(ticket_id: int, response: requests.Response) -> None:
+_SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def answer_excerpt(answer: bytes) -> str:
+    """The start of an answer as plain text on one line: no markup, no control characters, at most EXCERPT."""
+    text = _TAGS.sub(" ", _SCRIPTS.sub(" ", answer.decode("utf-8", errors="replace")))
+    # Control and format characters (newlines, escapes, bidi overrides) could forge lines or hide text.
+    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in html.unescape(text))
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
+
+
+def _remember_reference(ticket_id: int, answer: bytes) -> None:
     """The helpdesk may answer {"reference": "..."}: its own id for the ticket, shown to agents."""
     try:
-        reference = response.json().get("reference")
-    except (ValueError, AttributeError):
+        reference = orjson.loads(answer).get("reference")
+    except (orjson.JSONDecodeError, AttributeError):
         return
     if isinstance(reference, str) and reference:
         Ticket.objects.filter(pk=ticket_id, external_reference="").update(external_reference=reference[:255])

@@ -6,13 +6,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from behavior.api.auth import CUSTOMER_TOKEN_HEADER
+from behavior.api.tokens import customer_token
 from behavior.models import ApiKey
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_admin_makes_a_key_and_sees_it_once(admin_client, make_api):
+def test_an_admin_makes_a_key_and_sees_it_and_its_token_secret_once(admin_client, make_api):
     response = admin_client.post(
         "/admin/behavior/apikey/add/", {"name": "storefront", "scopes": ["ingest"], "active": "on"}, follow=True
     )
@@ -24,6 +26,19 @@ def test_an_admin_makes_a_key_and_sees_it_once(admin_client, make_api):
     api = make_api()
     api.headers["Authorization"] = f"Bearer {shown}"
     assert api.post("identify", json={"anonymous_id": "v1", "customer": "c1"}).status_code == 200
+
+    secret = re.search(r"not shown again either\): (fst_[\w-]+)", response.content.decode()).group(1)
+    assert secret == key.token_secret
+    assert secret not in admin_client.get(f"/admin/behavior/apikey/{key.pk}/change/").content.decode()
+    help_for_c1 = {CUSTOMER_TOKEN_HEADER: customer_token(secret=secret, customer_id="c1")}
+    assert api.get("customers/c1/help", headers=help_for_c1).status_code == 200
+
+    rotated = admin_client.post("/admin/behavior/apikey/", {"action": "token_secret_rotate",
+                                                            "_selected_action": [key.pk]}, follow=True)
+    new_secret = re.search(r"not shown again: (fst_[\w-]+)", rotated.content.decode()).group(1)
+    assert api.get("customers/c1/help", headers=help_for_c1).status_code == 403  # the old secret's tokens end
+    assert api.get("customers/c1/help", headers={
+        CUSTOMER_TOKEN_HEADER: customer_token(secret=new_secret, customer_id="c1")}).status_code == 200
 
 
 def test_rolling_back_a_model_is_one_admin_action(admin_client, settings, tmp_path):

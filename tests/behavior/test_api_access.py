@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from behavior.models import ApiKey
 from behavior.services.api_keys import api_key_create
-from tests.conftest import Api
+from tests.conftest import Api, free_port
 from tests.factories import event_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,17 +23,23 @@ def test_a_wrong_or_revoked_key_is_refused(make_api):
 
 def test_keys_are_stored_hashed_and_the_command_prints_the_key_once(capsys):
     call_command("create_api_key", "storefront", "--scope", "ingest")
-    raw = capsys.readouterr().out.strip()
+    raw, secret_line = capsys.readouterr().out.strip().splitlines()
 
     key = ApiKey.objects.get(name="storefront")
     assert raw.startswith("fs_") and len(raw) > 40
     assert raw not in (key.key_hash, key.prefix) and key.key_hash == ApiKey.hash(raw)
     assert key.scopes == ["ingest"]
+    assert secret_line == f"token secret: {key.token_secret}" and key.token_secret.startswith("fst_")
+
+
+def _rates(settings, **rates):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates}}
 
 
 def test_requests_beyond_the_rate_are_throttled_per_key(make_api, settings):
     # Per day, so that the test never straddles the turn of a window.
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "3/day"}}
+    _rates(settings, api_key="3/day")
     first, second = make_api("read"), make_api("read")
 
     answers = [first.get("customers/x") for _ in range(4)]
@@ -44,13 +50,48 @@ def test_requests_beyond_the_rate_are_throttled_per_key(make_api, settings):
 
 
 def test_calls_at_the_same_moment_are_all_counted(live_server, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "10/day"}}
+    _rates(settings, api_key="10/day")
     raw = api_key_create(name="storefront", scopes=["read"])[1]
 
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: Api(live_server.url, raw).get("customers/x").status_code, range(40)))
 
     assert sorted(codes) == [404] * 10 + [429] * 30  # a list of timestamps rewritten per call lets more through
+
+
+def test_a_public_key_is_throttled_per_client_address_not_as_a_whole(storefront, settings):
+    _rates(settings, address="3/day", api_key="1/day")  # the key-wide rate is for server keys only
+
+    def send(address):
+        return storefront.post("events", json=[event_payload()], headers={"X-Forwarded-For": address}).status_code
+
+    assert [send("203.0.113.7") for _ in range(4)] == [200, 200, 200, 429]
+    assert [send("198.51.100.2") for _ in range(3)] == [200, 200, 200]  # other shoppers are not starved
+
+
+def test_a_public_key_is_throttled_per_customer_from_any_address(storefront, settings):
+    _rates(settings, customer="2/day")
+    storefront.post("events", json=[event_payload(customer="bob"), event_payload(customer="alice")])
+
+    def help_for(customer, address):
+        return storefront.get(f"customers/{customer}/help", headers={"X-Forwarded-For": address}).status_code
+
+    assert [help_for("bob", f"203.0.113.{n}") for n in range(3)] == [200, 200, 429]
+    assert help_for("alice", "203.0.113.1") == 200
+
+
+def test_with_the_throttle_cache_down_calls_are_answered_and_counted_per_process(storefront, settings, monkeypatch):
+    from behavior.api import auth
+
+    monkeypatch.setattr(auth, "_cache_down_until", 0.0)  # put back after the test: the next ones use Redis again
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}  # nothing listens there
+    _rates(settings, address="3/day")
+
+    codes = [storefront.post("events", json=[event_payload()]).status_code for _ in range(4)]
+
+    assert codes == [200, 200, 200, 429]
+    assert auth._cache_down_until > 0  # it noticed, and gives the cache a rest
 
 
 def test_openapi_schema_and_docs_page_are_served_without_internet(make_api, live_server):

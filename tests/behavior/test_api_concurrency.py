@@ -1,10 +1,12 @@
 """Concurrent writers on PostgreSQL (the embedded SQLite default serves one writer at a time)."""
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from behavior.models import Event
+from behavior.models import Customer, Event
 from tests.factories import event_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,3 +24,50 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(make_api):
     assert sum(accepted) == 200, bodies
     assert sum(accepted) + sum(duplicates) == 400
     assert Event.objects.count() == 200
+
+
+def test_an_erasure_while_events_arrive_leaves_no_event_behind(make_api, admin_api):
+    """Three storefronts send the customer's events (by id and by their linked visitor id) while the customer is
+    erased again and again; afterwards every stored event belongs to a customer that exists."""
+    clients = [make_api("ingest") for _ in range(3)]
+    stop = threading.Event()
+
+    def send(api):
+        codes = []
+        while not stop.is_set():
+            codes.append(api.post("identify", json={"anonymous_id": "visitor-9", "customer": "c9"}).status_code)
+            batch = [event_payload(customer="c9") for _ in range(20)]
+            batch += [event_payload(customer=None, anonymous_id="visitor-9") for _ in range(5)]
+            batch += [event_payload(customer=f"other-{i}") for i in range(5)]
+            codes.append(api.post("events", json=batch).status_code)
+        return codes
+
+    with ThreadPoolExecutor(3) as pool:
+        senders = [pool.submit(send, api) for api in clients]
+        erasures = []
+        for _ in range(12):
+            time.sleep(0.2)
+            erasures.append(admin_api.delete("customers/c9").status_code)
+        stop.set()
+        codes = [code for sender in senders for code in sender.result()]
+
+    assert set(codes) == {200} and erasures.count(204) >= 6, (set(codes), erasures)
+    orphans = Event.objects.filter(customer__isnull=False).exclude(customer_id__in=Customer.objects.values("pk"))
+    assert orphans.count() == 0
+    assert Event.objects.filter(customer__external_id__startswith="other-").count() == 5 * len(codes) / 2
+
+
+def test_an_event_after_the_erasure_starts_a_new_customer_with_nothing_from_before(ingest_api, admin_api):
+    ingest_api.post("identify", json={"anonymous_id": "visitor-1", "customer": "c1"})
+    ingest_api.post("events", json=[event_payload(customer="c1", type="purchase", order_id="o-1")])
+    before = Customer.objects.get(external_id="c1")
+    assert admin_api.delete("customers/c1").status_code == 204
+
+    ingest_api.post("events", json=[event_payload(customer="c1"),
+                                    event_payload(customer=None, anonymous_id="visitor-1")])
+
+    after = Customer.objects.get(external_id="c1")
+    assert after.pk != before.pk
+    assert list(Event.objects.filter(customer=after).values_list("type", flat=True)) == ["product_view"]
+    assert Event.objects.filter(customer__isnull=True, anonymous_id="visitor-1").count() == 1  # the link went too
+    assert not Event.objects.filter(order_id="o-1").exists()

@@ -116,23 +116,25 @@ def test_input_the_database_cannot_hold_is_rejected_by_index_and_field_and_the_r
         event_payload(customer="ali\x00ce"), event_payload(session_id="s\x00"), event_payload(customer="a/b"),
         event_payload(properties={"note": "x\x00"}), event_payload(properties={"k\x00": 1}),
         event_payload(properties=deep), event_payload(price=1e10), event_payload(price=9_999_999_999.995),
+        event_payload(customer=".."),
     ]
-    good = [event_payload(customer=f"c{i}") for i in range(992)]
+    good = [event_payload(customer=f"c{i}") for i in range(991)]
     batch = good[:500] + bad + good[500:]
 
     response = ingest_api.post("events", json=batch)
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert len(body["accepted"]) == 992 and Event.objects.count() == 992
+    assert len(body["accepted"]) == 991 and Event.objects.count() == 991
     fields = {r["index"]: next(iter(r["errors"])) for r in body["rejected"]}
     assert fields == {500: "customer", 501: "session_id", 502: "customer", 503: "properties", 504: "properties",
-                      505: "properties", 506: "price", 507: "price"}
+                      505: "properties", 506: "price", 507: "price", 508: "customer"}
     words = " ".join(m for r in body["rejected"] for ms in r["errors"].values() for m in ms)
     assert "NUL character" in words and "nested at most 16 levels" in words and "9999999999.99" in words
     assert "must not contain a slash" in words
     identify = ingest_api.post("identify", json={"anonymous_id": "v1", "customer": "a/b"})
     assert identify.status_code == 400 and "slash" in identify.text
+    assert ingest_api.post("identify", json={"anonymous_id": "v1", "customer": "."}).status_code == 400
 
 
 def test_times_a_store_cannot_hold_and_promises_far_from_the_order_are_rejected(ingest_api):

@@ -13,6 +13,7 @@ from django.db import connection
 
 from behavior.features import build_features, model_features, training_frame
 from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun, Target
+from behavior.reasons import reason_text
 from behavior.scorers import SCORERS, scorer_fit
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
@@ -169,20 +170,32 @@ def test_customers_at_or_above_the_threshold_get_their_reasons_in_words(shop):
 @pytest.mark.django_db(transaction=True)
 def test_the_api_explains_any_score_on_demand(shop, make_api):
     purchase, _ = shop
-    scoring_cycle_run(as_of=END)
+    run = scoring_cycle_run(as_of=END)
     both = Score.objects.filter(target="support_risk").values("customer_id")
-    low = (Score.objects.filter(target="purchase_intent", customer_id__in=both).order_by("probability")
-           .select_related("customer")[0])
+    # Below the threshold, so the cycle stored no reasons; the likeliest of those, who has some to give.
+    low = (Score.objects.filter(target="purchase_intent", customer_id__in=both, probability__lt=purchase.threshold)
+           .order_by("-probability").select_related("customer")[0])
+    assert low.reasons == []
 
     body = make_api("read").get(f"customers/{low.customer.external_id}/scores").json()
 
     assert [s["target"] for s in body] == ["purchase_intent", "support_risk"]
     assert body[0]["model_version"] == purchase.pk and body[0]["model_kind"] == "xgboost"
     assert body[1]["model_kind"] == "recency_frequency" and body[1]["reasons"]
-    assert all(r["contribution"] is None for r in body[1]["reasons"])
+    assert all(r["contribution"] is None and r["text"] for r in body[1]["reasons"])
     assert body[1]["population"].startswith("customers with an order in flight")
     assert body[0]["probability"] == pytest.approx(low.probability)
-    assert all(r["text"] and r["contribution"] > 0 for r in body[0]["reasons"])
+    # Computed now, and they say something true: the customer's own feature values, in words, that pushed
+    # the score up, largest first.
+    reasons = body[0]["reasons"]
+    assert 1 <= len(reasons) <= 3, reasons
+    X = build_features(events_frame(until=END), END, customers_frame(), norms=run.norms)
+    for reason in reasons:
+        assert reason["feature"] in purchase.feature_names and reason["contribution"] > 0
+        assert reason["value"] == pytest.approx(X.loc[low.customer_id, reason["feature"]])
+        assert reason["text"] == reason_text(reason["feature"], reason["value"])
+    contributions = [r["contribution"] for r in reasons]
+    assert contributions == sorted(contributions, reverse=True)
 
 
 @pytest.mark.django_db
@@ -224,10 +237,13 @@ def test_a_run_whose_chunk_fails_for_good_is_marked_failed(shop, on_worker):
 def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothing(shop, workers):
     first = workers.start(CELERY_VISIBILITY_TIMEOUT="3")
     run_id = score_customers.delay(END.isoformat(), chunk_customers=150).get(timeout=60)  # 20 chunks
+    deadline = time.monotonic() + 60
     while not Score.objects.filter(run_id=run_id).exists():
+        assert first.poll() is None, "the worker died before it scored a chunk"
+        assert time.monotonic() < deadline, "no chunk was scored within 60 s: no middle to kill the worker in"
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.wait(timeout=15)
     done_when_killed = Score.objects.filter(run_id=run_id).count()
 
     workers.start(CELERY_VISIBILITY_TIMEOUT="3")  # takes over, and gets the dead worker's chunk again
@@ -235,7 +251,7 @@ def test_a_worker_killed_in_the_middle_of_a_run_loses_nothing_and_doubles_nothin
 
     expected = _expected_rows()
     assert 0 < done_when_killed < expected
-    assert run.status == "succeeded", run.error
+    assert run.status == "succeeded", f"the run is {run.status} after 180 s: {run.error or 'no error recorded'}"
     assert run.customers == Customer.objects.count()
     assert Score.objects.filter(run_id=run_id).count() == expected
     assert Score.objects.values("customer", "target").distinct().count() == expected

@@ -72,3 +72,12 @@ def test_a_stored_time_no_reader_can_hold_reads_as_missing_and_breaks_nothing():
 
     assert len(frame) == 4 and frame["promised_at"].isna().sum() == 3  # the story's review, view, and this one
     assert build_features(frame, NOW, customers_frame()).loc[alice.pk, "orders"] == 2
+
+
+def test_no_events_read_as_an_empty_frame_of_the_same_columns():
+    empty = events_frame()
+    EventFactory(customer=CustomerFactory(), type="purchase", occurred_at=NOW)
+    some = events_frame()
+
+    assert empty.empty and len(some) == 1
+    assert empty.dtypes.to_dict() == some.dtypes.to_dict()

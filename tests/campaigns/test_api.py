@@ -16,11 +16,6 @@ ITEMS = [{"product": "sku-1", "category": "shoes", "price": "40.00", "quantity":
 
 
 @pytest.fixture
-def storefront(make_api):
-    return make_api(ApiKey.Scope.INGEST)
-
-
-@pytest.fixture
 def checkout(make_api):
     return make_api(ApiKey.Scope.CHECKOUT)
 

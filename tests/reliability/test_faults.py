@@ -1,13 +1,16 @@
 """Faults, each ending with counts that prove nothing was lost and nothing doubled."""
 
+import contextlib
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,13 +18,19 @@ import requests
 from django.db import connection
 
 from behavior.models import ApiKey, Contact, ContactPolicy, Customer, Event, Score, ScoringChunk, ScoringRun
+from behavior.services.api_keys import api_key_create
 from behavior.services.scoring import scoring_chunks_stalled
 from behavior.tasks import score_chunk, score_customers
 from campaigns.models import Coupon
 from campaigns.tasks import evaluate_campaigns
 from config.celery import app
+from support.models import OutboxMessage, Ticket
+from support.tasks import deliver_outbox
 from tests.behavior.test_scoring import END, _expected_rows, _finished, _shop_with_champions
 from tests.campaigns.conftest import NOW, offer, scored_customers  # noqa: F401  (a fixture)
+from tests.conftest import Api, Workers
+from tests.factories import CustomerFactory
+from tests.support.conftest import helpdesk  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,6 +68,36 @@ def private_redis():
     redis.start()
     yield redis
     redis.stop()
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """start(env) -> (base URL, log) of gunicorn serving the app from a process of its own, as deployed.
+
+    One sync worker, so every request reaches the process that served the one before and, with
+    DATABASE_CONN_MAX_AGE > 0, reuses its database connection.
+    """
+    servers = []
+
+    def start(env: dict) -> tuple[str, Path]:
+        port, log = _free_port(), tmp_path / f"gunicorn-{len(servers)}.log"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "--timeout", "60", "--chdir", str(Path(__file__).resolve().parents[2])],
+            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, log.read_text()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"http://127.0.0.1:{port}", log
+            assert time.monotonic() < deadline, "gunicorn did not listen within 30 s"
+            time.sleep(0.1)
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _wait_for(condition, seconds=60):
@@ -156,7 +195,7 @@ def test_database_connections_dropped_during_batch_ingest_write_all_or_nothing(l
     failures = 0
     try:
         for batch in batches:
-            for _attempt in range(50):  # a client resends until it hears back; event ids make that safe
+            for _attempt in range(200):  # a client resends until it hears back; event ids make that safe
                 before = Event.objects.count()
                 try:
                     response = api.post("events", json=batch, timeout=30)
@@ -174,3 +213,84 @@ def test_database_connections_dropped_during_batch_ingest_write_all_or_nothing(l
     assert killed and failures > 0  # the fault really happened
     assert Event.objects.count() == 20 * 500
     assert Event.objects.values("event_id").distinct().count() == 20 * 500
+
+
+def test_with_the_broker_down_tickets_answer_201_once_each_and_are_delivered_once_it_is_back(
+        workers, private_redis, gunicorn, helpdesk):  # noqa: F811 (the fixture imported above)
+    desk = helpdesk()
+    customers = CustomerFactory.create_batch(8)
+    url, log = gunicorn({**workers.env, "CELERY_BROKER_URL": private_redis.url})
+    shop = Api(url, api_key_create(name="the shop's server", scopes=[ApiKey.Scope.INGEST, ApiKey.Scope.CHECKOUT])[1])
+
+    def ask(customer, request_id):
+        started = time.monotonic()
+        response = shop.post(f"customers/{customer.external_id}/tickets", timeout=30,
+                             json={"subject": "Where is my parcel?", "request_id": str(request_id)})
+        return response, time.monotonic() - started
+
+    # The first ticket's hand-off reaches the broker, but no worker takes it before the broker restarts
+    # empty; the next six are opened while it is down.
+    before, _ = ask(customers[0], uuid.uuid4())
+    private_redis.stop()
+    request_ids = [uuid.uuid4() for _ in customers[1:7]]
+    opened = [ask(customer, request_id) for customer, request_id in zip(customers[1:7], request_ids, strict=True)]
+    again = [ask(customer, request_id) for customer, request_id in zip(customers[1:7], request_ids, strict=True)]
+
+    assert before.status_code == 201, before.text
+    assert [r.status_code for r, _ in opened] == [201] * 6, [r.text for r, _ in opened]
+    assert max(seconds for _, seconds in opened) < 5  # the failed hand-off is bounded, not kombu's long retry
+    assert [r.status_code for r, _ in again] == [200] * 6  # the client's resend finds its ticket
+    assert [r.json()["ticket"] for r, _ in again] == [r.json()["ticket"] for r, _ in opened]
+    assert Ticket.objects.count() == 7 and OutboxMessage.objects.filter(delivered_at__isnull=True).count() == 7
+    assert log.read_text().count("broker unreachable") == 6 and not desk.received
+
+    private_redis.start()
+    workers.start(CELERY_BROKER_URL=private_redis.url)
+    # What beat's every-minute delivery does once the broker is back, twice at once as a late beat might.
+    with app.connection_for_write(private_redis.url) as broker:
+        sweeps = [deliver_outbox.apply_async(connection=broker) for _ in range(2)]
+    assert sum(sweep.get(timeout=60)["delivered"] for sweep in sweeps) == 7
+    # With the broker back, a new ticket's own hand-off wakes a sender again.
+    after, _ = ask(customers[7], uuid.uuid4())
+    assert after.status_code == 201, after.text
+    _wait_for(lambda: not OutboxMessage.objects.filter(delivered_at__isnull=True).exists())
+
+    tickets = set(Ticket.objects.values_list("pk", flat=True))
+    assert len(tickets) == 8 and Ticket.objects.values("customer").distinct().count() == 8  # none doubled
+    assert sorted(d.ticket for d in desk.received) == sorted(tickets)  # each delivered exactly once
+    assert len({d.key for d in desk.received}) == 8 and {d.event for d in desk.received} == {"ticket.opened"}
+
+
+def test_the_first_request_after_the_database_killed_idle_connections_is_served(settings, tmp_path, gunicorn):
+    url, log = gunicorn({**Workers(settings, tmp_path).env, "DATABASE_CONN_MAX_AGE": "60"})
+    api = Api(url, api_key_create(name="ingest", scopes=[ApiKey.Scope.INGEST])[1])
+    occurred = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    batches = [[{"event_id": str(uuid.uuid4()), "type": "product_view", "customer": f"c{b}-{i % 10}",
+                 "product": f"sku-{i % 5}", "occurred_at": occurred} for i in range(50)] for b in range(10)]
+
+    answers, killed = [], []
+    for warm, after_kill in zip(batches[::2], batches[1::2], strict=True):
+        answers.append(api.post("events", json=warm, timeout=30).status_code)  # the server keeps its connection
+        with connection.cursor() as cursor:  # as a restart, a failover or an idle timeout of PostgreSQL would
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            killed.append(len(cursor.fetchall()))
+        answers.append(api.post("events", json=after_kill, timeout=30).status_code)
+
+    assert min(killed) >= 1  # each round really took the server's connection away
+    assert answers == [200] * 10, log.read_text()[-3000:]
+    assert Event.objects.count() == 10 * 50 == Event.objects.values("event_id").distinct().count()
+
+
+def test_with_the_broker_down_a_scoring_run_still_succeeds_and_skips_only_the_hand_offs(champions, settings, tmp_path):
+    env = {**Workers(settings, tmp_path).env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{_free_port()}/0"}
+    # The cycle in one process, as `manage.py score` runs it; its listeners hand campaigns and support to workers.
+    done = subprocess.run([sys.executable, "manage.py", "score", "--as-of", END.isoformat(), "--top", "0", "-v", "0"],
+                          env=env, capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = ScoringRun.objects.get()
+    assert run.status == "succeeded" and run.customers == Customer.objects.count(), run.error
+    assert Score.objects.filter(run=run).count() == _expected_rows()
+    assert done.stderr.count("broker unreachable") == 2  # campaigns and support, each left for the next run

@@ -1,4 +1,4 @@
-"""Every API route, found in the URL configuration, refuses callers without the scope it declares."""
+"""Every API route, found in the URL configuration, refuses callers without the scope the README gives it."""
 
 import io
 import logging
@@ -12,6 +12,8 @@ import pytest
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from behavior.api.auth import CUSTOMER_TOKEN_HEADER
+from behavior.api.tokens import customer_token
 from behavior.api.views import ScopedView
 from behavior.models import ApiKey
 
@@ -35,10 +37,22 @@ def _example(path: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"x-\1", path).removeprefix("api/v1/")
 
 
+def _shape(path: str) -> str:
+    """A route's path with its parameters blanked, the same for the URL configuration and the README."""
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path.split("?")[0].removeprefix("/"))
+
+
+# The README's endpoint tables are the contract: "| `GET /api/v1/...` | scope |", "ingest + customer token"
+# for the storefront's calls for one customer. The test holds the routes to them, not to the views' own words.
+README_SCOPES = {
+    (method, _shape(path)): scope.strip()
+    for method, path, scope in re.findall(r"^\| `(GET|POST|PUT|DELETE) (/api/v1/\S+)` \| ([^|]+)\|",
+                                          (settings.BASE_DIR / "README.md").read_text(), flags=re.MULTILINE)
+}
 ROUTES = [
-    (method.lower(), _example(path), scope)
+    (method.lower(), _example(path), README_SCOPES.get((method, _shape(path)), "not in the README"))
     for path, pattern in API_VIEWS if pattern.name not in PUBLIC
-    for method, scope in pattern.callback.view_class.scopes.items()
+    for method in pattern.callback.view_class.scopes
 ]
 
 
@@ -50,9 +64,17 @@ def test_every_api_view_declares_the_scope_of_each_method():
     assert {"events", "customer-scores", "customer-placements", "offer-redeem"} <= names  # every app's routes
 
 
+def test_the_readme_documents_every_route_and_no_other():
+    served = {(method.upper(), _shape(path)) for path, pattern in API_VIEWS if pattern.name not in PUBLIC
+              for method in pattern.callback.view_class.scopes}
+    assert served == set(README_SCOPES)
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("method", "path", "scope"), ROUTES, ids=[f"{m.upper()} {p}" for m, p, _ in ROUTES])
-def test_each_route_needs_a_key_with_its_scope(make_api, method, path, scope):
+@pytest.mark.parametrize(("method", "path", "documented"), ROUTES, ids=[f"{m.upper()} {p}" for m, p, _ in ROUTES])
+def test_each_route_needs_a_key_with_the_scope_the_readme_gives(make_api, method, path, documented):
+    scope, _, token = documented.partition(" + ")
+    assert scope in ApiKey.Scope.values, f"README gives {documented!r} for {method.upper()} {path}"
     others = [s for s in ApiKey.Scope.values if s not in (scope, ApiKey.Scope.ADMIN)]
 
     assert getattr(make_api(), method)(path, json={}).status_code == 401
@@ -60,7 +82,15 @@ def test_each_route_needs_a_key_with_its_scope(make_api, method, path, scope):
         response = getattr(make_api(other), method)(path, json={})
         assert response.status_code == 403, (other, response.text)
         assert f"lacks the '{scope}' scope" in response.json()["detail"]
-    assert getattr(make_api(scope), method)(path, json={}).status_code not in (401, 403)
+    allowed = make_api(scope)
+    if token:
+        assert token == "customer token"
+        refused = getattr(allowed, method)(path, json={})
+        assert refused.status_code == 403 and "customer token" in refused.json()["detail"], refused.text
+        [key] = ApiKey.objects.filter(key_hash=ApiKey.hash(allowed.headers["Authorization"].split()[1]))
+        allowed.headers[CUSTOMER_TOKEN_HEADER] = customer_token(secret=key.token_secret,
+                                                                customer_id=path.split("/")[1])
+    assert getattr(allowed, method)(path, json={}).status_code not in (401, 403)
     if method == "get" and others:  # HEAD needs what GET needs
         assert make_api(others[0]).head(path).status_code == 403
 

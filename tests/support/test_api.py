@@ -13,11 +13,6 @@ from tests.support.conftest import late_order, support_rule
 
 
 @pytest.fixture
-def storefront(make_api):
-    return make_api(ApiKey.Scope.INGEST)
-
-
-@pytest.fixture
 def late_alice(risky_customers):
     """Alice's order 4412 is 5 days late and she has a proactive ticket about it; Bob has one too."""
     now = timezone.now()

@@ -5,7 +5,8 @@ from behavior.services.api_keys import api_key_create
 
 
 class Command(BaseCommand):
-    help = "Make an API key and print it once (only its hash is stored)."
+    help = ("Make an API key and print it once (only its hash is stored); an ingest key's token secret, for the "
+            "shop's server to sign customer tokens with, on a second line.")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -14,7 +15,9 @@ class Command(BaseCommand):
 
     def handle(self, name, scope, **options):
         try:
-            _, raw = api_key_create(name=name, scopes=scope)
+            key, raw = api_key_create(name=name, scopes=scope)
         except ValueError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(raw)
+        if ApiKey.Scope.INGEST in key.scopes:
+            self.stdout.write(f"token secret: {key.token_secret}")

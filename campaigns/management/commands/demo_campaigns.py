@@ -50,12 +50,11 @@ class Command(BaseCommand):
         customer = example.customer
         self.stdout.write(self.style.MIGRATE_HEADING(f"\nWhat the storefront shows {customer.external_id} "
                                                      f"(GET /api/v1/customers/{customer.external_id}/placements)"))
-        for assignment in placements_show(customer=customer, slot="home", now=run.as_of):
-            self.stdout.write(f"  {assignment.campaign.name}, because {assignment.reason}")
-            if hasattr(assignment, "coupon"):
-                c = assignment.campaign
-                self.stdout.write(f"    coupon {assignment.coupon.code}: {c.discount_value.normalize():f}"
-                                  f"{'%' if c.discount_kind == 'percent' else ''} off orders from {c.min_order}, "
-                                  f"until {assignment.coupon.expires_at:%Y-%m-%d}")
-            for product in assignment.products:
+        for placement in placements_show(customer_external_id=customer.external_id, slot="home", now=run.as_of):
+            self.stdout.write(f"  {placement.campaign_name}, because {placement.reason}")
+            if (offer := placement.offer) is not None:
+                unit = "%" if offer.discount_kind == "percent" else ""
+                self.stdout.write(f"    coupon {offer.code}: {offer.discount_value.normalize():f}{unit} off orders"
+                                  f" from {offer.min_order}, until {offer.expires_at:%Y-%m-%d}")
+            for product in placement.products:
                 self.stdout.write(f"    {product['name']} ({product['why']})")

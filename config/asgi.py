@@ -1,0 +1,8 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+# An entry point is what a server runs: without a word, it runs as deployed (manage.py defaults to local).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+
+application = get_asgi_application()

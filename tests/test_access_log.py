@@ -1,0 +1,74 @@
+"""The servers' request logs mask customer ids and coupon codes, as the app's logs do (config/logging.py)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLS = [("GET", "/api/v1/customers/alice@example.com/placements?slot=home"),
+         ("POST", "/api/v1/offers/FS-7Q2K9M/redeem")]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve_and_call(command: list[str], port: int, log: Path) -> str:
+    """Starts a server process, makes CALLS once it listens, stops it; returns everything it wrote."""
+    db = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not listen within 30 s:\n" + log.read_text()
+                time.sleep(0.2)
+        answers = [requests.request(method, f"http://127.0.0.1:{port}{path}", timeout=10).status_code
+                   for method, path in CALLS]
+        assert all(400 <= status < 500 for status in answers), answers  # no key: refused, and logged
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    return log.read_text()
+
+
+@pytest.mark.django_db
+def test_gunicorns_access_log_redacts_ids_and_codes(tmp_path):
+    port = _free_port()
+    text = _serve_and_call([sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "--bind",
+                            f"127.0.0.1:{port}", "--workers", "1", "--access-logfile", "-",
+                            "--no-control-socket"],  # its socket is one per user: others' gunicorns may run
+                           port, tmp_path / "log")
+
+    lines = [line for line in text.splitlines() if 'HTTP/1.1" ' in line]
+    assert len(lines) == 2, text  # the access log is on, one line per call
+    assert '"GET /api/v1/customers/***/placements?slot=home HTTP/1.1" 40' in lines[0]
+    assert '"POST /api/v1/offers/***/redeem HTTP/1.1" 40' in lines[1]
+    assert "alice" not in text and "FS-7Q2K9M" not in text
+
+
+@pytest.mark.django_db
+def test_runservers_request_lines_redact_ids_and_codes(tmp_path):
+    port = _free_port()
+    text = _serve_and_call([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], port,
+                           tmp_path / "log")
+
+    assert '"GET /api/v1/customers/***/placements?slot=home HTTP/1.1" 40' in text, text
+    assert '"POST /api/v1/offers/***/redeem HTTP/1.1" 40' in text
+    assert "alice" not in text and "FS-7Q2K9M" not in text
