@@ -23,6 +23,7 @@ from behavior.models import (
 from behavior.reasons import reasons_sentence
 from behavior.scorers import SCORERS
 from behavior.services.api_keys import api_key_create, api_key_token_secret_rotate
+from behavior.services.customers import customer_erase
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
 from behavior.services.targets import DEFINING_FIELDS, TargetError, target_change
 from behavior.training import ModelArtifactError
@@ -67,6 +68,14 @@ class CustomerAdmin(admin.ModelAdmin):
         ("Scores and reasons", {"fields": ["scores"]}),
         (f"Latest {TIMELINE_EVENTS} events", {"fields": ["timeline"]}),
     ]
+
+    # Deleting here is an erasure like the API's: under the customer's lock, so no event arriving meanwhile stays.
+    def delete_model(self, request, obj):
+        customer_erase(customer=obj)
+
+    def delete_queryset(self, request, queryset):
+        for customer in queryset:
+            customer_erase(customer=customer)
 
     def _targets(self) -> list[str]:
         return list(Target.objects.values_list("name", flat=True))

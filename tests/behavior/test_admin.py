@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from behavior.api.auth import CUSTOMER_TOKEN_HEADER
 from behavior.api.tokens import customer_token
-from behavior.models import ApiKey
-from tests.factories import ModelVersionFactory
+from behavior.models import ApiKey, Customer, Event
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,3 +57,15 @@ def test_rolling_back_a_model_is_one_admin_action(admin_client, settings, tmp_pa
     again = admin_client.post("/admin/behavior/modelversion/",
                               {"action": "roll_back", "_selected_action": [first.pk]}, follow=True)
     assert "no earlier purchase_intent champion" in again.content.decode()
+
+
+def test_the_admin_erases_customers_the_api_cannot_address_with_their_events(admin_client):
+    alice, bob = CustomerFactory(external_id="a/b"), CustomerFactory()  # a slash: the API could never erase it
+    EventFactory(customer=alice)
+    EventFactory(customer=bob)
+
+    response = admin_client.post("/admin/behavior/customer/", {
+        "action": "delete_selected", "_selected_action": [alice.pk, bob.pk], "post": "yes"}, follow=True)
+
+    assert response.status_code == 200
+    assert not Customer.objects.exists() and not Event.objects.exists()
