@@ -383,7 +383,7 @@ WITH locked AS (
     SELECT id FROM {Coupon._meta.db_table} WHERE id = %(coupon)s AND redeemed_at IS NULL FOR UPDATE
 ), spent AS (
     UPDATE {Campaign._meta.db_table} SET discount_spent = discount_spent + %(discount)s
-    WHERE id = %(campaign)s AND EXISTS (SELECT 1 FROM locked)
+    WHERE id = %(campaign)s AND EXISTS (SELECT 1 FROM locked) AND status <> %(ended)s
       AND (budget IS NULL OR discount_spent <= budget - %(discount)s)
     RETURNING id
 ), used AS (
@@ -422,13 +422,15 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
     if connection.vendor == "postgresql":
         with _cursor_planned_once() as cursor:
             cursor.execute(_REDEEM_SQL, {"coupon": coupon, "campaign": campaign_id, "discount": discount, "now": now,
-                                         "order_id": order_id})
+                                         "order_id": order_id, "ended": Campaign.Status.ENDED})
             locked, used = cursor.fetchone()
     else:
         locked, used = _redeem_in_transaction(coupon, campaign_id, discount, now, order_id)
     if not locked:  # used (or gone) since the read: another redemption won
         raise RedemptionError("already_redeemed", "this coupon was used a moment ago")
-    if not used:
+    if not used:  # the campaign's row, under its lock, refused: ended meanwhile, or its budget is spent
+        if Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.ENDED).exists():
+            raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
     return Redemption(code=code, order_id=order_id, discount_amount=discount, redeemed_at=now)
 
@@ -439,7 +441,7 @@ def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: d
     with transaction.atomic():
         if not Coupon.objects.filter(pk=coupon, redeemed_at__isnull=True).exists():
             return 0, 0
-        spend = Campaign.objects.filter(pk=campaign).filter(
+        spend = Campaign.objects.filter(pk=campaign).exclude(status=Campaign.Status.ENDED).filter(
             Q(budget__isnull=True) | Q(discount_spent__lte=F("budget") - discount))
         if not spend.update(discount_spent=F("discount_spent") + discount):
             return 1, 0

@@ -4,7 +4,9 @@ import logging
 import re
 
 # A customer's external id is often an email address; a coupon code is as good as money.
-_IDENTIFYING_PATH = re.compile(r"(/(?:customers|offers)/)[^/\s?\"']+")
+# An id may hold spaces and quotes (log lines quote paths decoded), so it runs to the next "/", "?", the
+# " HTTP/1.1" of an access log line, or the end of the message.
+_IDENTIFYING_PATH = re.compile(r"(/(?:customers|offers)/).+?(?=/|\?|\s+HTTP/|$)", re.DOTALL)
 
 
 class RedactIdentifiers(logging.Filter):

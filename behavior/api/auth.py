@@ -259,6 +259,8 @@ class CustomerRateThrottle(WindowThrottle):
     scope = "customer"
 
     def identity(self, request, view, key):
-        if not (key.is_public and view.customer_bound):
+        # Only calls that showed the customer's token count: a method the view does not offer (OPTIONS, a 405)
+        # passes the permission check without one, and must not let a stranger spend a shopper's rate.
+        if not (key.is_public and view.customer_bound and view.required_scope is not None):
             return None
         return f"{key.pk}:{hashlib.sha256(view.kwargs['external_id'].encode()).hexdigest()[:32]}"

@@ -172,8 +172,9 @@ def _lock_customers(cursor) -> bool:
 
     An erasure locks its customer before it gathers what to delete (customers.customer_erase), so it waits
     for this batch and deletes its events too, or this batch waits for the erasure and finds the customer
-    gone: no event outlives its customer. FOR KEY SHARE blocks only deletes, not other batches or updates;
-    it costs one indexed read of the batch's customers. SQLite runs one writer at a time: nothing to lock.
+    gone: no event outlives its customer. FOR KEY SHARE blocks deletes and FOR UPDATE (a PUT of the customer
+    waits for the batch), not other batches; it costs one indexed read of the batch's customers (measured in
+    bench/erase_lock.py). SQLite runs one writer at a time: nothing to lock.
     """
     if connection.vendor != "postgresql":
         return True

@@ -216,6 +216,8 @@ LOGGING: dict[str, Any] = {
         "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
         "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact"]},
     },
-    "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
+    # Django's own handlers (a console one under DEBUG, mail to ADMINS) would print paths unredacted.
+    "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+                "django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

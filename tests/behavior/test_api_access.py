@@ -80,6 +80,17 @@ def test_a_public_key_is_throttled_per_customer_from_any_address(storefront, set
     assert help_for("alice", "203.0.113.1") == 200
 
 
+def test_calls_without_the_customers_token_do_not_spend_their_rate(storefront, settings):
+    _rates(settings, customer="2/day")
+    storefront.post("events", json=[event_payload(customer="bob")])
+    stranger = Api(storefront.base_url.removesuffix("/api/v1/"), storefront.headers["Authorization"].split()[1])
+
+    for method in ("OPTIONS", "DELETE", "PUT", "GET"):  # methods the view does not offer, then no token at all
+        stranger.request(method, "customers/bob/placements?slot=home")
+
+    assert [storefront.get("customers/bob/help").status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_with_the_throttle_cache_down_calls_are_answered_and_counted_per_process(storefront, settings, monkeypatch):
     from behavior.api import auth
 

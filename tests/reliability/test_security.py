@@ -16,6 +16,7 @@ from behavior.api.auth import CUSTOMER_TOKEN_HEADER
 from behavior.api.tokens import customer_token
 from behavior.api.views import ScopedView
 from behavior.models import ApiKey
+from config.logging import RedactIdentifiers
 
 PUBLIC = {"schema", "docs"}  # the OpenAPI document and its page: no data behind them
 
@@ -114,12 +115,18 @@ def test_request_logs_name_no_customer_or_coupon(make_api):
     try:
         api = make_api(ApiKey.Scope.ADMIN)
         api.get("customers/alice@example.com")  # 404s are logged with their path
+        api.get("customers/o'brien lee@example.com/scores")  # logged decoded: a quote and a space
         api.post("offers/SECRETCODE23/redeem", json={})
     finally:
         console.setStream(previous)
 
     assert "Not Found: /api/v1/customers/***" in logged.getvalue()
-    assert "alice@example.com" not in logged.getvalue() and "SECRETCODE23" not in logged.getvalue()
+    for secret in ("alice", "brien", "lee@", "SECRETCODE23"):
+        assert secret not in logged.getvalue(), logged.getvalue()
+    line = '"GET /api/v1/customers/o%27brien?slot=home HTTP/1.1" 200 "GET /api/v1/offers/C0DE HTTP/1.1"'
+    access = logging.LogRecord("gunicorn.access", logging.INFO, "", 0, line, (), None)
+    RedactIdentifiers().filter(access)
+    assert access.getMessage() == line.replace("o%27brien", "***").replace("C0DE", "***")
 
 
 @pytest.mark.django_db
