@@ -113,9 +113,9 @@ class CustomerView(ScopedView):
     @extend_schema(summary="Create or update a customer", request=s.CustomerIn, responses={200: s.CustomerOut,
                    201: s.CustomerOut})
     def put(self, request, external_id):
-        if len(external_id) > MAX_TEXT_LENGTH or customer_id_problem(external_id):
-            raise exceptions.ValidationError({"customer": [
-                customer_id_problem(external_id) or f"a customer id has at most {MAX_TEXT_LENGTH} characters"]})
+        too_long = len(external_id) > MAX_TEXT_LENGTH and f"a customer id has at most {MAX_TEXT_LENGTH} characters"
+        if problem := customer_id_problem(external_id) or too_long:
+            raise exceptions.ValidationError({"customer": [problem]})
         data = validated(s.CustomerIn, request.data)
         customer, created = customer_upsert(external_id=external_id, **data)
         return Response(s.CustomerOut(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -28,24 +28,18 @@ from support.models import OutboxMessage, Ticket
 from support.tasks import deliver_outbox
 from tests.behavior.test_scoring import END, _expected_rows, _finished, _shop_with_champions
 from tests.campaigns.conftest import NOW, offer, scored_customers  # noqa: F401  (a fixture)
-from tests.conftest import Api, Workers
+from tests.conftest import Api, Workers, free_port
 from tests.factories import CustomerFactory
 from tests.support.conftest import helpdesk  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PrivateRedis:
     """A Redis server of this test's own, keeping nothing on disk, that the test can restart."""
 
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 
@@ -80,7 +74,7 @@ def gunicorn(tmp_path):
     servers = []
 
     def start(env: dict) -> tuple[str, Path]:
-        port, log = _free_port(), tmp_path / f"gunicorn-{len(servers)}.log"
+        port, log = free_port(), tmp_path / f"gunicorn-{len(servers)}.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", "1", "--timeout", "60", "--chdir", str(Path(__file__).resolve().parents[2])],
@@ -283,7 +277,7 @@ def test_the_first_request_after_the_database_killed_idle_connections_is_served(
 
 
 def test_with_the_broker_down_a_scoring_run_still_succeeds_and_skips_only_the_hand_offs(champions, settings, tmp_path):
-    env = {**Workers(settings, tmp_path).env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{_free_port()}/0"}
+    env = {**Workers(settings, tmp_path).env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
     # The cycle in one process, as `manage.py score` runs it; its listeners hand campaigns and support to workers.
     done = subprocess.run([sys.executable, "manage.py", "score", "--as-of", END.isoformat(), "--top", "0", "-v", "0"],
                           env=env, capture_output=True, text=True, timeout=300,
