@@ -86,10 +86,12 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'foresight.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
         # A kept connection the server has closed (restart, failover, idle kill) is found at the start of
-        # a request and replaced, instead of failing that request; the check is one `SELECT 1` per request.
+        # a request and replaced, instead of failing that request (config.postgresql: a poll of its socket).
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock when their transaction starts and wait for each other, rather than
     # failing with "database is locked" when two requests write at once.
