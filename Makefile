@@ -22,6 +22,8 @@ demo: $(STAMP)
 	@echo
 	@echo "The admin: $(BIN)/python manage.py runserver, then open http://127.0.0.1:8000/admin/ with one of these logins:"
 	@$(BIN)/python manage.py create_demo_users
+	@echo "The schedules (hourly scoring, weekly training, ticket escalation, helpdesk retries): run"
+	@echo "$(BIN)/python manage.py run_schedules beside runserver, in a second terminal; Ctrl-C stops it."
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 .PHONY: chromium

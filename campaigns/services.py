@@ -8,6 +8,7 @@ caps are counted under that lock and contacts are claimed through behavior's bud
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,6 @@ import numpy as np
 import orjson
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
-from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]  # psycopg 3 only
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -264,9 +264,15 @@ PLACEMENTS_SQL = {"postgresql": f"WITH {_LIVE_PLACEMENTS}, {_SHOWN} {_PLACEMENT_
                   "other": f"WITH {_LIVE_PLACEMENTS} {_PLACEMENT_ROWS}"}  # SQLite: no UPDATE in WITH
 
 
-class _PreparingCursor(ServerBindingCursor):
-    def execute(self, query, params=None, **kwargs):
-        return super().execute(query, params, prepare=True, **kwargs)
+@functools.cache
+def _preparing_cursor_class() -> type:
+    # Imported on PostgreSQL only: a project on SQLite need not install psycopg.
+    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]  # psycopg 3
+
+    class PreparingCursor(ServerBindingCursor):
+        def execute(self, query, params=None, **kwargs):
+            return super().execute(query, params, prepare=True, **kwargs)
+    return PreparingCursor
 
 
 @contextmanager
@@ -289,7 +295,7 @@ def _cursor_planned_once() -> Iterator[CursorWrapper]:
     if connection.connection.prepare_threshold is None:  # Django's default: psycopg then prepares nothing at all
         # Only what asks (prepare=True): Django's own cursors bind in the client and never prepare anyway.
         connection.connection.prepare_threshold = sys.maxsize
-    with connection.make_cursor(_PreparingCursor(connection.connection)) as cursor:  # Django's error wrapping
+    with connection.make_cursor(_preparing_cursor_class()(connection.connection)) as cursor:  # Django's error wrapping
         yield cursor
 
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import pandas as pd
 from celery import chord, shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from behavior.conf import foresight_settings
 from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
 from campaigns.services import campaigns_audiences, campaigns_evaluate
@@ -22,7 +22,7 @@ RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, In
 def evaluate_campaigns(run_id: int) -> list[dict] | None:
     """Evaluate the campaigns after a run: in this task for a small shop, else audiences range by range first."""
     run = ScoringRun.objects.get(pk=run_id)
-    ranges = customer_id_ranges(settings.FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS)
+    ranges = customer_id_ranges(foresight_settings.AUDIENCE_CHUNK_CUSTOMERS)
     if len(ranges) <= 1:
         return [asdict(outcome) for outcome in campaigns_evaluate(run=run)]
     chord(campaign_audiences.s(run_id, first, last) for first, last in ranges)(assign_campaigns.s(run_id))

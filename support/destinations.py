@@ -18,10 +18,11 @@ import socket
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from behavior.conf import foresight_settings
 
 
 class DestinationRefused(Exception):
@@ -46,7 +47,7 @@ def refusal(url: str) -> str | None:
     A host name is resolved, and refused when any of its addresses is not public. A name that does not
     resolve (yet) is let through: nothing can be reached by it, and each connection is checked again.
     """
-    if settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE:
+    if foresight_settings.HELPDESK_ALLOW_PRIVATE:
         return None
     host = urlsplit(url).hostname
     if not host:
@@ -109,7 +110,7 @@ class _PublicOnlyAdapter(HTTPAdapter):
 def helpdesk_session() -> requests.Session:
     """A session for the helpdesk: its connections raise DestinationRefused at a non-public peer."""
     session = requests.Session()
-    if not settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE:
+    if not foresight_settings.HELPDESK_ALLOW_PRIVATE:
         adapter = _PublicOnlyAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)

@@ -71,3 +71,19 @@ def test_the_server_entry_points_run_the_production_settings_unless_told(entry_p
 
     started = subprocess.run(load, env={**clean, **GOOD}, capture_output=True, text=True)
     assert started.stdout.split() == ["config.settings.production", "False"], started.stderr
+
+
+def test_every_foresight_setting_has_its_default_and_a_line_in_the_settings_reference(settings):
+    from behavior.conf import DEFAULTS, PREFIX, foresight_settings
+
+    reference = (settings.BASE_DIR / "docs" / "settings.md").read_text()
+    assert [name for name in DEFAULTS if f"`{PREFIX}{name}`" not in reference] == []
+
+    del settings.FORESIGHT_MAX_BATCH_EVENTS  # a project that does not set it gets the default
+    batch = foresight_settings.MAX_BATCH_EVENTS
+    assert batch == DEFAULTS["MAX_BATCH_EVENTS"]
+    settings.FORESIGHT_API_RATES = {"customer": "7/min"}  # a dict names only what it changes
+    rates = foresight_settings.API_RATES
+    assert rates == {**DEFAULTS["API_RATES"], "customer": "7/min"}
+    with pytest.raises(AttributeError, match="no setting FORESIGHT_MAX_BATCH"):
+        getattr(foresight_settings, "MAX_BATCH")  # noqa: B009  (a misspelt name fails loudly)

@@ -6,7 +6,6 @@ import logging
 import time
 from typing import cast
 
-from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
@@ -16,8 +15,8 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.commands.core import Script
 from rest_framework import authentication, exceptions, permissions, throttling
-from rest_framework.settings import api_settings
 
+from behavior.conf import foresight_settings
 from behavior.models import ApiKey
 
 from .tokens import TokenRefused, customer_token_check
@@ -44,7 +43,7 @@ def _active_key(key_hash: str) -> ApiKey | None:
     if key is None:
         _known_keys.pop(key_hash, None)
     else:
-        _known_keys[key_hash] = (now + settings.FORESIGHT_API_KEY_CACHE_SECONDS, key)
+        _known_keys[key_hash] = (now + foresight_settings.API_KEY_CACHE_SECONDS, key)
     return key
 
 
@@ -119,6 +118,19 @@ class HasScope(permissions.BasePermission):
                 self.message = f"{str(refusal)[0].upper()}{str(refusal)[1:]}."
                 return False
         return True
+
+
+def client_address(request) -> str:
+    """The connection's address, or the one the nearest of FORESIGHT_API_TRUSTED_PROXIES put in X-Forwarded-For.
+
+    Entries further left were written by the client or by proxies nobody vouches for: a client cannot pick
+    its own address by sending the header. The API's throttles use this, and the project's admin lockout can.
+    """
+    trusted = foresight_settings.API_TRUSTED_PROXIES
+    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()]
+    if trusted and forwarded:
+        return forwarded[-min(trusted, len(forwarded))]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 # A cache that cannot be reached is given up for this long, then tried again: meanwhile each process counts
@@ -206,7 +218,10 @@ class WindowThrottle(throttling.SimpleRateThrottle):
 
     def get_rate(self) -> str:
         # Read per call, so that a changed setting applies (DRF reads it once, at import).
-        return cast(str, api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+        return cast(str, foresight_settings.API_RATES[self.scope])
+
+    def get_ident(self, request) -> str:
+        return client_address(request)
 
     def identity(self, request, view, key: ApiKey) -> str | None:
         raise NotImplementedError

@@ -1,8 +1,8 @@
 """Input and output shapes of the API. Input serializers refuse fields they do not know."""
 
-from django.conf import settings
 from rest_framework import serializers
 
+from behavior.conf import foresight_settings
 from behavior.event_types import EVENT_TYPES
 from behavior.events import FIELDS, customer_id_problem, json_problem
 from behavior.features import TargetDefinition
@@ -17,7 +17,7 @@ class StrictSerializer(serializers.Serializer):
 
 
 def _bounded_json(value: dict) -> None:
-    problem = json_problem(value, settings.FORESIGHT_MAX_PROPERTIES_BYTES)
+    problem = json_problem(value, foresight_settings.MAX_PROPERTIES_BYTES)
     if problem:
         raise serializers.ValidationError(problem)
 

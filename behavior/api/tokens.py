@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import time
 
-from django.conf import settings
+from behavior.conf import foresight_settings
 
 
 class TokenRefused(Exception):
@@ -39,5 +39,5 @@ def customer_token_check(token: str, *, secret: str, customer_id: str) -> None:
     now = time.time()
     if expires <= now:
         raise TokenRefused("the customer token has expired")
-    if expires > now + settings.FORESIGHT_CUSTOMER_TOKEN_MAX_AGE:
-        raise TokenRefused(f"the customer token lives longer than {settings.FORESIGHT_CUSTOMER_TOKEN_MAX_AGE} seconds")
+    if expires > now + foresight_settings.CUSTOMER_TOKEN_MAX_AGE:
+        raise TokenRefused(f"the customer token lives longer than {foresight_settings.CUSTOMER_TOKEN_MAX_AGE} seconds")

@@ -1,14 +1,21 @@
 """One operation per view: check the input, call one service or selector, shape the output."""
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from django.templatetags.static import static
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from behavior.api.auth import throttle_waits
+from behavior.api import auth
+from behavior.api.errors import exception_handler
+from behavior.api.parsers import JSONParser
+from behavior.api.schema import SCHEMA_SETTINGS, documented
+from behavior.conf import foresight_settings
 from behavior.events import MAX_TEXT_LENGTH, customer_id_problem
 from behavior.models import ApiKey, Customer
 from behavior.selectors import customer_export, scores_for_customer
@@ -38,10 +45,20 @@ class JSONNegotiation(DefaultContentNegotiation):
 
 
 class ScopedView(APIView):
-    """Every API view says which key scope each of its methods needs; HasScope enforces it."""
+    """Every API view says which key scope each of its methods needs; HasScope enforces it.
+
+    Everything DRF would take from a project's REST_FRAMEWORK setting is set here, so that Foresight's
+    API behaves the same in any project and leaves the project's own DRF views as they were.
+    """
 
     scopes: dict[str, str] = {}
+    authentication_classes = [auth.ApiKeyAuthentication]
+    permission_classes = [auth.HasScope]
+    throttle_classes = [auth.ApiKeyRateThrottle, auth.ClientAddressRateThrottle, auth.CustomerRateThrottle]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONNegotiation
+    schema = AutoSchema()
     # Acts for the customer in the path: a public key then needs their customer token (HasScope).
     customer_bound = False
 
@@ -53,8 +70,37 @@ class ScopedView(APIView):
 
     def check_throttles(self, request) -> None:
         # A call's counters in one cache round trip (DRF's own asks each throttle in turn).
-        if waits := throttle_waits(request, self, self.get_throttles()):
+        if waits := auth.throttle_waits(request, self, self.get_throttles()):
             self.throttled(request, max((w for w in waits if w is not None), default=None))  # type: ignore[arg-type]  # DRF takes None
+
+    def get_exception_handler(self):
+        return exception_handler
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document of Foresight's API alone, under whatever prefix the project mounted it."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    schema = None  # not an operation of the document
+    custom_settings = SCHEMA_SETTINGS
+
+
+class DocsView(SpectacularSwaggerView):
+    """Swagger UI for the API, from the files drf-spectacular-sidecar ships (no CDN)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    schema = None
+    title: str = SCHEMA_SETTINGS["TITLE"]
+
+    @staticmethod
+    def _swagger_ui_resource(filename):
+        return static(f"drf_spectacular_sidecar/swagger-ui-dist/{filename}")
+
+    @staticmethod
+    def _swagger_ui_favicon():
+        return static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png")
 
 
 class Conflict(exceptions.APIException):
@@ -64,7 +110,7 @@ class Conflict(exceptions.APIException):
 class EventsView(ScopedView):
     scopes = {"POST": Scope.INGEST}
 
-    @extend_schema(
+    @documented(
         summary="Send one event or a batch of up to 1,000",
         request=s.EventIn(many=True),
         responses={200: s.IngestReportOut, 400: PolymorphicProxySerializer(
@@ -79,9 +125,9 @@ class EventsView(ScopedView):
         records = request.data if isinstance(request.data, list) else [request.data]
         if not records:
             raise exceptions.ValidationError({"events": ["send at least one event"]})
-        if len(records) > settings.FORESIGHT_MAX_BATCH_EVENTS:
+        if len(records) > foresight_settings.MAX_BATCH_EVENTS:
             raise exceptions.ValidationError(
-                {"events": [f"at most {settings.FORESIGHT_MAX_BATCH_EVENTS} events per request; got {len(records)}"]}
+                {"events": [f"at most {foresight_settings.MAX_BATCH_EVENTS} events per request; got {len(records)}"]}
             )
         report = events_ingest(records=records)
         none_valid = not report.accepted and not report.duplicates
@@ -92,7 +138,7 @@ class EventsView(ScopedView):
 class IdentifyView(ScopedView):
     scopes = {"POST": Scope.INGEST}
 
-    @extend_schema(summary="Link an anonymous visitor to a customer", request=s.IdentifyIn,
+    @documented(summary="Link an anonymous visitor to a customer", request=s.IdentifyIn,
                    responses={200: s.IdentifyOut, 409: OpenApiResponse(description="Linked to another customer")})
     def post(self, request):
         data = validated(s.IdentifyIn, request.data)
@@ -106,11 +152,11 @@ class IdentifyView(ScopedView):
 class CustomerView(ScopedView):
     scopes = {"GET": Scope.READ, "PUT": Scope.ADMIN, "DELETE": Scope.ADMIN}
 
-    @extend_schema(summary="A customer's attributes and consent", responses=s.CustomerOut)
+    @documented(summary="A customer's attributes and consent", responses=s.CustomerOut)
     def get(self, request, external_id):
         return Response(s.CustomerOut(get_object_or_404(Customer, external_id=external_id)).data)
 
-    @extend_schema(summary="Create or update a customer", request=s.CustomerIn, responses={200: s.CustomerOut,
+    @documented(summary="Create or update a customer", request=s.CustomerIn, responses={200: s.CustomerOut,
                    201: s.CustomerOut})
     def put(self, request, external_id):
         too_long = len(external_id) > MAX_TEXT_LENGTH and f"a customer id has at most {MAX_TEXT_LENGTH} characters"
@@ -120,7 +166,7 @@ class CustomerView(ScopedView):
         customer, created = customer_upsert(external_id=external_id, **data)
         return Response(s.CustomerOut(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(summary="Erase a customer and everything derived from them", responses={204: None})
+    @documented(summary="Erase a customer and everything derived from them", responses={204: None})
     def delete(self, request, external_id):
         customer_erase(customer=get_object_or_404(Customer, external_id=external_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -129,7 +175,7 @@ class CustomerView(ScopedView):
 class CustomerExportView(ScopedView):
     scopes = {"GET": Scope.ADMIN}
 
-    @extend_schema(summary="Everything stored about a customer", responses={200: dict})
+    @documented(summary="Everything stored about a customer", responses={200: dict})
     def get(self, request, external_id):
         return Response(customer_export(customer=get_object_or_404(Customer, external_id=external_id)))
 
@@ -137,7 +183,7 @@ class CustomerExportView(ScopedView):
 class CustomerScoresView(ScopedView):
     scopes = {"GET": Scope.READ}
 
-    @extend_schema(summary="A customer's current scores, with the reasons behind them", responses=s.ScoreOut(many=True))
+    @documented(summary="A customer's current scores, with the reasons behind them", responses=s.ScoreOut(many=True))
     def get(self, request, external_id):
         scores = scores_for_customer(customer=get_object_or_404(Customer, external_id=external_id))
         for score in scores:
@@ -148,7 +194,7 @@ class CustomerScoresView(ScopedView):
 class ProductsView(ScopedView):
     scopes = {"POST": Scope.ADMIN}
 
-    @extend_schema(summary="Create or replace up to 1,000 products", request=s.ProductIn(many=True),
+    @documented(summary="Create or replace up to 1,000 products", request=s.ProductIn(many=True),
                    responses=s.ProductsOut)
     def post(self, request):
         products = validated(s.ProductsIn, request.data)

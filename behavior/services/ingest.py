@@ -18,11 +18,11 @@ from datetime import datetime
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
+from behavior.conf import foresight_settings
 from behavior.events import FIELDS, Limits, clean_events, records_frame
 from behavior.models import AnonymousLink, Customer, Event, Product
 
@@ -61,9 +61,9 @@ def events_ingest(*, records: list) -> IngestReport:
     frame, problems = records_frame(records)
     limits = Limits(
         now=now,
-        max_clock_skew=settings.FORESIGHT_MAX_CLOCK_SKEW,
-        oldest=now - settings.FORESIGHT_MAX_EVENT_AGE,
-        max_properties_bytes=settings.FORESIGHT_MAX_PROPERTIES_BYTES,
+        max_clock_skew=foresight_settings.MAX_CLOCK_SKEW,
+        oldest=now - foresight_settings.MAX_EVENT_AGE,
+        max_properties_bytes=foresight_settings.MAX_PROPERTIES_BYTES,
     )
     cleaned = clean_events(frame, limits)
     stored = set(events_store(cleaned.frame))

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from behavior.conf import foresight_settings
 from behavior.features import TargetDefinition, build_labels
 from behavior.models import ModelVersion, PastScore, ScoringRun
 from behavior.selectors import events_frame, past_scores
@@ -48,7 +48,7 @@ def scoring_runs_check_outcomes(*, now: datetime | None = None) -> OutcomesRepor
             run.outcomes[name] = _outcome(run, definition, version)
             ScoringRun.objects.filter(pk=run.pk).update(outcomes=run.outcomes)
             checked.append((run.pk, name))
-    kept_since = now - timedelta(days=settings.FORESIGHT_KEEP_SCORES_DAYS)
+    kept_since = now - timedelta(days=foresight_settings.KEEP_SCORES_DAYS)
     old = ScoringRun.objects.filter(keeps_scores=True, as_of__lt=kept_since)
     forgotten, _ = PastScore.objects.filter(run__in=old).delete()
     old.update(keeps_scores=False)

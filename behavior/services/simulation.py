@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
+from behavior.conf import foresight_settings
 from behavior.events import Limits, clean_events
 from behavior.services.customers import customers_bulk_upsert
 from behavior.services.ingest import events_store
@@ -52,7 +52,7 @@ def shop_simulate(*, customers: int, days: int, seed: int, end: datetime | None 
     end = end or now
     if customers < 1 or days < 1 or products < 1 or block_customers < 1:
         raise ValueError("customers, days, products and the block size must be at least 1.")
-    if end > now + settings.FORESIGHT_MAX_CLOCK_SKEW:
+    if end > now + foresight_settings.MAX_CLOCK_SKEW:
         raise ValueError("end must not be in the future.")
 
     catalogue = simulate_catalogue(seed=seed, products=products)
@@ -67,7 +67,7 @@ def shop_simulate(*, customers: int, days: int, seed: int, end: datetime | None 
                                    customers=min(block_customers, customers - first), days=days, end=end,
                                    catalogue=catalogue)
         customers_bulk_upsert(customers=simulated.customers)
-        limits = Limits(now=timezone.now(), max_clock_skew=settings.FORESIGHT_MAX_CLOCK_SKEW)
+        limits = Limits(now=timezone.now(), max_clock_skew=foresight_settings.MAX_CLOCK_SKEW)
         cleaned = clean_events(simulated.events, limits)
         if cleaned.problems or len(cleaned.repeated):
             raise SimulationError(f"{len(cleaned.problems)} problems, e.g. {cleaned.problems[:3]}; "

@@ -1,9 +1,10 @@
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from behavior.api.schema import documented
 from behavior.api.views import Scope, ScopedView, validated
 from behavior.models import Customer
 from campaigns.services import OrderItem, RedemptionError, coupon_redeem, placements_show
@@ -26,7 +27,7 @@ class PlacementsView(ScopedView):
     scopes = {"GET": Scope.INGEST}
     customer_bound = True
 
-    @extend_schema(
+    @documented(
         summary="The ads and offers to show a customer now in a storefront slot",
         parameters=[OpenApiParameter("slot", OpenApiTypes.STR, required=True, description="e.g. home")],
         responses=s.PlacementsOut,
@@ -46,7 +47,7 @@ class PlacementsView(ScopedView):
 class RedeemView(ScopedView):
     scopes = {"POST": Scope.CHECKOUT}
 
-    @extend_schema(
+    @documented(
         summary="Redeem a coupon code against an order",
         request=s.RedeemIn,
         responses={200: s.RedeemOut, **{code: OpenApiResponse(description=", ".join(

@@ -22,7 +22,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -52,7 +51,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # no banner in every command's output; failures and lockouts still log warnings
 # The client address as the API's throttles see it: X-Forwarded-For only through API_TRUSTED_PROXIES proxies.
-AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "behavior.api.auth.client_address"
 
 # Admin passwords: Django's own checks (length 12, not like the user's name, not a common or all-digit one).
 AUTH_PASSWORD_VALIDATORS = [
@@ -154,57 +153,20 @@ CELERY_TASK_ROUTES = {
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["behavior.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["behavior.api.auth.HasScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["behavior.api.auth.ApiKeyRateThrottle", "behavior.api.auth.ClientAddressRateThrottle",
-                                 "behavior.api.auth.CustomerRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
-        "api_key": os.environ.get("API_RATE_PER_KEY", "6000/min"),  # a server key, all its calls
-        "address": os.environ.get("API_RATE_PER_ADDRESS", "600/min"),  # a public key, per client address
-        "customer": os.environ.get("API_RATE_PER_CUSTOMER", "120/min"),  # a public key, per customer
-    },
-    # Proxies in front of the API whose X-Forwarded-For is trusted for the client address; 0: none.
-    "NUM_PROXIES": int(os.environ.get("API_TRUSTED_PROXIES", "0")),
-    "DEFAULT_PARSER_CLASSES": ["behavior.api.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 100,
-    "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "behavior.api.errors.exception_handler",
+# Foresight's own settings (defaults and meanings: behavior/conf.py, docs/settings.md), from the environment.
+FORESIGHT_API_RATES = {
+    "api_key": os.environ.get("API_RATE_PER_KEY", "6000/min"),  # a server key, all its calls
+    "address": os.environ.get("API_RATE_PER_ADDRESS", "600/min"),  # a public key, per client address
+    "customer": os.environ.get("API_RATE_PER_CUSTOMER", "120/min"),  # a public key, per customer
 }
-
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Foresight API",
-    "DESCRIPTION": "Behaviour events in; purchase-intent and support-risk scores and actions out.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "behavior.api.schema.document_errors"],
-}
-
-# Campaign audiences are computed by workers in ranges of this many customers, then assigned by one task.
+FORESIGHT_API_TRUSTED_PROXIES = int(os.environ.get("API_TRUSTED_PROXIES", "0"))
 FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS = int(os.environ.get("FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS", 200_000))
-# The first scoring run of each day keeps its scores this long, to check how they turned out.
 FORESIGHT_KEEP_SCORES_DAYS = int(os.environ.get("FORESIGHT_KEEP_SCORES_DAYS", "90"))
-# The helpdesk webhook goes to public addresses only, unless the helpdesk is on the shop's own network
-# (support.destinations): loopback, link-local and private ones could reach what the firewall keeps in.
 FORESIGHT_HELPDESK_ALLOW_PRIVATE = os.environ.get("FORESIGHT_HELPDESK_ALLOW_PRIVATE", "") == "1"
-
-# How long a process keeps an API key it looked up: a revoked key or a new token secret takes effect within this.
 FORESIGHT_API_KEY_CACHE_SECONDS = int(os.environ.get("FORESIGHT_API_KEY_CACHE_SECONDS", "5"))
-# A customer token may live at most this long (behavior.api.tokens).
 FORESIGHT_CUSTOMER_TOKEN_MAX_AGE = int(os.environ.get("FORESIGHT_CUSTOMER_TOKEN_MAX_AGE_SECONDS", 24 * 3600))
-
-# Event ingestion limits.
-FORESIGHT_MAX_BATCH_EVENTS = 1000
 FORESIGHT_MAX_PROPERTIES_BYTES = int(os.environ.get("FORESIGHT_MAX_PROPERTIES_BYTES", "2048"))
 FORESIGHT_MAX_CLOCK_SKEW = timedelta(seconds=int(os.environ.get("FORESIGHT_MAX_CLOCK_SKEW_SECONDS", "300")))
-# Events older than this are refused by the API (bulk import of history is not limited).
 FORESIGHT_MAX_EVENT_AGE = timedelta(days=int(os.environ.get("FORESIGHT_MAX_EVENT_AGE_DAYS", "365")))
 
 LOGGING: dict[str, Any] = {

@@ -1,9 +1,10 @@
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.response import Response
 
+from behavior.api.schema import documented
 from behavior.api.views import Conflict, Scope, ScopedView, validated
 from behavior.models import Customer
 from support.models import Ticket
@@ -17,7 +18,7 @@ class HelpView(ScopedView):
     scopes = {"GET": Scope.INGEST}
     customer_bound = True
 
-    @extend_schema(summary="The proactive help messages to show a customer in the storefront", responses=s.HelpOut,
+    @documented(summary="The proactive help messages to show a customer in the storefront", responses=s.HelpOut,
                    description="Open proactive tickets the customer has not acknowledged yet, most urgent first.")
     def get(self, request, external_id):
         customer = get_object_or_404(Customer, external_id=external_id)
@@ -28,7 +29,7 @@ class HelpAcknowledgeView(ScopedView):
     scopes = {"POST": Scope.INGEST}
     customer_bound = True
 
-    @extend_schema(summary="The customer saw a help message", request=None,
+    @documented(summary="The customer saw a help message", request=None,
                    responses={200: s.AcknowledgedOut, 404: OpenApiResponse(description="Not this customer's "
                                                                                        "proactive ticket")},
                    description="The message is not shown again. Acknowledging twice keeps the first time.")
@@ -45,7 +46,7 @@ class CustomerTicketsView(ScopedView):
     scopes = {"POST": Scope.INGEST}
     customer_bound = True
 
-    @extend_schema(summary="Open a ticket for a customer who asks for help in the storefront", request=s.TicketIn,
+    @documented(summary="Open a ticket for a customer who asks for help in the storefront", request=s.TicketIn,
                    responses={201: s.TicketOut, 200: s.TicketOut,
                               409: OpenApiResponse(description="request_id used for another customer")},
                    description="Also recorded as a support_contact event. A request sent again with the same "

@@ -33,8 +33,8 @@ def test_keys_are_stored_hashed_and_the_command_prints_the_key_once(capsys):
 
 
 def _rates(settings, **rates):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1, "DEFAULT_THROTTLE_RATES": {
-        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates}}
+    settings.FORESIGHT_API_RATES = rates  # the scopes not named keep their defaults
+    settings.FORESIGHT_API_TRUSTED_PROXIES = 1
 
 
 def test_requests_beyond_the_rate_are_throttled_per_key(make_api, settings):

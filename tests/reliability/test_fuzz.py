@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import pytest
 import schemathesis
-from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from behavior.api.schema import openapi_document
 from behavior.models import ApiKey, Customer, Event
 from behavior.services.api_keys import api_key_create
 from behavior.services.customers import customer_upsert
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # The same document /api/v1/schema serves (a test below checks). It is built here rather than fetched, because
 # Schemathesis' lazy fixture loader does not work with this pytest; the requests still go to a live server.
-schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+schema = schemathesis.openapi.from_dict(openapi_document())
 
 Scope = ApiKey.Scope
 # The key each operation is called with. A public (ingest) key on the customer-bound routes has no customer

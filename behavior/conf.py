@@ -1,0 +1,52 @@
+"""Foresight's settings, each with its default here: a project sets `FORESIGHT_<NAME>` to change one.
+
+    from behavior.conf import foresight_settings
+    foresight_settings.MAX_BATCH_EVENTS
+
+Read on every use, so that a changed setting (a test's override) applies at once. docs/settings.md
+says what each one does.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+PREFIX = "FORESIGHT_"
+
+DEFAULTS: dict[str, Any] = {
+    # Events: at most this many per API call, properties at most this many bytes of JSON, times at most
+    # this far in the future, and (API only; imports of history are not limited) at most this old.
+    "MAX_BATCH_EVENTS": 1000,
+    "MAX_PROPERTIES_BYTES": 2048,
+    "MAX_CLOCK_SKEW": timedelta(minutes=5),
+    "MAX_EVENT_AGE": timedelta(days=365),
+    # API calls a minute: a server key, all its calls; a public key, per client address and per customer.
+    "API_RATES": {"api_key": "6000/min", "address": "600/min", "customer": "120/min"},
+    # Proxies in front of the API whose X-Forwarded-For names the client; 0: the connection's own address.
+    "API_TRUSTED_PROXIES": 0,
+    # How long a process keeps an API key it looked up: revoking a key takes effect within this (seconds).
+    "API_KEY_CACHE_SECONDS": 5,
+    # The longest a customer token may live (seconds).
+    "CUSTOMER_TOKEN_MAX_AGE": 24 * 3600,
+    # The first scoring run of each day keeps its scores this long, to check how they turned out (days).
+    "KEEP_SCORES_DAYS": 90,
+    # Campaign audiences are computed by workers in ranges of this many customers.
+    "AUDIENCE_CHUNK_CUSTOMERS": 200_000,
+    # The helpdesk webhook may go to loopback, link-local and private addresses (a helpdesk on the shop's
+    # own network); off, only public ones are reached.
+    "HELPDESK_ALLOW_PRIVATE": False,
+}
+
+
+class _ForesightSettings:
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Foresight has no setting {PREFIX}{name}")
+        default = DEFAULTS[name]
+        value = getattr(settings, PREFIX + name, default)
+        # A dict setting names only what it changes: FORESIGHT_API_RATES = {"customer": "60/min"}.
+        return {**default, **value} if isinstance(default, dict) else value
+
+
+foresight_settings = _ForesightSettings()
