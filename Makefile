@@ -32,12 +32,13 @@ chromium:
 	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
-# run a second time against the embedded SQLite default.
+# run a second time against the embedded SQLite default; the Oscar connector's in an Oscar shop.
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider
+	$(BIN)/python -m pytest tests/oscar --ds tests.oscar.settings -p no:cacheprovider
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py

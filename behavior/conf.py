@@ -39,14 +39,19 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class _ForesightSettings:
+class AppSettings:
+    """Settings named PREFIX + NAME, each read with its default from `defaults` (the Oscar connector has its own)."""
+
+    def __init__(self, prefix: str, defaults: dict[str, Any]):
+        self._prefix, self._defaults = prefix, defaults
+
     def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Foresight has no setting {PREFIX}{name}")
-        default = DEFAULTS[name]
-        value = getattr(settings, PREFIX + name, default)
+        if name.startswith("_") or name not in self._defaults:
+            raise AttributeError(f"Foresight has no setting {self._prefix}{name}")
+        default = self._defaults[name]
+        value = getattr(settings, self._prefix + name, default)
         # A dict setting names only what it changes: FORESIGHT_API_RATES = {"customer": "60/min"}.
         return {**default, **value} if isinstance(default, dict) else value
 
 
-foresight_settings = _ForesightSettings()
+foresight_settings = AppSettings(PREFIX, DEFAULTS)

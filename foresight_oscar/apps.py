@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ForesightOscarConfig(AppConfig):
+    name = "foresight_oscar"
+    verbose_name = "Foresight for django-oscar"
+
+    def ready(self):
+        from foresight_oscar import receivers  # noqa: F401  (connects Oscar's signals)
