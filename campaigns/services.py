@@ -31,6 +31,7 @@ from behavior.selectors import conditions_frame, events_frame
 from behavior.services.contacts import contacts_claim
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.recommend import recommend
+from campaigns.signals import coupons_minted
 
 ALWAYS_LOADED = ("customer.marketing_consent", "score.purchase_intent")
 CENT = Decimal("0.01")
@@ -156,22 +157,25 @@ def _assign(campaign, period, now, run, control_ids, treated_ids, events, condit
     created = Assignment.objects.bulk_create(rows, batch_size=2_000)
     if campaign.kind == Campaign.Kind.PRICE_OFFER:
         treated = [a for a in created if a.group == Assignment.Group.TREATMENT]
-        _mint(treated, expires)
+        _mint(campaign, treated, expires)
 
 
-def _mint(assignments: list[Assignment], expires: datetime) -> None:
+def _mint(campaign: Campaign, assignments: list[Assignment], expires: datetime) -> None:
     """One unguessable code per treated assignment; a (vanishingly rare) clash draws new codes."""
     for _ in range(3):
         try:
             with transaction.atomic():
-                Coupon.objects.bulk_create([
+                coupons = Coupon.objects.bulk_create([
                     Coupon(assignment=a, customer_id=a.customer_id, code=Coupon.generate_code(), expires_at=expires)
                     for a in assignments
                 ], batch_size=2_000)
-            return
+            break
         except IntegrityError:
             continue
-    raise CampaignError("could not mint unique coupon codes three times in a row")
+    else:
+        raise CampaignError("could not mint unique coupon codes three times in a row")
+    if coupons:
+        coupons_minted.send(sender=Campaign, campaign=campaign, coupons=coupons)
 
 
 def _ad_products(campaign, customer_ids, events, now) -> dict[int, list[dict]]:
@@ -370,7 +374,7 @@ class Redemption:
 # What the checks need, read without a lock: the statement below decides under row locks.
 _COUPON_SQL = f"""
 SELECT k.id, k.redeemed_at, k.expires_at, cu.external_id, c.id, c.status, c.discount_kind, c.discount_value,
-       c.scope, c.scope_value, c.min_order
+       c.scope, c.scope_value, c.min_order, c.budget, c.discount_spent
 FROM {Coupon._meta.db_table} k
 JOIN {Customer._meta.db_table} cu ON cu.id = k.customer_id
 JOIN {Assignment._meta.db_table} a ON a.id = k.assignment_id
@@ -401,9 +405,22 @@ SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM used)
 """
 
 
-def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items: list[OrderItem],
-                  now: datetime | None = None) -> Redemption:
-    """Redeem a code against an order, all or nothing: the owner, unexpired, unused, within budget."""
+@dataclass(frozen=True)
+class Quote:
+    """What a coupon would take off an order now, with what redeeming it needs."""
+
+    code: str
+    coupon: int
+    campaign: int
+    discount: Decimal
+
+
+def coupon_quote(*, code: str, customer_external_id: str, items: list[OrderItem], now: datetime | None = None
+                 ) -> Quote:
+    """The discount a code gives this customer's order, or the RedemptionError a redemption would meet now.
+
+    Reads only: a shop's basket asks before checkout; coupon_redeem decides under row locks.
+    """
     now = now or timezone.now()
     code = code.strip().upper()
     with _cursor_planned_once() as cursor:
@@ -412,7 +429,7 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
     if found is None:
         raise RedemptionError("unknown_code", f"no coupon has the code {code!r}")
     (coupon, redeemed_at, expires_at, owner, campaign_id, status, discount_kind, discount_value, scope, scope_value,
-     min_order) = _typed(found, times=(1, 2), amounts=(7, 10))
+     min_order, budget, spent) = _typed(found, times=(1, 2), amounts=(7, 10, 11, 12))
     if owner != customer_external_id:
         raise RedemptionError("not_yours", "this coupon belongs to another customer")
     if redeemed_at is not None:
@@ -425,20 +442,31 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
     campaign = Campaign(pk=campaign_id, discount_kind=discount_kind, discount_value=discount_value, scope=scope,
                         scope_value=scope_value, min_order=min_order)
     discount = order_discount(campaign, items)
+    if budget is not None and spent + discount > budget:
+        raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
+    return Quote(code=code, coupon=coupon, campaign=campaign_id, discount=discount)
+
+
+def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items: list[OrderItem],
+                  now: datetime | None = None) -> Redemption:
+    """Redeem a code against an order, all or nothing: the owner, unexpired, unused, within budget."""
+    now = now or timezone.now()
+    quote = coupon_quote(code=code, customer_external_id=customer_external_id, items=items, now=now)
     if connection.vendor == "postgresql":
         with _cursor_planned_once() as cursor:
-            cursor.execute(_REDEEM_SQL, {"coupon": coupon, "campaign": campaign_id, "discount": discount, "now": now,
-                                         "order_id": order_id, "ended": Campaign.Status.ENDED})
+            cursor.execute(_REDEEM_SQL, {"coupon": quote.coupon, "campaign": quote.campaign,
+                                         "discount": quote.discount, "now": now, "order_id": order_id,
+                                         "ended": Campaign.Status.ENDED})
             locked, used = cursor.fetchone()
     else:
-        locked, used = _redeem_in_transaction(coupon, campaign_id, discount, now, order_id)
+        locked, used = _redeem_in_transaction(quote.coupon, quote.campaign, quote.discount, now, order_id)
     if not locked:  # used (or gone) since the read: another redemption won
         raise RedemptionError("already_redeemed", "this coupon was used a moment ago")
     if not used:  # the campaign's row, under its lock, refused: ended meanwhile, or its budget is spent
-        if Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.ENDED).exists():
+        if Campaign.objects.filter(pk=quote.campaign, status=Campaign.Status.ENDED).exists():
             raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
-    return Redemption(code=code, order_id=order_id, discount_amount=discount, redeemed_at=now)
+    return Redemption(code=quote.code, order_id=order_id, discount_amount=quote.discount, redeemed_at=now)
 
 
 def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: datetime, order_id: str

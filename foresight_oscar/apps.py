@@ -6,4 +6,4 @@ class ForesightOscarConfig(AppConfig):
     verbose_name = "Foresight for django-oscar"
 
     def ready(self):
-        from foresight_oscar import receivers  # noqa: F401  (connects Oscar's signals)
+        from foresight_oscar import offers, receivers  # noqa: F401  (connect their receivers)

@@ -1,5 +1,6 @@
-"""Who did it: an Oscar user is the Foresight customer of the same id; a visitor not logged in is an anonymous
-id kept in their session, tied to the customer when they log in or register."""
+"""Who did it and to what. An Oscar user is the Foresight customer of the same id (the user's primary key),
+an Oscar product the Foresight product of the same id; a visitor not logged in is an anonymous id kept in
+their session, tied to the customer when they log in or register."""
 
 import uuid
 
@@ -22,3 +23,12 @@ def who(*, user=None, request=None) -> dict[str, str]:
     if (customer := customer_id(user if user is not None else getattr(request, "user", None))) is not None:
         return {"customer": customer}
     return {"anonymous_id": visitor_id(request)} if request is not None else {}
+
+
+def product_id(product) -> str:
+    return str(product.pk)
+
+
+def category_of(product) -> str:
+    category = (product.parent or product).categories.first()
+    return category.name if category else ""

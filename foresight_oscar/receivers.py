@@ -23,7 +23,7 @@ from behavior.services.customers import IdentityConflict, customer_identify
 from behavior.services.ingest import events_ingest
 from behavior.services.products import products_upsert
 from foresight_oscar.conf import oscar_settings, promised_at
-from foresight_oscar.identity import VISITOR_KEY, customer_id, who
+from foresight_oscar.identity import VISITOR_KEY, category_of, customer_id, product_id, who
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,6 @@ StockRecord = get_model("partner", "StockRecord")
 # Events that stand for something stored in Oscar get ids derived from it, so that sending one again
 # (a status set twice, a signal sent again) stores nothing new.
 EVENT_IDS = uuid.UUID("5f0a3c1e-7a64-4d0b-9a55-2f4a1c7e9b10")
-
-
-def product_id(product) -> str:
-    return str(product.pk)
-
-
-def _category(product) -> str:
-    category = (product.parent or product).categories.first()
-    return category.name if category else ""
 
 
 def _price(product, request) -> float | None:
@@ -69,13 +60,13 @@ def _ingest(*records: dict) -> None:
 @receiver(product_viewed, dispatch_uid="foresight_oscar.product_viewed")
 def _product_viewed(sender, product, user, request, **kwargs):
     _ingest({"type": "product_view", **who(user=user, request=request), "product": product_id(product),
-             "category": _category(product), **_known(price=_price(product, request))})
+             "category": category_of(product), **_known(price=_price(product, request))})
 
 
 @receiver(basket_addition, dispatch_uid="foresight_oscar.basket_addition")
 def _basket_addition(sender, product, user, request, **kwargs):
     _ingest({"type": "add_to_cart", **who(user=user, request=request), "product": product_id(product),
-             "category": _category(product), **_known(price=_price(product, request))})
+             "category": category_of(product), **_known(price=_price(product, request))})
 
 
 @receiver(post_delete, sender=BasketLine, dispatch_uid="foresight_oscar.basket_line_removed")
@@ -87,7 +78,7 @@ def _basket_line_removed(sender, instance, **kwargs):
     if customer is None or basket.status != basket.OPEN:
         return
     _ingest({"type": "remove_from_cart", "customer": customer, "product": product_id(instance.product),
-             "category": _category(instance.product), "quantity": instance.quantity})
+             "category": category_of(instance.product), "quantity": instance.quantity})
 
 
 @receiver(start_checkout, dispatch_uid="foresight_oscar.start_checkout")
@@ -145,7 +136,7 @@ def _product_saved(sender, instance, raw=False, **kwargs):
         with transaction.atomic():
             products_upsert(products=[{
                 "external_id": product_id(product), "name": product.get_title()[:500],
-                "category": _category(product)[:255], "active": product.is_public,
+                "category": category_of(product)[:255], "active": product.is_public,
                 **_known(price=stockrecord.price if stockrecord else None)}])
     except Exception:
         logger.exception("Oscar product %s not stored in Foresight", product.pk)
@@ -153,7 +144,7 @@ def _product_saved(sender, instance, raw=False, **kwargs):
 
 def _of_product(product) -> dict[str, str]:
     """An order line's product fields; none when the product has since been deleted from the catalogue."""
-    return {"product": product_id(product), "category": _category(product)} if product is not None else {}
+    return {"product": product_id(product), "category": category_of(product)} if product is not None else {}
 
 
 def _known(**fields) -> dict:

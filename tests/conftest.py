@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from django.db import connections
 from django.db.models.signals import post_migrate
 
 from behavior.api.auth import CUSTOMER_TOKEN_HEADER
@@ -180,3 +181,33 @@ def on_worker(workers):
     """One real worker; yields `on_worker(result)`, which waits for a task's result."""
     workers.start()
     return lambda result, timeout=60: result.get(timeout=timeout)
+
+
+# A real browser: Debian's Chromium, headless, driven by Playwright. Screenshots go to tests/screenshots/
+# (git-ignored), to look at after a run.
+CHROMIUM = "/usr/bin/chromium"  # installed by `make chromium`, a step of `make test`
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+# Without the background-networking flags Chromium keeps calling out, and this machine's network refuses it.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop on this thread, which makes Django refuse ORM calls here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "no Chromium: run `make chromium` (it installs Debian's package)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+        # While Playwright runs, the test's ORM calls get a connection of their own (Django keeps connections
+        # per context), which pytest-django never closes: it would keep the test database from being dropped.
+        connections.close_all()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)

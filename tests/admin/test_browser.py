@@ -4,11 +4,9 @@ Each page is saved as a screenshot under tests/screenshots/ (git-ignored) to loo
 """
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
-from django.db import connections
 
 from behavior.models import ModelVersion, Score
 from behavior.services.learning import models_train
@@ -18,32 +16,12 @@ from campaigns.models import Assignment, Campaign
 from campaigns.selectors import campaign_preview
 from campaigns.services import campaigns_evaluate
 from tests.admin.conftest import PASSWORD
+from tests.conftest import screenshot
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
 
-CHROMIUM = "/usr/bin/chromium"  # installed by `make chromium`, a step of `make test`
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-# Without the background-networking flags Chromium keeps calling out, and this machine's network refuses it.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 END = datetime(2026, 10, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API keeps an event loop on this thread, which makes Django refuse ORM calls here.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "no Chromium: run `make chromium` (it installs Debian's package)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
-        # While Playwright runs, the test's ORM calls get a connection of their own (Django keeps connections
-        # per context), which pytest-django never closes: it would keep the test database from being dropped.
-        connections.close_all()
 
 
 @pytest.fixture
@@ -62,11 +40,6 @@ def login(browser, live_server, member):
         return page
 
     return open_as
-
-
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 @pytest.fixture

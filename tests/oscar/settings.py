@@ -41,7 +41,7 @@ AUTHENTICATION_BACKENDS = ["oscar.apps.customer.auth_backends.EmailBackend",
                            "django.contrib.auth.backends.ModelBackend"]
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
+    "DIRS": [BASE_DIR / "templates"],  # the shop's own templates: Oscar's, with Foresight's tags in them
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": [
         "django.template.context_processors.debug",

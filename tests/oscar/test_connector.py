@@ -2,6 +2,7 @@
 and checks out through Oscar's own pages; Foresight stores each step as an event of that customer."""
 
 import re
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import requests
 from django.contrib.auth import get_user_model
 from oscar.core.loading import get_model
 
-from behavior.models import Customer, Event, Product
+from behavior.models import Customer, Event, Product, Score
+from behavior.services.customers import customer_upsert
+from behavior.services.scoring import scoring_cycle_run
+from campaigns.models import Campaign, Coupon
+from campaigns.services import campaigns_evaluate
+from support.models import Ticket
+from tests.conftest import screenshot
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +30,7 @@ OscarProduct = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
 ProductClass = get_model("catalogue", "ProductClass")
 StockRecord = get_model("partner", "StockRecord")
+Voucher = get_model("voucher", "Voucher")
 
 PASSWORD = "a long shopper passphrase"
 
@@ -116,3 +125,179 @@ def test_the_shop_is_set_up_with_the_readmes_lines(readme_block, block, module):
     wanted = [line.strip() for line in readme_block(block).splitlines()
               if line.strip() and not line.lstrip().startswith("#")]
     assert [line for line in wanted if line not in written] == []
+
+
+def _log_in(browser: Browser, email: str) -> None:
+    browser.submit("/accounts/login/", "/accounts/login/", **{
+        "login-username": email, "login-password": PASSWORD, "login_submit": "Log In"})
+
+
+def _order_total(browser: Browser) -> str:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", browser.page("/basket/").text))
+    return re.search(r"Order total (£[\d.,]+)", text)[1]
+
+
+def _check_out(browser: Browser) -> requests.Response:
+    browser.page("/checkout/")
+    browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="Ada",
+                   last_name="Lovelace", line1="12 St James's Square", line4="London", postcode="SW1Y 4JH")
+    return browser.submit("/checkout/preview/", "/checkout/preview/", action="place_order")
+
+
+def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_once(live_server, shop):
+    trial, dune = shop["products"]
+    bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
+    for user in (shop["shopper"], bob):
+        customer_upsert(external_id=str(user.pk), marketing_consent=True)
+    campaign = Campaign.objects.create(
+        name="Ten percent for our readers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+        condition={"field": "customer.marketing_consent", "op": "eq", "value": True}, holdout_percent=0,
+        discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=Decimal("15"), budget=Decimal("50"))
+    campaigns_evaluate()
+    ada_code = Coupon.objects.get(customer__external_id=str(shop["shopper"].pk)).code
+    bob_code = Coupon.objects.get(customer__external_id=str(bob.pk)).code
+    assert set(Voucher.objects.values_list("code", flat=True)) == {ada_code, bob_code}
+
+    ada, stranger = Browser(live_server.url), Browser(live_server.url)
+    _log_in(ada, "ada@example.com")
+    _log_in(stranger, "bob@example.com")
+    for browser in (ada, stranger):
+        browser.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=1)
+    # Bob has Ada's code: Foresight's condition gives him nothing for it, and Oscar says so in its words.
+    refused = "does not qualify for a coupon discount"
+    assert refused in stranger.submit("/basket/vouchers/add/", "/basket/", code=ada_code).text
+    assert "£12.99" in _order_total(stranger)
+
+    # Ada's basket is under her offer's minimum until the second book; then 10% off, redeemed with the order.
+    assert refused in ada.submit("/basket/vouchers/add/", "/basket/", code=ada_code).text
+    ada.submit(f"/basket/add/{dune.pk}/", dune.get_absolute_url(), quantity=1)
+    assert refused not in ada.submit("/basket/vouchers/add/", "/basket/", code=ada_code).text
+    assert "£20.24" in _order_total(ada)
+    _check_out(ada)
+    order = Order.objects.get(user=shop["shopper"])
+    discount = Decimal("2.25")  # 10% of 12.99 + 9.50, to the cent
+    assert order.total_incl_tax == Decimal("22.49") - discount
+    assert list(order.discounts.values_list("voucher_code", "amount")) == [(ada_code, discount)]
+    coupon = Coupon.objects.get(code=ada_code)
+    assert coupon.redeemed_at is not None and coupon.order_id == str(order.number)
+    assert coupon.discount_amount == discount
+    campaign.refresh_from_db()
+    assert campaign.discount_spent == discount
+
+    # Used once: Oscar's single-use voucher and Foresight's coupon both say so.
+    ada.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=2)
+    again = ada.submit("/basket/vouchers/add/", "/basket/", code=ada_code)
+    assert "has already been used" in again.text or "was used at" in again.text
+    assert Coupon.objects.filter(redeemed_at__isnull=False).count() == 1
+
+
+def test_two_checkouts_racing_for_the_last_of_a_budget_redeem_it_once(live_server, shop):
+    trial, dune = shop["products"]
+    bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
+    for user in (shop["shopper"], bob):
+        customer_upsert(external_id=str(user.pk), marketing_consent=True)
+    campaign = Campaign.objects.create(
+        name="Ten percent, one order's worth of budget", kind=Campaign.Kind.PRICE_OFFER,
+        status=Campaign.Status.ACTIVE, condition={"field": "customer.marketing_consent", "op": "eq", "value": True},
+        holdout_percent=0, discount_kind=Campaign.Discount.PERCENT, discount_value=10, budget=Decimal("3.00"))
+    campaigns_evaluate()
+    browsers = []
+    for user in (shop["shopper"], bob):
+        browser = Browser(live_server.url)
+        _log_in(browser, user.email)
+        browser.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=1)
+        browser.submit(f"/basket/add/{dune.pk}/", dune.get_absolute_url(), quantity=1)
+        browser.submit("/basket/vouchers/add/", "/basket/", code=Coupon.objects.get(customer__external_id=str(
+            user.pk)).code)
+        browser.page("/checkout/")
+        browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="A", last_name="B",
+                       line1="1 High Street", line4="London", postcode="SW1Y 4JH")
+        assert "£20.24" in browser.page("/checkout/preview/").text  # both quoted while the budget lasted
+        browsers.append(browser)
+
+    start = threading.Barrier(len(browsers))
+
+    def place(browser: Browser) -> None:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', browser.page("/checkout/preview/").text)[1]
+        start.wait()
+        browser.post(browser.base + "/checkout/preview/", data={"csrfmiddlewaretoken": token, "action": "place_order"},
+                     headers={"Referer": browser.base + "/checkout/preview/"}, timeout=60)
+
+    threads = [threading.Thread(target=place, args=(b,)) for b in browsers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    campaign.refresh_from_db()
+    redeemed = Coupon.objects.filter(redeemed_at__isnull=False)
+    assert redeemed.count() == 1 and campaign.discount_spent == Decimal("2.25") <= campaign.budget
+    # No order carries a Foresight discount its coupon did not pay for.
+    discounted = {d.voucher_code for d in get_model("order", "OrderDiscount").objects.exclude(voucher_code="")}
+    assert discounted == {redeemed.get().code}
+
+
+def test_a_shopper_in_a_real_browser_checks_out_with_the_code_foresight_showed_her(browser, live_server, shop):
+    """Browse, add to the basket, log in, see Foresight's offer on the basket page, apply its code, check out,
+    and read a help message on the order's page; then a scoring run scores her. Screenshots: oscar-*.png."""
+    trial = shop["products"][0]
+    ada = shop["shopper"]
+    customer_upsert(external_id=str(ada.pk), marketing_consent=True)
+    Campaign.objects.create(
+        name="Ten percent for our readers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+        slot="basket", headline="A thank-you for reading with us",
+        condition={"field": "customer.marketing_consent", "op": "eq", "value": True}, holdout_percent=0,
+        discount_kind=Campaign.Discount.PERCENT, discount_value=10)
+    campaigns_evaluate()
+    code = Coupon.objects.get(customer__external_id=str(ada.pk)).code
+
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.set_default_timeout(15_000)
+    page.route(re.compile(r"^https?://(?!localhost|127\.0\.0\.1)"), lambda route: route.abort())  # no CDN here
+    page.goto(live_server.url + trial.get_absolute_url())
+    page.click("#add_to_basket_form button[type=submit]")
+    screenshot(page, "oscar-1-product")
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("#id_login-username", "ada@example.com")
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    page.goto(live_server.url + "/basket/")
+    offer = page.locator(".foresight-placement")
+    assert "A thank-you for reading with us" in offer.inner_text() and code in offer.inner_text()
+    screenshot(page, "oscar-2-basket-offer")
+
+    page.evaluate("document.getElementById('voucher_form_container').style.display = 'block'")
+    page.fill("#voucher_form input[name=code]", page.locator(".foresight-code").inner_text())
+    page.click("#voucher_form button[type=submit]")
+    assert "£11.69" in page.locator("#basket_totals").inner_text()  # 12.99 less 10%
+    screenshot(page, "oscar-3-basket-discount")
+    page.click("text=Proceed to checkout")
+    page.fill("#id_first_name", "Ada")
+    page.fill("#id_last_name", "Lovelace")
+    page.fill("#id_line1", "12 St James's Square")
+    page.fill("#id_line4", "London")
+    page.fill("#id_postcode", "SW1Y 4JH")
+    page.click("#new_shipping_address button[type=submit]")
+    page.click("#view_preview")  # Oscar's payment step, which a shop replaces with its payment provider's
+    screenshot(page, "oscar-4-preview")
+    page.click("#place-order")
+    page.wait_for_url("**/checkout/thank-you/")
+    screenshot(page, "oscar-5-thank-you")
+
+    order = Order.objects.get(user=ada)
+    customer = Customer.objects.get(external_id=str(ada.pk))
+    kinds = set(Event.objects.filter(customer=customer).values_list("type", flat=True))
+    assert {"product_view", "add_to_cart", "checkout_start", "purchase"} <= kinds
+    coupon = Coupon.objects.get(code=code)
+    assert coupon.order_id == str(order.number) and coupon.discount_amount == Decimal("1.30")
+    assert Coupon.objects.filter(redeemed_at__isnull=False).count() == 1
+
+    ticket = Ticket.objects.create(customer=customer, origin=Ticket.Origin.PROACTIVE, group="delivery",
+                                   subject="late", opened_at=order.date_placed, due_at=order.date_placed)
+    page.goto(live_server.url + f"/accounts/orders/{order.number}/")
+    assert page.locator(".foresight-help").inner_text().strip() == ticket.customer_message
+    screenshot(page, "oscar-6-order-help")
+
+    ModelVersionFactory(target="purchase_intent", kind="browsing", status="champion", threshold=0.5)
+    scoring_cycle_run()
+    assert Score.objects.filter(customer=customer, target="purchase_intent").exists()

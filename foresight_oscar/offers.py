@@ -1,0 +1,54 @@
+"""Foresight's coupons as Oscar vouchers: each minted coupon becomes a single-use voucher of the same code and
+expiry, attached to its campaign's Oscar offer, in the transaction that minted it."""
+
+from django.dispatch import receiver
+from django.utils import timezone
+from oscar.core.loading import get_model
+
+from campaigns.models import Campaign
+from campaigns.signals import coupons_minted
+from foresight_oscar.models import ForesightBenefit, ForesightCondition
+
+Benefit = get_model("offer", "Benefit")
+Category = get_model("catalogue", "Category")
+Condition = get_model("offer", "Condition")
+ConditionalOffer = get_model("offer", "ConditionalOffer")
+Range = get_model("offer", "Range")
+Voucher = get_model("voucher", "Voucher")
+
+
+def _path(klass) -> str:
+    return f"{klass.__module__}.{klass.__name__}"
+
+
+def campaign_offer(campaign: Campaign):
+    """The campaign's Oscar voucher offer, made on its first coupon: its range is the campaign's scope, its
+    condition and benefit ask Foresight (foresight_oscar.models)."""
+    key = f"(Foresight campaign {campaign.pk})"  # what the shopper sees is the campaign's name; this finds it
+    offer = ConditionalOffer.objects.filter(name__endswith=key).first()
+    if offer is not None:
+        return offer
+    name = f"{campaign.name[:100]} {key}"
+    scope = Range.objects.create(name=f"{name}: {campaign.get_scope_display()}"[:128],
+                                 includes_all_products=campaign.scope == Campaign.Scope.ALL)
+    if campaign.scope == Campaign.Scope.CATEGORY:
+        scope.included_categories.set(Category.objects.filter(name=campaign.scope_value))
+    elif campaign.scope == Campaign.Scope.PRODUCT and campaign.scope_value.isdigit():
+        scope.add_product(get_model("catalogue", "Product").objects.get(pk=int(campaign.scope_value)))
+    return ConditionalOffer.objects.create(
+        name=name, description=campaign.name, offer_type=ConditionalOffer.VOUCHER, exclusive=False,
+        condition=Condition.objects.create(proxy_class=_path(ForesightCondition), range=scope),
+        benefit=Benefit.objects.create(proxy_class=_path(ForesightBenefit), range=scope))
+
+
+@receiver(coupons_minted, dispatch_uid="foresight_oscar.vouchers")
+def vouchers_for_coupons(sender, campaign: Campaign, coupons: list, **kwargs) -> None:
+    offer = campaign_offer(campaign)
+    now = timezone.now()
+    vouchers = Voucher.objects.bulk_create([
+        Voucher(name=f"{campaign.name[:60]} (Foresight coupon {coupon.pk})", code=coupon.code,
+                usage=Voucher.SINGLE_USE, start_datetime=now, end_datetime=coupon.expires_at) for coupon in coupons],
+        batch_size=2_000)
+    Voucher.offers.through.objects.bulk_create([
+        Voucher.offers.through(voucher_id=voucher.pk, conditionaloffer_id=offer.pk) for voucher in vouchers],
+        batch_size=2_000)
