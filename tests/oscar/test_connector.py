@@ -75,6 +75,36 @@ class Browser(requests.Session):
         return answer
 
 
+def _form_fields(html: str, form_id: str) -> dict[str, str]:
+    """The named inputs of one form on a page, with their values (checkboxes only when checked)."""
+    form = re.search(rf'<form[^>]*id="{form_id}".*?</form>', html, flags=re.DOTALL)[0]
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name and ("checkbox" not in tag or "checked" in tag):
+            fields[name[1]] = value[1] if value else ""
+    return fields
+
+
+def test_a_visitor_who_registers_keeps_her_events_and_a_removed_line_is_an_event(live_server, shop):
+    trial = shop["products"][0]
+    browser = Browser(live_server.url)
+    browser.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=1)
+    browser.submit("/accounts/login/", "/accounts/login/", **{
+        "registration-email": "grace@example.com", "registration-password1": PASSWORD,
+        "registration-password2": PASSWORD, "registration_submit": "Register"})
+    grace = get_user_model().objects.get(email="grace@example.com")
+    customer = Customer.objects.get(external_id=str(grace.pk))
+    assert Event.objects.filter(customer__isnull=True).count() == 0
+    assert Event.objects.filter(customer=customer, type="add_to_cart").count() == 1
+
+    basket = browser.page("/basket/").text
+    browser.post(live_server.url + "/basket/", timeout=30, headers={"Referer": live_server.url + "/basket/"},
+                 data={**_form_fields(basket, "basket_formset"), "form-0-DELETE": "on"})
+    removed = Event.objects.get(customer=customer, type="remove_from_cart")
+    assert removed.product.external_id == str(trial.pk) and removed.quantity == 1
+
+
 def test_a_shoppers_journey_becomes_their_events(live_server, shop):
     trial, dune = shop["products"]
     browser = Browser(live_server.url)
