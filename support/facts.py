@@ -3,7 +3,7 @@
 `ticket_facts` reads an events frame (the columns of behavior.selectors.events_frame) and finds, for
 every customer at once, their latest open order past its promised delivery (as
 behavior.features counts `orders_open_past_due`: a purchase of the last 90 days, promised before
-now, with no delivery event) and their latest review of the last 90 days.
+now, with no delivery event) and their worst bad review of the last 90 days.
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ def ticket_facts(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
         "days_late": np.ceil((now - latest["promised_at"]) / pd.Timedelta(days=1)).astype("Int64"),
         "promised_at": latest["promised_at"],
     })
-    reviews = recent[(recent["type"] == "review") & recent["rating"].notna()].sort_values("occurred_at")
-    review = reviews.groupby("customer_id").tail(1).set_index("customer_id")
+    # The worst bad review of the period, the latest of equals: a kind review written after it takes nothing
+    # away from it, and is no worry of its own.
+    reviews = recent[(recent["type"] == "review") & (recent["rating"] <= BAD_RATING)]
+    review = (reviews.sort_values(["rating", "occurred_at"], ascending=[True, False])
+              .groupby("customer_id").head(1).set_index("customer_id"))
     reviewed = pd.DataFrame({
         "review_order_id": review["order_id"].astype(object),
         "rating": review["rating"].astype("Int64"),
@@ -73,16 +76,15 @@ def _json_values(row: dict) -> dict:
 
 
 def ticket_reasons(facts: dict, risk: float | None, score_reasons: list[dict]) -> list[str]:
-    """Why a ticket was opened, as an agent reads it: the late order, the last review, then the score's reasons."""
+    """Why a ticket was opened, as an agent reads it: the late order, the worst bad review, then the score's reasons."""
     reasons = []
     if "order_id" in facts:
         promised = facts["promised_at"][:10]
         reasons.append(f"Order {facts['order_id']} is {days(facts['days_late'])} past its promised delivery "
                        f"({promised}) and not delivered yet")
-    if "rating" in facts:
-        mood = "a bad review" if facts["rating"] <= BAD_RATING else "latest review"
+    if "rating" in facts:  # only bad reviews are facts (ticket_facts)
         order = f" for order {facts['review_order_id']}" if "review_order_id" in facts else ""
-        reasons.append(f"{mood[0].upper()}{mood[1:]}: {stars(facts['rating'])}{order} on {facts['reviewed_at'][:10]}")
+        reasons.append(f"A bad review: {stars(facts['rating'])}{order} on {facts['reviewed_at'][:10]}")
     if risk is not None:
         because = reasons_sentence(score_reasons)
         reasons.append(f"Support risk {risk:.0%}" + (f", mostly from {because}" if because else ""))

@@ -1,5 +1,6 @@
 """The support lead's admin: rules checked on save with a preview, the ticket queue, its actions."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -42,6 +43,9 @@ def test_the_queue_filters_overdue_tickets_and_its_actions_say_what_they_did(adm
     page = admin_client.get("/admin/support/ticket/", {"overdue": "yes", "group": "deliveries"}).content.decode()
     assert f"/admin/support/ticket/{late.pk}/change/" in page
     assert f"/admin/support/ticket/{on_time.pk}/change/" not in page
+    assert re.search(r'class="ticket-overdue"[^>]*>overdue (1|2).hours?<', page)  # words, not a reassuring tick
+    queue = admin_client.get("/admin/support/ticket/", {"overdue": "no"}).content.decode()
+    assert "ticket-overdue" not in queue and re.search(r"<td class=\"field-due\">in (59.minutes|1.hour)", queue)
 
     solved = admin_client.post("/admin/support/ticket/", {"action": "solve", "_selected_action": [late.pk]},
                                follow=True)

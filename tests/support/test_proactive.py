@@ -190,3 +190,23 @@ def test_without_the_facts_a_template_needs_the_customer_sees_the_fallback(risky
     ticket = Ticket.objects.get()
     assert ticket.facts == {} and ticket.reasons == [ticket.reasons[0]]
     assert ticket.customer_message == f"We have opened ticket {ticket.pk} to help you; we will be in touch soon."
+
+
+def test_the_review_a_ticket_names_is_the_worst_bad_one_never_a_kind_one(risky_customers):
+    grumpy, pleased = risky_customers([0.8, 0.8])
+    for customer, order in ((grumpy, "7100"), (pleased, "7200")):
+        late_order(customer, order, days_late=3)
+    review(grumpy, "7001", rating=2, days_ago=9)
+    review(grumpy, "7002", rating=1, days_ago=6)  # the worst
+    review(grumpy, "7003", rating=4, days_ago=2)  # later and kind: not what worries
+    review(pleased, "7004", rating=5, days_ago=2)
+    support_rule(customer_message="Sorry about your {rating} review of order {review_order_id}.")
+
+    tickets_open_proactively(now=NOW)
+
+    worried = Ticket.objects.get(customer=grumpy)
+    assert (worried.facts["rating"], worried.facts["review_order_id"]) == (1, "7002")
+    assert worried.customer_message == "Sorry about your 1 star review of order 7002."
+    calm = Ticket.objects.get(customer=pleased)
+    assert "rating" not in calm.facts and not any("review" in reason for reason in calm.reasons)
+    assert "review" not in calm.customer_message  # the rule's message needs a bad review: the fallback instead
