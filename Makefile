@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench-ingest bench-reasons bench-recommend bench-support bench-api bench-load clean
+.PHONY: demo test lint bench-ingest bench-reasons bench-recommend bench-support bench-api bench-load bench-uplift clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-api: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py
+
+bench-uplift: $(STAMP)
+	$(BIN)/python bench/uplift.py
 
 clean:
 	rm -rf $(VENV) foresight.sqlite3 .test-sqlite3 media
