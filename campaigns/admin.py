@@ -99,8 +99,9 @@ class CampaignAdmin(admin.ModelAdmin):
                            title="Uplift: treatment minus control", value_format="{:+.1%}".format)
         spend = _spend_chart(campaign)
         cost = "-" if r.cost_per_extra_conversion is None else f"{r.cost_per_extra_conversion:,.2f}"
-        summary = format_html("{} redemptions, {} discount spent, cost per extra conversion {}",
-                              f"{r.redemptions:,}", f"{r.discount_spent:,.2f}", cost)
+        summary = format_html("{} redemptions, {} discount spent, cost per extra conversion {}. A customer converted "
+                              "who bought or redeemed their coupon within {} days of being assigned.",
+                              f"{r.redemptions:,}", f"{r.discount_spent:,.2f}", cost, campaign.attribution_days)
         return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
                            conversion, uplift, spend)
 

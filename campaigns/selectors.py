@@ -18,7 +18,7 @@ from behavior.features import build_features
 from behavior.models import Event
 from behavior.selectors import condition_frame, customers_frame, events_frame
 from behavior.services.scoring import champions_predict
-from campaigns.models import Assignment, Campaign
+from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.services import (
     ALWAYS_LOADED,
     audience_frame,
@@ -34,7 +34,7 @@ Z95 = 1.959964
 @dataclass(frozen=True)
 class GroupResult:
     customers: int
-    converted: int  # bought within the attribution window after assignment
+    converted: int  # bought, or redeemed their coupon, within the attribution window after assignment
 
     @property
     def rate(self) -> float | None:
@@ -53,14 +53,20 @@ class CampaignResults:
 
 
 def campaign_results(*, campaign: Campaign) -> CampaignResults:
-    """Conversion of treatment and control within the attribution window, in one grouped query."""
+    """Conversion of treatment and control within the attribution window, in one grouped query.
+
+    A customer converted who bought (a purchase event) or redeemed their coupon (an order with the code,
+    whether or not the shop also sent its purchase) within the window after their assignment.
+    """
     window = timedelta(days=campaign.attribution_days)
-    bought = Event.objects.filter(
-        customer_id=OuterRef("customer_id"), type="purchase", occurred_at__gte=OuterRef("assigned_at"),
-        occurred_at__lt=ExpressionWrapper(OuterRef("assigned_at") + window, output_field=Event.occurred_at.field),
-    )
-    rows = (Assignment.objects.filter(campaign=campaign).annotate(converted=Exists(bought))
-            .values("group").annotate(customers=Count("pk"), converted_count=Count("pk", filter=Q(converted=True)))
+    window_end = ExpressionWrapper(OuterRef("assigned_at") + window, output_field=Event.occurred_at.field)
+    bought = Event.objects.filter(customer_id=OuterRef("customer_id"), type="purchase",
+                                  occurred_at__gte=OuterRef("assigned_at"), occurred_at__lt=window_end)
+    redeemed = Coupon.objects.filter(assignment_id=OuterRef("pk"), redeemed_at__gte=OuterRef("assigned_at"),
+                                     redeemed_at__lt=window_end)
+    rows = (Assignment.objects.filter(campaign=campaign).annotate(bought=Exists(bought), redeemed=Exists(redeemed))
+            .values("group").annotate(customers=Count("pk"),
+                                      converted_count=Count("pk", filter=Q(bought=True) | Q(redeemed=True)))
             .order_by())
     groups = {r["group"]: GroupResult(r["customers"], r["converted_count"]) for r in rows}
     treatment = groups.get(Assignment.Group.TREATMENT, GroupResult(0, 0))

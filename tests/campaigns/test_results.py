@@ -48,6 +48,21 @@ def test_results_compare_treatment_and_control_within_the_attribution_window(sco
         Decimal("0.01"))
 
 
+def test_a_redeemed_coupon_is_a_conversion_even_without_a_purchase_event(scored_customers):
+    scored_customers([0.9] * 40)
+    campaign = offer(holdout_percent=0, attribution_days=7)
+    campaigns_evaluate(now=NOW)
+    first, second, late, *_ = Assignment.objects.filter(group="treatment").order_by("pk")
+    Coupon.objects.filter(assignment__in=[first, second]).update(redeemed_at=NOW + timedelta(days=1),
+                                                                 discount_amount="5.00")
+    _buy(first.customer, NOW + timedelta(days=1))  # the shop sent this order's purchase too: one conversion
+    Coupon.objects.filter(assignment=late).update(redeemed_at=NOW + timedelta(days=9), discount_amount="5.00")
+
+    r = campaign_results(campaign=campaign)
+
+    assert r.treatment.converted == 2 and r.redemptions == 3  # the redemption after the window is not one
+
+
 def test_the_preview_counts_the_audience_holdout_and_expected_cost(scored_customers):
     scored_customers([0.9] * 50 + [0.5] * 50 + [0.1] * 100)
     campaign = offer(status="draft", holdout_percent=20, discount_kind="fixed", discount_value="5.00")
