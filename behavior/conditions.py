@@ -39,7 +39,7 @@ from django.db.models.lookups import (
     Range,
 )
 
-from .features import FEATURES
+from .features import FEATURES, meaning
 from .models import Score, Target
 
 MAX_DEPTH = 8
@@ -81,7 +81,7 @@ def _attribute(key: str) -> Expression:
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
-        *(Field(f"feature.{n}", NUMBER, n.replace("_", " "), feature=n) for n in FEATURES),
+        *(Field(f"feature.{n}", NUMBER, meaning(n), feature=n) for n in FEATURES),
         Field("customer.marketing_consent", BOOLEAN, "marketing consent", sql=F("marketing_consent")),
         Field("customer.created_at", DATETIME, "sign-up", sql=F("created_at")),
         Field("customer.country", STRING, "country", sql=_attribute("country")),

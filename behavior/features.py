@@ -13,6 +13,7 @@ the optional customers frame has `customer_id`, `created_at` and `attributes` (d
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -129,6 +130,19 @@ _WORDS = _Words()
 def describe(name: str, value: float) -> str:
     """A feature's value in words: "1 cart add in the last 7 days", "12.0 days since the last purchase"."""
     return _WORDS.format(FEATURES[name], value=value)
+
+
+def meaning(name: str) -> str:
+    """What a feature measures, from the same template as its values' words: "cart adds in the last 7 days",
+    "days before or past the promised delivery of the most urgent open order"."""
+    template = FEATURES[name]
+    template = re.sub(r"\{value:plural:[^|}]*\|([^}]*)\}", r"\1", template)  # the plural form
+    template = re.sub(r"\{value:sign:([^|}]*)\|([^}]*)\}", r"\1 or \2", template)  # both directions
+    template = re.sub(r"paid by \{value:payment\}", "payment method", template)
+    template = re.sub(r"\{value:\.0%\}", "share", template)
+    template = re.sub(r"^\{value[^}]*\} spent", "amount spent", template)
+    template = re.sub(r"\{value[^}]*\}", "", template)  # the number itself
+    return re.sub(r"\s+", " ", template).strip()
 
 
 def _windowed(too_long) -> set[str]:

@@ -60,9 +60,10 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="Fields and operators")
     def condition_reference(self, campaign):
         fields = table(["field", "type", "meaning"], [[name, f.type, f.label] for name, f in known_fields().items()])
-        operators = table(["op", "applies to", "value"], [
-            [name, ", ".join(sorted(o.types)), {"one": "one value", "pair": "[low, high]", "list": "[a, b, ...]",
-                                                 "flag": "true or false", "days": "a number of days"}[o.value]]
+        operators = table(["op", "means", "applies to", "value"], [
+            [name, o.words, ", ".join(sorted(o.types)), {"one": "one value", "pair": "[low, high]",
+                                                         "list": "[a, b, ...]", "flag": "true or false",
+                                                         "days": "a number of days"}[o.value]]
             for name, o in OPERATORS.items()])
         return format_html("<details><summary>Show what a condition can use</summary>"
                            '<div style="display:flex;gap:2em">{}{}</div></details>', fields, operators)

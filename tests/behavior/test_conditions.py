@@ -397,3 +397,13 @@ def test_the_property_draws_every_operator_and_field():
 
     assert seen_ops == set(OPERATORS)
     assert seen_fields == set(TESTED_FIELDS)
+
+
+def test_every_field_says_in_words_what_it_measures():
+    assert parse({"field": "feature.add_to_cart_7d", "op": "gte", "value": 2}).describe() == \
+        "cart adds in the last 7 days ≥ 2"
+    assert FIELDS["feature.in_flight_days_to_promise"].label == \
+        "days before or past the promised delivery of the most urgent open order"
+    unclear = [f.name for f in FIELDS.values() if "_" in f.label or "{" in f.label or (len(f.label.split()) < 2
+               and f.name.startswith("feature."))]
+    assert unclear == []
