@@ -176,20 +176,32 @@ class UpliftModel:
     validation: dict[str, float] = field(default_factory=dict)  # each learner's Qini on the held-out rows
 
 
-def features_frame(frame: pd.DataFrame, categories: dict[str, pd.Index] | None = None
-                   ) -> tuple[pd.DataFrame, dict[str, pd.Index]]:
-    """Numbers as numbers, everything else as categories (the training file's, so a score file reads the same)."""
-    out, seen = {}, {}
-    for name in frame.columns:
-        column = frame[name]
-        known = (categories or {}).get(name)
-        if known is None and pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            out[name] = column.astype(np.float64)
-            continue
-        values = column.astype("string")
-        seen[name] = known if known is not None else pd.Index(sorted(values.dropna().unique()))
-        out[name] = pd.Categorical(values, categories=seen[name])
-    return pd.DataFrame(out, index=frame.index), seen
+@dataclass(frozen=True)
+class Columns:
+    """How a file's feature columns read: the numeric ones, and each other one's categories (the training file's)."""
+
+    numeric: tuple[str, ...]
+    categories: dict[str, pd.Index]
+
+
+def features_frame(frame: pd.DataFrame, columns: Columns | None = None) -> tuple[pd.DataFrame, Columns]:
+    """Numbers as numbers, everything else as categories, both as the training file had them, so that a score file
+    reads the same (a number it cannot read is missing; a category it has never seen, too). The columns get
+    plain positional names: XGBoost refuses some characters a file's header may hold."""
+    if columns is None:
+        numeric = tuple(name for name in frame.columns if pd.api.types.is_numeric_dtype(frame[name])
+                        and not pd.api.types.is_bool_dtype(frame[name]))
+        categories = {name: pd.Index(sorted(frame[name].astype("string").dropna().unique()))
+                      for name in frame.columns if name not in numeric}
+        columns = Columns(numeric, categories)
+    out = {}
+    for i, name in enumerate(frame.columns):
+        if name in columns.numeric:
+            out[f"f{i}"] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+        else:
+            values, known = frame[name].astype("string"), columns.categories[name]
+            out[f"f{i}"] = pd.Categorical(values.where(values.isin(known)), categories=known)
+    return pd.DataFrame(out, index=frame.index), columns
 
 
 def uplift_fit(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, seed: int = 0,

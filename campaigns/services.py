@@ -12,7 +12,7 @@ import functools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -448,10 +448,20 @@ def coupon_quote(*, code: str, customer_external_id: str, items: list[OrderItem]
 
 
 def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items: list[OrderItem],
-                  now: datetime | None = None) -> Redemption:
-    """Redeem a code against an order, all or nothing: the owner, unexpired, unused, within budget."""
+                  now: datetime | None = None, amount: Decimal | None = None) -> Redemption:
+    """Redeem a code against an order, all or nothing: the owner, unexpired, unused, within budget.
+
+    `amount` is the discount a shop framework actually gave (its own offer engine may cap it), spent and
+    recorded instead of the quote's; never more than the quote.
+    """
     now = now or timezone.now()
     quote = coupon_quote(code=code, customer_external_id=customer_external_id, items=items, now=now)
+    if amount is not None:
+        amount = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+        if not 0 < amount <= quote.discount:
+            raise RedemptionError("wrong_amount", f"a discount of {amount} is not this coupon's: it gives at most "
+                                                  f"{quote.discount} on this order")
+        quote = replace(quote, discount=amount)
     if connection.vendor == "postgresql":
         with _cursor_planned_once() as cursor:
             cursor.execute(_REDEEM_SQL, {"coupon": quote.coupon, "campaign": quote.campaign,

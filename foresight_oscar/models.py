@@ -31,8 +31,9 @@ class ForesightCondition(Condition):  # type: ignore[misc,valid-type]  # get_mod
         return isinstance(refusal, RedemptionError) and refusal.reason in ("below_minimum", "out_of_scope")
 
     def get_upsell_message(self, offer, basket):
-        refusal = basket_quote(offer, basket)
-        return f"Offer {offer.get_voucher().code}: {refusal}" if isinstance(refusal, RedemptionError) else None
+        voucher = offer.get_voucher()  # none on Oscar's offer pages, which list every offer
+        refusal = basket_quote(offer, basket) if voucher is not None else None
+        return f"Offer {voucher.code}: {refusal}" if isinstance(refusal, RedemptionError) else None
 
 
 class ForesightBenefit(AbsoluteDiscountBenefit):
@@ -48,9 +49,15 @@ class ForesightBenefit(AbsoluteDiscountBenefit):
         return super().apply(basket, condition, offer, discount_amount=quote.discount, **kwargs)
 
     def apply_deferred(self, basket, order, application):
-        """Inside Oscar's order transaction: the coupon is redeemed with the order, or the order is not placed."""
+        """Inside Oscar's order transaction: the coupon is redeemed with the order for the discount Oscar applied,
+        or the order is not placed.
+
+        Oscar takes the payment before it places the order: a shop's payment step should only authorise, as
+        Oscar advises, since a refusal here (another checkout took the last of the budget a moment before)
+        leaves an authorised payment without its order. docs/oscar.md."""
+        code = application["voucher"].code
         try:
-            redemption = order_redeem(offer=application["offer"], basket=basket, order=order)
+            redemption = order_redeem(code=code, basket=basket, order=order, amount=application["discount"])
         except RedemptionError as refusal:
-            raise UnableToPlaceOrder(f"Offer {application['offer'].get_voucher().code}: {refusal}") from refusal
+            raise UnableToPlaceOrder(f"Offer {code}: {refusal}") from refusal
         return f"Foresight offer {redemption.code}: {redemption.discount_amount} off"

@@ -34,10 +34,12 @@ def campaign_offer(campaign: Campaign):
     if campaign.scope == Campaign.Scope.CATEGORY:
         scope.included_categories.set(Category.objects.filter(name=campaign.scope_value))
     elif campaign.scope == Campaign.Scope.PRODUCT and campaign.scope_value.isdigit():
-        scope.add_product(get_model("catalogue", "Product").objects.get(pk=int(campaign.scope_value)))
+        for product in get_model("catalogue", "Product").objects.filter(pk=int(campaign.scope_value)):
+            scope.add_product(product)  # a product deleted since: the range is empty, the offer gives nothing
+    # A coupon takes its discount once a basket (Oscar would apply an offer again while its condition holds).
     return ConditionalOffer.objects.create(
         name=name, description=campaign.name, offer_type=ConditionalOffer.VOUCHER, exclusive=False,
-        condition=Condition.objects.create(proxy_class=_path(ForesightCondition), range=scope),
+        max_basket_applications=1, condition=Condition.objects.create(proxy_class=_path(ForesightCondition)),
         benefit=Benefit.objects.create(proxy_class=_path(ForesightBenefit), range=scope))
 
 
@@ -45,10 +47,16 @@ def campaign_offer(campaign: Campaign):
 def vouchers_for_coupons(sender, campaign: Campaign, coupons: list, **kwargs) -> None:
     offer = campaign_offer(campaign)
     now = timezone.now()
-    vouchers = Voucher.objects.bulk_create([
-        Voucher(name=f"{campaign.name[:60]} (Foresight coupon {coupon.pk})", code=coupon.code,
-                usage=Voucher.SINGLE_USE, start_datetime=now, end_datetime=coupon.expires_at) for coupon in coupons],
-        batch_size=2_000)
-    Voucher.offers.through.objects.bulk_create([
-        Voucher.offers.through(voucher_id=voucher.pk, conditionaloffer_id=offer.pk) for voucher in vouchers],
-        batch_size=2_000)
+    names = {coupon.code: f"{campaign.name[:60]} (Foresight coupon {coupon.pk})" for coupon in coupons}
+    # A code a shop's own voucher already has is skipped, not taken over: that coupon then has no voucher.
+    Voucher.objects.bulk_create([
+        Voucher(name=names[coupon.code], code=coupon.code, usage=Voucher.SINGLE_USE, start_datetime=now,
+                end_datetime=coupon.expires_at) for coupon in coupons], batch_size=2_000, ignore_conflicts=True)
+    codes = list(names)
+    links = []
+    for start in range(0, len(codes), 2_000):
+        for pk, code, name in Voucher.objects.filter(code__in=codes[start:start + 2_000]).values_list(
+                "pk", "code", "name"):
+            if name == names[code]:
+                links.append(Voucher.offers.through(voucher_id=pk, conditionaloffer_id=offer.pk))
+    Voucher.offers.through.objects.bulk_create(links, batch_size=2_000, ignore_conflicts=True)

@@ -19,6 +19,7 @@ from oscar.apps.checkout.signals import start_checkout
 from oscar.apps.order.signals import order_placed, order_status_changed
 from oscar.core.loading import get_model
 
+from behavior.models import Customer
 from behavior.services.customers import IdentityConflict, customer_identify
 from behavior.services.ingest import events_ingest
 from behavior.services.products import products_upsert
@@ -71,11 +72,12 @@ def _basket_addition(sender, product, user, request, **kwargs):
 
 @receiver(post_delete, sender=BasketLine, dispatch_uid="foresight_oscar.basket_line_removed")
 def _basket_line_removed(sender, instance, **kwargs):
-    # Only a customer's own open basket: an anonymous basket's lines are deleted when it is merged into the
-    # customer's at login, and a submitted basket's stay with its order.
+    # Only a known customer's own open basket: an anonymous basket's lines are deleted when it is merged into the
+    # customer's at login, a submitted basket's stay with its order, and deleting a user deletes their lines
+    # too, which must not bring back a customer erased from Foresight.
     basket = instance.basket
     customer = customer_id(basket.owner)
-    if customer is None or basket.status != basket.OPEN:
+    if customer is None or basket.status != basket.OPEN or not Customer.objects.filter(external_id=customer).exists():
         return
     _ingest({"type": "remove_from_cart", "customer": customer, "product": product_id(instance.product),
              "category": category_of(instance.product), "quantity": instance.quantity})
@@ -130,7 +132,16 @@ def _logged_in(sender, request, user, **kwargs):
 def _product_saved(sender, instance, raw=False, **kwargs):
     if raw:  # fixtures being loaded
         return
-    product = instance.product if sender is StockRecord else instance
+    pk = instance.product_id if sender is StockRecord else instance.pk
+    # After the commit: Oscar saves stock records as it allocates an order's stock, and a checkout must never
+    # wait on Foresight's product rows.
+    transaction.on_commit(lambda: _product_store(pk))
+
+
+def _product_store(pk: int) -> None:
+    product = Product.objects.filter(pk=pk).prefetch_related("categories").first()
+    if product is None:
+        return
     stockrecord = product.stockrecords.order_by("pk").first()
     try:
         with transaction.atomic():
@@ -139,7 +150,7 @@ def _product_saved(sender, instance, raw=False, **kwargs):
                 "category": category_of(product)[:255], "active": product.is_public,
                 **_known(price=stockrecord.price if stockrecord else None)}])
     except Exception:
-        logger.exception("Oscar product %s not stored in Foresight", product.pk)
+        logger.exception("Oscar product %s not stored in Foresight", pk)
 
 
 def _of_product(product) -> dict[str, str]:

@@ -6,6 +6,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, status
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -58,6 +59,8 @@ class ScopedView(APIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONNegotiation
+    metadata_class = SimpleMetadata  # type: ignore[assignment]  # DRF takes the class (its stubs say an instance)
+    versioning_class = None  # the version is in the path the project mounts the API under
     schema = AutoSchema()
     # Acts for the customer in the path: a public key then needs their customer token (HasScope).
     customer_bound = False

@@ -14,6 +14,7 @@ from . import serializers as s
 REDEMPTION_STATUS = {
     "unknown_code": 404, "not_yours": 403, "already_redeemed": 409, "expired": 410, "campaign_ended": 410,
     "budget_spent": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400, "order_too_large": 422,
+    "wrong_amount": 422,  # a shop framework's discount above the quote (the Oscar connector); never from this API
 }
 
 

@@ -37,8 +37,8 @@ def test_the_qini_coefficient_is_one_for_the_best_ranking_zero_for_none_and_nega
 
 def test_an_uplift_model_ranks_persuadables_first_and_beats_the_response_model_where_it_should():
     train, test = experiment(8_000, seed=1), experiment(8_000, seed=2)
-    X, categories = features_frame(train[["kind", "visits", "noise"]])
-    Z, _ = features_frame(test[["kind", "visits", "noise"]], categories)
+    X, columns = features_frame(train[["kind", "visits", "noise"]])
+    Z, _ = features_frame(test[["kind", "visits", "noise"]], columns)
     treated_train, treated_test = (frame["arm"].eq("offer").to_numpy() for frame in (train, test))
     y_test = test["bought"].to_numpy(float)
 
@@ -98,6 +98,18 @@ def test_the_command_names_what_is_wrong(files, changed, complaint):
         _run(files[0], **changed)
 
 
+def test_a_score_file_reads_its_columns_as_the_train_file_did(files):
+    folder = files[0]
+    before = _run(folder)["uplift"]
+    odd = pd.read_csv(folder / "score.csv")
+    odd["visits"] = odd["visits"].astype(str)
+    odd.loc[0, "visits"] = "unknown"  # one number that cannot be read: that row's is missing, the others' stay
+    odd.loc[1, "kind"] = "never seen"
+    odd.to_csv(folder / "odd.csv", index=False)
+    after = _run(folder, **{"--score": folder / "odd.csv"})["uplift"]
+    assert (after[2:] == before[2:]).all()
+
+
 def test_a_file_of_several_arms_or_a_score_file_without_the_features_is_refused(files):
     folder, _ = files
     train = pd.read_csv(folder / "train.csv")
@@ -108,3 +120,7 @@ def test_a_file_of_several_arms_or_a_score_file_without_the_features_is_refused(
     pd.read_csv(folder / "score.csv").drop(columns=["visits"]).to_csv(folder / "short.csv", index=False)
     with pytest.raises(CommandError, match="lacks the feature columns 'visits'"):
         _run(folder, **{"--score": folder / "short.csv"})
+    train.loc[:10, "arm"] = None
+    train.to_csv(folder / "gaps.csv", index=False)
+    with pytest.raises(CommandError, match="'arm' is empty on row 0"):
+        _run(folder, **{"--train": folder / "gaps.csv"})

@@ -187,6 +187,9 @@ def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_o
     ada_code = Coupon.objects.get(customer__external_id=str(shop["shopper"].pk)).code
     bob_code = Coupon.objects.get(customer__external_id=str(bob.pk)).code
     assert set(Voucher.objects.values_list("code", flat=True)) == {ada_code, bob_code}
+    [offer] = get_model("offer", "ConditionalOffer").objects.all()
+    assert offer.name == f"Ten percent for our readers (Foresight campaign {campaign.pk})"
+    assert requests.get(f"{live_server.url}/offers/{offer.slug}/", timeout=30).status_code == 200  # no voucher there
 
     ada, stranger = Browser(live_server.url), Browser(live_server.url)
     _log_in(ada, "ada@example.com")

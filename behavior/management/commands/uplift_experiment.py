@@ -34,7 +34,11 @@ class Command(BaseCommand):
                 raise CommandError(f"{flag}: the train file has no column {name!r} (it has "
                                    f"{', '.join(map(repr, experiment.columns))})")
         arms = experiment[treatment_column].astype("string")
-        values = sorted(arms.dropna().unique())
+        if arms.isna().any():
+            bad = int(np.flatnonzero(arms.isna().to_numpy())[0])
+            raise CommandError(f"--treatment-column: {treatment_column!r} is empty on row {bad}: every row of the "
+                               "train file is treated or control")
+        values = sorted(arms.unique())
         if control not in values:
             raise CommandError(f"--control: no row of {treatment_column!r} is {control!r} (its values: "
                                f"{', '.join(map(repr, values))})")
@@ -53,8 +57,8 @@ class Command(BaseCommand):
         missing = [c for c in features if c not in scored.columns]
         if missing:
             raise CommandError(f"--score: the score file lacks the feature columns {', '.join(map(repr, missing))}")
-        X, categories = features_frame(experiment[features])
-        Z, _ = features_frame(scored[features], categories)
+        X, columns = features_frame(experiment[features])
+        Z, _ = features_frame(scored[features], columns)
         treated = (arms != control).to_numpy(bool)
         try:
             model = uplift_fit(X, treated, y.to_numpy(np.float64), seed=seed)
