@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, display_for_value, label_for_field, lookup_field
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Floor, Least
-from django.urls import reverse
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from behavior.charts import Bar, bar_chart, line_chart
@@ -39,6 +41,42 @@ def table(headers, rows) -> str:
                                                  for row in rows))
     return format_html('<table class="foresight-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
                        head, body)
+
+
+class StatusButtonsAdmin(admin.ModelAdmin):
+    """A ModelAdmin with buttons on an object's page for the statuses it can move to next.
+
+    `next_statuses(obj)` gives (status, words) pairs; `_set_status(request, objects, status)` moves them through
+    the app's service, which has the last word, and says what happened.
+    """
+
+    change_form_template = "admin/status_change_form.html"
+
+    def next_statuses(self, obj) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_status"
+        status = path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view), name=name)
+        return [status, *super().get_urls()]
+
+    def status_view(self, request, object_id):
+        obj = self.get_object(request, object_id)
+        status = request.POST.get("status")
+        # Any status of the model: a page left open may offer one no longer allowed, and the service says why.
+        statuses = {value for value, _ in self.opts.get_field("status").choices}
+        if (request.method != "POST" or obj is None or status not in statuses
+                or not self.has_change_permission(request, obj)):
+            raise PermissionDenied
+        self._set_status(request, [obj], status)
+        return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", obj.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_change_permission(request, obj):
+            context["status_buttons"] = self.next_statuses(obj)
+            context["status_url"] = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_status",
+                                            args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 def percent(value: float) -> str:

@@ -3,15 +3,14 @@ from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
-from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from behavior.admin import percent, table
+from behavior.admin import StatusButtonsAdmin, percent, table
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from campaigns.models import Assignment, Campaign, Coupon
@@ -28,11 +27,10 @@ NEXT_STATUSES = {
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(StatusButtonsAdmin):
     # The condition is the only JSON field: a roomy monospace editor, validated by Campaign.clean on save.
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(
         attrs={"rows": 8, "cols": 90, "style": "font-family: monospace"})}}
-    change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
@@ -106,25 +104,8 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
                            conversion, uplift, spend)
 
-    def get_urls(self):
-        status = path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
-                      name="campaigns_campaign_status")
-        return [status, *super().get_urls()]
-
-    def status_view(self, request, object_id):
-        """The Activate, Pause and End buttons of a campaign's page."""
-        campaign = self.get_object(request, object_id)
-        status = request.POST.get("status")
-        if (request.method != "POST" or campaign is None or status not in Campaign.Status.values
-                or not self.has_change_permission(request, campaign)):
-            raise PermissionDenied
-        self._set_status(request, [campaign], status)
-        return redirect("admin:campaigns_campaign_change", campaign.pk)
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and self.has_change_permission(request, obj):
-            context["status_buttons"] = NEXT_STATUSES[obj.status]
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def next_statuses(self, campaign):
+        return NEXT_STATUSES[campaign.status]
 
     def _set_status(self, request, queryset, status):
         for campaign in queryset:

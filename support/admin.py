@@ -5,10 +5,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
+from behavior.admin import StatusButtonsAdmin
 from behavior.conditions import ConditionError
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket
 from support.selectors import overdue, rule_preview
-from support.services.tickets import TicketError, ticket_set_status
+from support.services.tickets import TRANSITIONS, TicketError, ticket_set_status
 
 
 @admin.register(SupportRule)
@@ -48,9 +49,13 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+STATUS_WORDS = {Ticket.Status.OPEN: "Reopen", Ticket.Status.PENDING: "Mark pending (waiting on the customer)",
+                Ticket.Status.SOLVED: "Solve", Ticket.Status.CLOSED: "Close"}
+
+
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
-    list_display = ["pk", "subject", "customer", "origin", "status", "priority", "group", "due", "opened_at"]
+class TicketAdmin(StatusButtonsAdmin):
+    list_display = ["subject", "customer", "origin", "status", "priority", "group", "due"]  # fits 1,366 px
     list_filter = ["group", "priority", "status", OverdueFilter, "origin", "rule"]
     list_select_related = ["customer"]
     search_fields = ["customer__external_id", "subject", "external_reference"]
@@ -67,6 +72,11 @@ class TicketAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # tickets come from rules, customers and the helpdesk; their changes go through services
+
+    def next_statuses(self, ticket):
+        """The buttons of a ticket's page, in the order of its life; ticket_set_status has the last word."""
+        return [(status, STATUS_WORDS[status]) for status in Ticket.Status
+                if status in TRANSITIONS[Ticket.Status(ticket.status)]]
 
     @admin.display(description="due", ordering="due_at")
     def due(self, ticket):

@@ -30,7 +30,7 @@ def login(browser, live_server, member):
 
     def open_as(group: str):
         user = member(group)
-        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()  # a common laptop
         page.set_default_timeout(15_000)
         page.goto(live_server.url + "/admin/login/")
         page.fill("#id_username", user.username)
@@ -113,7 +113,7 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
     screenshot(page, "campaign-6-customer")
 
 
-def test_a_support_agent_works_a_proactive_ticket(login, scored_shop):
+def test_a_support_agent_works_a_proactive_ticket(login, live_server, scored_shop):
     from support.models import SupportRule, Ticket
     from support.services.proactive import tickets_open_proactively
 
@@ -128,11 +128,19 @@ def test_a_support_agent_works_a_proactive_ticket(login, scored_shop):
     page.click("text=Tickets")
     page.wait_for_selector("#result_list")
     assert page.locator("#result_list tbody tr").count() > 0
+    assert page.evaluate("document.querySelector('.results').scrollWidth <= "
+                         "document.querySelector('.results').clientWidth")  # every column shows at 1,366 px
     screenshot(page, "support-1-queue")
     page.click(f"#result_list a[href$='/ticket/{ticket.pk}/change/']")
     assert "Check in before they complain" in page.locator("#content").inner_text()
+    assert [b.inner_text() for b in page.locator(".object-tools button").all()] == [
+        "Mark pending (waiting on the customer)", "Solve"]  # what an open ticket can become
     screenshot(page, "support-2-ticket")
-    page.go_back()
+    page.click(".object-tools button:has-text('Mark pending')")
+    assert "1 ticket(s) now pending" in page.locator(".messagelist").inner_text()
+    ticket.refresh_from_db()
+    assert ticket.status == "pending"
+    page.goto(live_server.url + "/admin/support/ticket/")
     page.check(f"#result_list input[name=_selected_action][value='{ticket.pk}']")
     page.select_option("select[name=action]", "solve")
     page.click("button[name=index]")
