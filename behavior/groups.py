@@ -11,7 +11,8 @@ ALL = ("view", "add", "change", "delete")
 # Targets say what each score.<target> answers: whoever reads scores may read them.
 READ_CUSTOMERS = {"behavior.customer": VIEW, "behavior.score": VIEW, "behavior.event": VIEW, "behavior.product": VIEW,
                   "behavior.target": VIEW}
-SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK}
+# Notes stay as written: agents add them, nobody changes them.
+SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK, "support.ticketnote": ("view", "add")}
 
 GROUPS: dict[str, dict[str, tuple[str, ...]] | None] = {
     "Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,

@@ -7,9 +7,9 @@ from django.utils.timesince import timesince, timeuntil
 
 from behavior.admin import StatusButtonsAdmin
 from behavior.conditions import ConditionError
-from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket
+from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
-from support.services.tickets import TRANSITIONS, TicketError, ticket_set_status
+from support.services.tickets import TRANSITIONS, TicketError, ticket_note_add, ticket_set_status
 
 
 @admin.register(SupportRule)
@@ -49,6 +49,21 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TicketNoteInline(admin.TabularInline):
+    """Internal notes: added here, kept as written (a note is a record of what an agent knew and did)."""
+
+    model = TicketNote
+    fields = ["text", "author", "created_at"]
+    readonly_fields = ["author", "created_at"]
+    extra = 1
+    can_delete = False
+    verbose_name = "internal note"
+    verbose_name_plural = "internal notes (never shown to the customer; sent to the helpdesk)"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 STATUS_WORDS = {Ticket.Status.OPEN: "Reopen", Ticket.Status.PENDING: "Mark pending (waiting on the customer)",
                 Ticket.Status.SOLVED: "Solve", Ticket.Status.CLOSED: "Close"}
 
@@ -68,7 +83,15 @@ class TicketAdmin(StatusButtonsAdmin):
               "storefront_message", "description", "opened_at", "due_at", "escalated_at", "acknowledged_at",
               "external_reference", "source_event", "run"]
     actions = ["mark_pending", "solve", "close", "reopen"]
+    inlines = [TicketNoteInline]
     show_full_result_count = False
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not TicketNote:
+            return super().save_formset(request, form, formset, change)
+        for note in formset.save(commit=False):  # only new notes: the inline changes none
+            ticket_note_add(ticket=form.instance, text=note.text, author=request.user)
+        return None
 
     def has_add_permission(self, request):
         return False  # tickets come from rules, customers and the helpdesk; their changes go through services

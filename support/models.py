@@ -1,6 +1,7 @@
 import string
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -187,6 +188,22 @@ class HelpdeskSettings(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
 
+class TicketNote(models.Model):
+    """An agent's note on a ticket: never shown to the customer, sent to the helpdesk as a change of the ticket."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="+")
+    text = models.TextField(max_length=10_000)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note on ticket {self.ticket_id}"
+
+
 class OutboxMessage(models.Model):
     """One ticket change to send to the helpdesk; a ticket's messages are delivered in sequence order.
 
@@ -198,6 +215,7 @@ class OutboxMessage(models.Model):
         STATUS_CHANGED = "ticket.status_changed"
         ESCALATED = "ticket.escalated"
         ACKNOWLEDGED = "ticket.acknowledged"
+        NOTE_ADDED = "ticket.note_added"
         ERASED = "tickets.erased"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="outbox", null=True, blank=True,

@@ -49,10 +49,11 @@ ANSWER_BYTES = 16 * 1024
 EXCERPT = 200
 
 
-def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime) -> int:
+def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime, details: dict | None = None) -> int:
     """Queue one message per ticket (as it is now) when a helpdesk is enabled; returns how many.
 
-    Each message holds the whole ticket, so a helpdesk enabled later can take tickets up from any change.
+    Each message holds the whole ticket, so a helpdesk enabled later can take tickets up from any change;
+    `details` go beside it (a note's text).
     """
     if not tickets or not HelpdeskSettings.current().enabled:
         return 0
@@ -65,7 +66,8 @@ def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime) -> int:
         sequence = last.get(ticket.pk, 0) + 1
         message = OutboxMessage(ticket=ticket, sequence=sequence, kind=kind, created_at=now, next_attempt_at=now)
         message.payload = {"event": kind, "sequence": sequence, "idempotency_key": str(message.idempotency_key),
-                           "at": now.isoformat(), "ticket": ticket_payload(ticket, external[ticket.customer_id])}
+                           "at": now.isoformat(), "ticket": ticket_payload(ticket, external[ticket.customer_id]),
+                           **(details or {})}
         messages.append(message)
     OutboxMessage.objects.bulk_create(messages, batch_size=2_000)
     transaction.on_commit(_deliver_soon)

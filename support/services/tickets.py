@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from behavior.models import Customer
 from behavior.services.ingest import events_ingest
-from support.models import OutboxMessage, Priority, Ticket
+from support.models import OutboxMessage, Priority, Ticket, TicketNote
 from support.selectors import overdue
 from support.services.outbox import outbox_enqueue
 
@@ -126,3 +126,16 @@ def _made_by(request_id: uuid.UUID, customer: Customer) -> Ticket:
     if ticket.customer_id != customer.pk:
         raise TicketError("this request_id was used for another customer's ticket")
     return ticket
+
+
+def ticket_note_add(*, ticket: Ticket, text: str, author=None, now: datetime | None = None) -> TicketNote:
+    """An agent's internal note, kept with the ticket and sent to the helpdesk as one more change of it."""
+    now = now or timezone.now()
+    text = text.strip()
+    if not text:
+        raise TicketError("a note needs some text")
+    with transaction.atomic():
+        note = TicketNote.objects.create(ticket=ticket, author=author, text=text, created_at=now)
+        outbox_enqueue(tickets=[ticket], kind=OutboxMessage.Kind.NOTE_ADDED, now=now, details={"note": {
+            "text": text, "author": author.get_username() if author else None, "at": now.isoformat()}})
+    return note

@@ -140,6 +140,12 @@ def test_a_support_agent_works_a_proactive_ticket(login, live_server, scored_sho
     assert "1 ticket(s) now pending" in page.locator(".messagelist").inner_text()
     ticket.refresh_from_db()
     assert ticket.status == "pending"
+    page.fill("textarea[name='notes-0-text']", "Called her: the parcel is at the depot, out tomorrow.")
+    page.click("input[name=_continue]")
+    assert "the parcel is at the depot" in page.locator("#notes-group").inner_text()
+    note = ticket.notes.get()
+    assert note.author.groups.filter(name="Support agents").exists()  # the agent who wrote it
+    screenshot(page, "support-3-note")
     page.goto(live_server.url + "/admin/support/ticket/")
     page.check(f"#result_list input[name=_selected_action][value='{ticket.pk}']")
     page.select_option("select[name=action]", "solve")
@@ -147,7 +153,7 @@ def test_a_support_agent_works_a_proactive_ticket(login, live_server, scored_sho
     assert "1 ticket(s) now solved" in page.locator(".messagelist").inner_text()
     ticket.refresh_from_db()
     assert ticket.status == "solved"
-    screenshot(page, "support-3-solved")
+    screenshot(page, "support-4-solved")
     assert page.goto(page.url.split("/admin/")[0] + "/admin/campaigns/campaign/").status == 403
 
 

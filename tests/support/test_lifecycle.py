@@ -10,7 +10,7 @@ from behavior.services.customers import customer_erase
 from config.celery import app
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 from support.services.proactive import tickets_open_proactively
-from support.services.tickets import TicketError, ticket_set_status, tickets_escalate_overdue
+from support.services.tickets import TicketError, ticket_note_add, ticket_set_status, tickets_escalate_overdue
 from tests.support.conftest import NOW, late_order, support_rule
 
 pytestmark = pytest.mark.sqlite
@@ -128,3 +128,19 @@ def test_delivery_and_escalation_are_scheduled_by_default(db):
     assert (escalate.interval.every, escalate.interval.period) == (5, "minutes") and escalate.expire_seconds < 300
     app.loader.import_default_modules()
     assert {deliver.task, escalate.task} <= set(app.tasks)
+
+
+def test_an_internal_note_is_kept_and_sent_to_the_helpdesk_as_a_change_never_to_the_customer(ticketed,
+                                                                                             django_user_model):
+    [ticket] = ticketed(1)
+    agent = django_user_model.objects.create_user(username="sam", password="a long passphrase here")
+
+    note = ticket_note_add(ticket=ticket, text="  Called her; the parcel leaves tomorrow.  ", author=agent)
+
+    assert (note.text, note.author) == ("Called her; the parcel leaves tomorrow.", agent)
+    sent = ticket.outbox.order_by("sequence").last()
+    assert sent.kind == "ticket.note_added" and sent.payload["note"]["text"] == note.text
+    assert sent.payload["note"]["author"] == "sam"
+    assert "parcel" not in ticket.customer_message
+    with pytest.raises(TicketError, match="needs some text"):
+        ticket_note_add(ticket=ticket, text="   ")
