@@ -30,5 +30,6 @@ def product_id(product) -> str:
 
 
 def category_of(product) -> str:
-    category = (product.parent or product).categories.first()
+    """The name of the product's first category (a variant's: its parent's); one query, none when prefetched."""
+    category = next(iter((product.parent or product).categories.all()), None)
     return category.name if category else ""

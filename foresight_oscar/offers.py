@@ -3,22 +3,17 @@ expiry, attached to its campaign's Oscar offer, in the transaction that minted i
 
 from django.dispatch import receiver
 from django.utils import timezone
+from oscar.apps.offer.custom import create_benefit, create_condition
 from oscar.core.loading import get_model
 
 from campaigns.models import Campaign
 from campaigns.signals import coupons_minted
 from foresight_oscar.models import ForesightBenefit, ForesightCondition
 
-Benefit = get_model("offer", "Benefit")
 Category = get_model("catalogue", "Category")
-Condition = get_model("offer", "Condition")
 ConditionalOffer = get_model("offer", "ConditionalOffer")
 Range = get_model("offer", "Range")
 Voucher = get_model("voucher", "Voucher")
-
-
-def _path(klass) -> str:
-    return f"{klass.__module__}.{klass.__name__}"
 
 
 def campaign_offer(campaign: Campaign):
@@ -39,8 +34,8 @@ def campaign_offer(campaign: Campaign):
     # A coupon takes its discount once a basket (Oscar would apply an offer again while its condition holds).
     return ConditionalOffer.objects.create(
         name=name, description=campaign.name, offer_type=ConditionalOffer.VOUCHER, exclusive=False,
-        max_basket_applications=1, condition=Condition.objects.create(proxy_class=_path(ForesightCondition)),
-        benefit=Benefit.objects.create(proxy_class=_path(ForesightBenefit), range=scope))
+        max_basket_applications=1, condition=create_condition(ForesightCondition),
+        benefit=create_benefit(ForesightBenefit, range=scope))
 
 
 @receiver(coupons_minted, dispatch_uid="foresight_oscar.vouchers")

@@ -99,7 +99,8 @@ def _order_placed(sender, order, user, **kwargs):
          "customer": customer, "order_id": str(order.number), "quantity": line.quantity,
          "price": float(line.unit_price_incl_tax or Decimal(0)), "occurred_at": order.date_placed.isoformat(),
          **_known(promised_at=promised.isoformat() if promised else None), **_of_product(line.product)}
-        for line in order.lines.select_related("product")])
+        for line in order.lines.select_related("product__parent").prefetch_related(
+            "product__categories", "product__parent__categories")])
 
 
 @receiver(order_status_changed, dispatch_uid="foresight_oscar.order_status_changed")
@@ -139,7 +140,8 @@ def _product_saved(sender, instance, raw=False, **kwargs):
 
 
 def _product_store(pk: int) -> None:
-    product = Product.objects.filter(pk=pk).prefetch_related("categories").first()
+    product = Product.objects.filter(pk=pk).select_related("parent").prefetch_related(
+        "categories", "parent__categories").first()
     if product is None:
         return
     stockrecord = product.stockrecords.order_by("pk").first()

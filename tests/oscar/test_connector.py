@@ -75,6 +75,39 @@ class Browser(requests.Session):
         return answer
 
 
+def _log_in(browser: Browser, email: str) -> None:
+    browser.submit("/accounts/login/", "/accounts/login/", **{
+        "login-username": email, "login-password": PASSWORD, "login_submit": "Log In"})
+
+
+def _order_total(browser: Browser) -> str:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", browser.page("/basket/").text))
+    return re.search(r"Order total (£[\d.,]+)", text)[1]
+
+
+def _ship_to_ada(browser: Browser) -> None:
+    browser.page("/checkout/")
+    browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="Ada",
+                   last_name="Lovelace", line1="12 St James's Square", line4="London", postcode="SW1Y 4JH")
+
+
+def _check_out(browser: Browser) -> requests.Response:
+    _ship_to_ada(browser)
+    return browser.submit("/checkout/preview/", "/checkout/preview/", action="place_order")
+
+
+def _offer_to_readers(*users, **fields) -> Campaign:
+    """A 10% price offer to every consenting customer, no control group, evaluated: each user gets a coupon."""
+    for user in users:
+        customer_upsert(external_id=str(user.pk), marketing_consent=True)
+    campaign = Campaign.objects.create(**{
+        "name": "Ten percent for our readers", "kind": Campaign.Kind.PRICE_OFFER, "status": Campaign.Status.ACTIVE,
+        "condition": {"field": "customer.marketing_consent", "op": "eq", "value": True}, "holdout_percent": 0,
+        "discount_kind": Campaign.Discount.PERCENT, "discount_value": 10, **fields})
+    campaigns_evaluate()
+    return campaign
+
+
 def _form_fields(html: str, form_id: str) -> dict[str, str]:
     """The named inputs of one form on a page, with their values (checkboxes only when checked)."""
     form = re.search(rf'<form[^>]*id="{form_id}".*?</form>', html, flags=re.DOTALL)[0]
@@ -118,15 +151,11 @@ def test_a_shoppers_journey_becomes_their_events(live_server, shop):
                 .order_by("occurred_at")) == [str(trial.pk), str(dune.pk)]
     assert anonymous.filter(type="product_view", product__external_id=str(trial.pk)).exists()
 
-    browser.submit("/accounts/login/", "/accounts/login/", **{
-        "login-username": "ada@example.com", "login-password": PASSWORD, "login_submit": "Log In"})
+    _log_in(browser, "ada@example.com")
     customer = Customer.objects.get(external_id=str(shop["shopper"].pk))
     assert Event.objects.filter(customer__isnull=True).count() == 0  # the visitor's events joined her
 
-    browser.page("/checkout/")
-    browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="Ada",
-                   last_name="Lovelace", line1="12 St James's Square", line4="London", postcode="SW1Y 4JH")
-    browser.submit("/checkout/preview/", "/checkout/preview/", action="place_order")
+    _check_out(browser)
     order = Order.objects.get(user=shop["shopper"])
 
     kinds = list(Event.objects.filter(customer=customer).order_by("occurred_at", "pk").values_list("type", flat=True))
@@ -157,33 +186,10 @@ def test_the_shop_is_set_up_with_the_readmes_lines(readme_block, block, module):
     assert [line for line in wanted if line not in written] == []
 
 
-def _log_in(browser: Browser, email: str) -> None:
-    browser.submit("/accounts/login/", "/accounts/login/", **{
-        "login-username": email, "login-password": PASSWORD, "login_submit": "Log In"})
-
-
-def _order_total(browser: Browser) -> str:
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", browser.page("/basket/").text))
-    return re.search(r"Order total (£[\d.,]+)", text)[1]
-
-
-def _check_out(browser: Browser) -> requests.Response:
-    browser.page("/checkout/")
-    browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="Ada",
-                   last_name="Lovelace", line1="12 St James's Square", line4="London", postcode="SW1Y 4JH")
-    return browser.submit("/checkout/preview/", "/checkout/preview/", action="place_order")
-
-
 def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_once(live_server, shop):
     trial, dune = shop["products"]
     bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
-    for user in (shop["shopper"], bob):
-        customer_upsert(external_id=str(user.pk), marketing_consent=True)
-    campaign = Campaign.objects.create(
-        name="Ten percent for our readers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
-        condition={"field": "customer.marketing_consent", "op": "eq", "value": True}, holdout_percent=0,
-        discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=Decimal("15"), budget=Decimal("50"))
-    campaigns_evaluate()
+    campaign = _offer_to_readers(shop["shopper"], bob, min_order=Decimal("15"), budget=Decimal("50"))
     ada_code = Coupon.objects.get(customer__external_id=str(shop["shopper"].pk)).code
     bob_code = Coupon.objects.get(customer__external_id=str(bob.pk)).code
     assert set(Voucher.objects.values_list("code", flat=True)) == {ada_code, bob_code}
@@ -227,13 +233,7 @@ def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_o
 def test_two_checkouts_racing_for_the_last_of_a_budget_redeem_it_once(live_server, shop):
     trial, dune = shop["products"]
     bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
-    for user in (shop["shopper"], bob):
-        customer_upsert(external_id=str(user.pk), marketing_consent=True)
-    campaign = Campaign.objects.create(
-        name="Ten percent, one order's worth of budget", kind=Campaign.Kind.PRICE_OFFER,
-        status=Campaign.Status.ACTIVE, condition={"field": "customer.marketing_consent", "op": "eq", "value": True},
-        holdout_percent=0, discount_kind=Campaign.Discount.PERCENT, discount_value=10, budget=Decimal("3.00"))
-    campaigns_evaluate()
+    campaign = _offer_to_readers(shop["shopper"], bob, budget=Decimal("3.00"))  # one order's worth
     browsers = []
     for user in (shop["shopper"], bob):
         browser = Browser(live_server.url)
@@ -242,9 +242,7 @@ def test_two_checkouts_racing_for_the_last_of_a_budget_redeem_it_once(live_serve
         browser.submit(f"/basket/add/{dune.pk}/", dune.get_absolute_url(), quantity=1)
         browser.submit("/basket/vouchers/add/", "/basket/", code=Coupon.objects.get(customer__external_id=str(
             user.pk)).code)
-        browser.page("/checkout/")
-        browser.submit("/checkout/shipping-address/", "/checkout/shipping-address/", first_name="A", last_name="B",
-                       line1="1 High Street", line4="London", postcode="SW1Y 4JH")
+        _ship_to_ada(browser)
         assert "£20.24" in browser.page("/checkout/preview/").text  # both quoted while the budget lasted
         browsers.append(browser)
 
@@ -275,13 +273,7 @@ def test_a_shopper_in_a_real_browser_checks_out_with_the_code_foresight_showed_h
     and read a help message on the order's page; then a scoring run scores her. Screenshots: oscar-*.png."""
     trial = shop["products"][0]
     ada = shop["shopper"]
-    customer_upsert(external_id=str(ada.pk), marketing_consent=True)
-    Campaign.objects.create(
-        name="Ten percent for our readers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
-        slot="basket", headline="A thank-you for reading with us",
-        condition={"field": "customer.marketing_consent", "op": "eq", "value": True}, holdout_percent=0,
-        discount_kind=Campaign.Discount.PERCENT, discount_value=10)
-    campaigns_evaluate()
+    _offer_to_readers(ada, slot="basket", headline="A thank-you for reading with us")
     code = Coupon.objects.get(customer__external_id=str(ada.pk)).code
 
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
