@@ -26,7 +26,8 @@ def _serve_and_call(command: list[str], port: int, log: Path) -> str:
     """Starts a server process, makes CALLS once it listens, stops it; returns everything it wrote."""
     db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as output:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -42,6 +43,10 @@ def _serve_and_call(command: list[str], port: int, log: Path) -> str:
         answers = [requests.request(method, f"http://127.0.0.1:{port}{path}", timeout=10).status_code
                    for method, path in CALLS]
         assert all(400 <= status < 500 for status in answers), answers  # no key: refused, and logged
+        # A server writes its request line after the answer has gone out: wait for it rather than race it.
+        deadline = time.monotonic() + 10
+        while log.read_text().count('HTTP/1.1" ') < len(CALLS) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         server.terminate()
         server.wait(timeout=15)
