@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "KEEP_SCORES_DAYS": 90,
     # Campaign audiences are computed by workers in ranges of this many customers.
     "AUDIENCE_CHUNK_CUSTOMERS": 200_000,
+    # The shop's currency (an ISO 4217 code), shown beside every amount in the admin.
+    "CURRENCY": "EUR",
     # The helpdesk webhook may go to loopback, link-local and private addresses (a helpdesk on the shop's
     # own network); off, only public ones are reached.
     "HELPDESK_ALLOW_PRIVATE": False,

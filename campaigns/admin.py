@@ -13,9 +13,16 @@ from django.utils.html import format_html
 from behavior.admin import StatusButtonsAdmin, percent, table
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
+from behavior.conf import foresight_settings
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.selectors import Z95, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
+
+
+def money(amount) -> str:
+    """An amount as a campaign manager reads it: two decimals and the shop's currency (FORESIGHT_CURRENCY)."""
+    return f"{amount:,.2f} {foresight_settings.CURRENCY}"
+
 
 # Which buttons a campaign's page offers; campaign_set_status has the last word.
 NEXT_STATUSES = {
@@ -34,7 +41,7 @@ class CampaignAdmin(StatusButtonsAdmin):
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "discount_spent", "condition_in_words", "condition_reference", "audience_now",
+    readonly_fields = ["status", "spent", "condition_in_words", "condition_reference", "audience_now",
                        "assignments", "results"]
     actions = ["activate", "pause", "end"]
     fieldsets = [
@@ -44,9 +51,13 @@ class CampaignAdmin(StatusButtonsAdmin):
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
         ("Ad", {"fields": ["slot", "headline", "strategy", "products_per_ad"]}),
         ("Price offer", {"fields": ["discount_kind", "discount_value", "scope", "scope_value", "min_order",
-                                    "valid_days", "budget", "discount_spent"]}),
+                                    "valid_days", "budget", "spent"]}),
         ("Results", {"fields": ["assignments", "results"]}),
     ]
+
+    @admin.display(description="Discount spent")
+    def spent(self, campaign):
+        return money(campaign.discount_spent)
 
     @admin.display(description="In words")
     def condition_in_words(self, campaign):
@@ -74,7 +85,7 @@ class CampaignAdmin(StatusButtonsAdmin):
             p = campaign_preview(campaign=campaign)
         except ConditionError:
             return "Fix the condition to see the audience."
-        cost = "" if p.expected_cost is None else f"; expected cost {p.expected_cost:,.2f}"
+        cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
         return (f"{p.audience:,} customers match with consent: {p.holdout:,} held out, {p.treated:,} treated; "
                 f"{p.expected_redemptions:,.0f} expected to buy{cost}")
 
@@ -97,10 +108,10 @@ class CampaignAdmin(StatusButtonsAdmin):
         uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)] if r.uplift is not None else [],
                            title="Uplift: treatment minus control", value_format="{:+.1%}".format)
         spend = _spend_chart(campaign)
-        cost = "-" if r.cost_per_extra_conversion is None else f"{r.cost_per_extra_conversion:,.2f}"
+        cost = "-" if r.cost_per_extra_conversion is None else money(r.cost_per_extra_conversion)
         summary = format_html("{} redemptions, {} discount spent, cost per extra conversion {}. A customer converted "
                               "who bought or redeemed their coupon within {} days of being assigned.",
-                              f"{r.redemptions:,}", f"{r.discount_spent:,.2f}", cost, campaign.attribution_days)
+                              f"{r.redemptions:,}", money(r.discount_spent), cost, campaign.attribution_days)
         return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
                            conversion, uplift, spend)
 
@@ -143,7 +154,8 @@ def _spend_chart(campaign):
     for row in days:
         total += float(row["spent"] or 0)
         points.append((row["day"].toordinal(), total))
-    return line_chart({"discount spent": points}, title="Discount spent over time (cumulative)",
+    return line_chart({"discount spent": points},
+                      title=f"Discount spent over time (cumulative, {foresight_settings.CURRENCY})",
                       x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)
 
 
@@ -164,7 +176,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
-    list_display = ["code", "customer", "campaign", "expires_at", "redeemed_at", "discount_amount"]
+    list_display = ["code", "customer", "campaign", "expires_at", "redeemed_at", "discount"]
     list_select_related = ["customer", "assignment__campaign"]
     raw_id_fields = ["assignment", "customer"]
     search_fields = ["=code", "=customer__external_id"]
@@ -173,3 +185,7 @@ class CouponAdmin(admin.ModelAdmin):
     @admin.display(description="Campaign")
     def campaign(self, coupon):
         return coupon.assignment.campaign
+
+    @admin.display(description="Discount", ordering="discount_amount")
+    def discount(self, coupon):
+        return "-" if coupon.discount_amount is None else money(coupon.discount_amount)

@@ -1,5 +1,7 @@
 """What campaign managers and support people see on the admin pages, through the test client."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -30,7 +32,8 @@ def test_a_bad_condition_is_refused_beside_the_field_naming_the_node(client_of):
     assert Campaign.objects.get().status == "draft"
 
 
-def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of):
+def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of, settings):
+    settings.FORESIGHT_CURRENCY = "BRL"
     version = champion()
     campaign = price_offer(status="active")
     for _ in range(3):
@@ -39,6 +42,11 @@ def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of)
     page = client_of("Campaign managers").get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
 
     assert "3 customers match with consent" in page and "expected cost" in page
+    assert re.search(r"expected cost [\d,]+\.\d\d BRL", page)
+    assert "3 redemptions, 6.00 BRL discount spent" in page  # the shop's currency beside every amount
+    coupons = client_of("Campaign managers").get("/admin/campaigns/coupon/").content.decode()
+    assert coupons.count("2.00 BRL") == 3
+    assert "Discount spent over time (cumulative, BRL)" in page
     assert "purchase intent score ≥ 0.5" in page  # the condition in words
     assert "Converted within the attribution window" in page and "Discount spent over time" in page
     assert "Uplift: treatment minus control: nothing to show yet" in page  # no control group yet
