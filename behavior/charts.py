@@ -32,7 +32,8 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_format: Callable[[float]
     ends = [0.0, *(v for b in bars for v in (b.value, b.low, b.high) if v is not None)]
     lo, hi = min(ends), max(ends)
     span = (hi - lo) or 1.0
-    plot = width - LABEL_WIDTH - 70  # room for the value's text at the right
+    # Room for the value's text at the right, and its interval's.
+    plot = width - LABEL_WIDTH - (150 if any(b.low is not None for b in bars) else 70)
 
     def x(v: float) -> float:
         return round(LABEL_WIDTH + (v - lo) / span * plot, 1)
@@ -48,7 +49,8 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_format: Callable[[float]
             LABEL_WIDTH - 6, top + 12, bar.label,
             left, top, round(max(right - left, 1), 1), COLOURS[i % len(COLOURS)], bar.label, value_format(bar.value),
             round(x(max(0.0, bar.value, bar.high if bar.high is not None else 0.0)) + 6, 1), top + 12,
-            value_format(bar.value),
+            value_format(bar.value) if bar.low is None or bar.high is None
+            else f"{value_format(bar.value)} [{value_format(bar.low)}, {value_format(bar.high)}]",
         ))
         if bar.low is not None and bar.high is not None:
             rows.append(format_html(
@@ -57,9 +59,17 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_format: Callable[[float]
                 a=x(bar.low), b=x(bar.high), m=top + 8, t=top + 3, u=top + 13,
                 lo=value_format(bar.low), hi=value_format(bar.high),
             ))
-    height = 30 + len(bars) * ROW_HEIGHT
-    zero = format_html('<line x1="{0}" x2="{0}" y1="18" y2="{1}" stroke="#999"/>', x(0), height - 6)
-    return _svg(title, width, height, format_html("{}{}", zero, format_html_join("", "{}", ((r,) for r in rows))))
+    # An axis under the bars, its ticks at both ends and at zero, so that lengths and intervals can be read.
+    axis_y = 24 + len(bars) * ROW_HEIGHT
+    ticks_at = [v for v in dict.fromkeys((lo, 0.0, hi)) if v == 0.0 or abs(x(v) - x(0)) > 32]  # labels apart
+    ticks = format_html_join("", '<line x1="{0}" x2="{0}" y1="{1}" y2="{2}" stroke="#999"/>'
+                             '<text x="{0}" y="{3}" text-anchor="middle">{4}</text>',
+                             ((x(v), axis_y, axis_y + 4, axis_y + 16, value_format(v)) for v in ticks_at))
+    axis = format_html('<line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="#999"/>{}', x(lo), x(hi), ticks, y=axis_y)
+    height = axis_y + 24
+    zero = format_html('<line x1="{0}" x2="{0}" y1="18" y2="{1}" stroke="#999"/>', x(0), axis_y)
+    return _svg(title, width, height,
+                format_html("{}{}{}", zero, axis, format_html_join("", "{}", ((r,) for r in rows))))
 
 
 def line_chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str,

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from behavior.admin import StatusButtonsAdmin, percent, table
@@ -150,10 +151,14 @@ def _rate_bar(name, group) -> Bar:
 def _spend_chart(campaign):
     days = (Coupon.objects.filter(assignment__campaign=campaign, redeemed_at__isnull=False)
             .annotate(day=TruncDate("redeemed_at")).values("day").annotate(spent=Sum("discount_amount")).order_by("day"))
-    total, points = 0.0, []
-    for row in days:
-        total += float(row["spent"] or 0)
-        points.append((row["day"].toordinal(), total))
+    spent = {row["day"].toordinal(): float(row["spent"] or 0) for row in days}
+    points = []
+    if spent:  # one point a day, from the first redemption to today or the campaign's end
+        last = (min(timezone.now(), campaign.ends_at) if campaign.ends_at else timezone.now()).date().toordinal()
+        total = 0.0
+        for day in range(min(spent), max(last, max(spent)) + 1):
+            total += spent.get(day, 0.0)
+            points.append((day, total))
     return line_chart({"discount spent": points},
                       title=f"Discount spent over time (cumulative, {foresight_settings.CURRENCY})",
                       x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)

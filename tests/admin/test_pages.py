@@ -1,14 +1,16 @@
 """What campaign managers and support people see on the admin pages, through the test client."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.models import Customer, ScoringRun
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Coupon
 from tests.admin.conftest import champion, one_of_everything, price_offer
 from tests.factories import ModelVersionFactory
 
@@ -139,3 +141,27 @@ def test_charts_escape_their_labels():
     svg = bar_chart([Bar("<script>alert(1)</script>", 0.2, 0.1, 0.3)], title="a & b")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "a &amp; b" in svg
     assert "<script>" not in line_chart({"<b>": [(0, 0), (1, 1)]}, title="<i>")
+
+
+def test_intervals_are_drawn_with_their_bounds_and_an_axis():
+    svg = bar_chart([Bar("uplift", 0.02, -0.01, 0.05)], title="Uplift", value_format="{:+.1%}".format)
+    assert "+2.0% [-1.0%, +5.0%]" in svg  # the value, then its interval
+    assert all(f'text-anchor="middle">{tick}</text>' in svg for tick in ("-1.0%", "+0.0%", "+5.0%"))  # the axis
+
+
+def test_spend_over_time_has_one_point_a_day_up_to_today(client_of):
+    version = champion()
+    campaign = price_offer(status="active")
+    for _ in range(2):
+        one_of_everything(version, campaign)
+    today = timezone.now()
+    first, second = Coupon.objects.order_by("pk")
+    Coupon.objects.filter(pk=first.pk).update(redeemed_at=today - timedelta(days=3))
+    Coupon.objects.filter(pk=second.pk).update(redeemed_at=today)
+
+    page = client_of("Campaign managers").get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+
+    spend = page[page.index("Discount spent over time"):]
+    days = re.findall(r"<title>discount spent: (\d{4}-\d\d-\d\d), ([\d,]+)</title>", spend)
+    assert [day for day, _ in days] == [(today - timedelta(days=n)).date().isoformat() for n in (3, 2, 1, 0)]
+    assert [total for _, total in days] == ["2", "2", "2", "4"]  # cumulative: 2.00 three days ago, 2.00 today
