@@ -109,10 +109,10 @@ class CampaignAdmin(StatusButtonsAdmin):
         uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)] if r.uplift is not None else [],
                            title="Uplift: treatment minus control", value_format="{:+.1%}".format)
         spend = _spend_chart(campaign)
-        cost = "-" if r.cost_per_extra_conversion is None else money(r.cost_per_extra_conversion)
-        summary = format_html("{} redemptions, {} discount spent, cost per extra conversion {}. A customer converted "
-                              "who bought or redeemed their coupon within {} days of being assigned.",
-                              f"{r.redemptions:,}", money(r.discount_spent), cost, campaign.attribution_days)
+        summary = format_html("{} redemptions, {} discount spent; {}. A customer converted who bought or redeemed "
+                              "their coupon within {} days of being assigned.",
+                              f"{r.redemptions:,}", money(r.discount_spent), _extra_in_words(r),
+                              campaign.attribution_days)
         return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
                            conversion, uplift, spend)
 
@@ -139,6 +139,19 @@ class CampaignAdmin(StatusButtonsAdmin):
     @admin.action(description="End")
     def end(self, request, queryset):
         self._set_status(request, queryset, Campaign.Status.ENDED)
+
+
+def _extra_in_words(r) -> str:
+    """Conversions the campaign added and what each cost, with their 95% intervals."""
+    if r.extra_conversions is None:
+        return "extra conversions: none to measure without a control group"
+    low, high = r.extra_conversions_interval
+    words = f"{r.extra_conversions:+,.1f} extra conversions [{low:+,.1f}, {high:+,.1f}]"
+    if r.cost_per_extra_conversion is None:
+        return f"{words}, so no cost per extra conversion"
+    cheapest, dearest = r.cost_interval
+    return (f"{words}, {money(r.cost_per_extra_conversion)} per extra conversion "
+            f"[{money(cheapest)}, {'no upper bound' if dearest is None else money(dearest)}]")
 
 
 def _rate_bar(name, group) -> Bar:

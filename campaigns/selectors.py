@@ -49,7 +49,12 @@ class CampaignResults:
     uplift_interval: tuple[float, float] | None  # 95%, normal approximation of the difference of two proportions
     redemptions: int
     discount_spent: Decimal
-    cost_per_extra_conversion: Decimal | None  # discount spent / conversions the campaign added; None without uplift
+    # Conversions the campaign added: the uplift times the treated customers, with the uplift's interval.
+    extra_conversions: float | None
+    extra_conversions_interval: tuple[float, float] | None
+    cost_per_extra_conversion: Decimal | None  # discount spent / extra conversions; None unless some were added
+    # From the interval's top to its bottom; an upper end of None: the interval reaches no added conversion.
+    cost_interval: tuple[Decimal, Decimal | None] | None
 
 
 def campaign_results(*, campaign: Campaign) -> CampaignResults:
@@ -74,16 +79,24 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
     coupons = campaign.assignments.filter(coupon__redeemed_at__isnull=False).aggregate(
         n=Count("coupon"), spent=Sum("coupon__discount_amount"))
     spent = coupons["spent"] or Decimal(0)
-    uplift = interval = cost = None
+    uplift = interval = extra = extra_interval = cost = cost_interval = None
     pt, pc = treatment.rate, control.rate
     if pt is not None and pc is not None:  # both groups have customers
         uplift = pt - pc
         half = Z95 * math.sqrt(pt * (1 - pt) / treatment.customers + pc * (1 - pc) / control.customers)
         interval = (uplift - half, uplift + half)
         extra = uplift * treatment.customers
+        extra_interval = (interval[0] * treatment.customers, interval[1] * treatment.customers)
         if extra > 0:
-            cost = (spent / Decimal(str(extra))).quantize(Decimal("0.01"))
-    return CampaignResults(treatment, control, uplift, interval, coupons["n"], spent, cost)
+            cost = _per(spent, extra)
+            cost_interval = (_per(spent, extra_interval[1]),
+                             _per(spent, extra_interval[0]) if extra_interval[0] > 0 else None)
+    return CampaignResults(treatment, control, uplift, interval, coupons["n"], spent, extra, extra_interval, cost,
+                           cost_interval)
+
+
+def _per(amount: Decimal, count: float) -> Decimal:
+    return (amount / Decimal(str(count))).quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True)

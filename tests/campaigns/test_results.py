@@ -7,8 +7,9 @@ from django.core.management import call_command
 
 from behavior.models import ModelVersion
 from behavior.services.customers import customer_erase
+from campaigns.admin import _extra_in_words
 from campaigns.models import Assignment, Coupon
-from campaigns.selectors import campaign_dry_run, campaign_preview, campaign_results
+from campaigns.selectors import CampaignResults, GroupResult, campaign_dry_run, campaign_preview, campaign_results
 from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
 from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory
@@ -44,8 +45,13 @@ def test_results_compare_treatment_and_control_within_the_attribution_window(sco
     low, high = r.uplift_interval
     assert low < r.uplift < high and low > 0.15  # about 0.5 - 0.2, with 200 a group
     assert r.redemptions == 10 and r.discount_spent == Decimal("50.00")
+    assert r.extra_conversions == pytest.approx(r.uplift * len(treatment))
+    assert r.extra_conversions_interval == pytest.approx((low * len(treatment), high * len(treatment)))
     assert r.cost_per_extra_conversion == (Decimal("50.00") / Decimal(str(r.uplift * len(treatment)))).quantize(
         Decimal("0.01"))
+    cheapest, dearest = r.cost_interval  # more extra conversions, each cheaper
+    assert cheapest == (Decimal("50.00") / Decimal(str(high * len(treatment)))).quantize(Decimal("0.01"))
+    assert cheapest < r.cost_per_extra_conversion < dearest
 
 
 def test_a_redeemed_coupon_is_a_conversion_even_without_a_purchase_event(scored_customers):
@@ -109,3 +115,15 @@ def test_a_dry_run_replays_the_audience_and_what_it_bought_without_assigning(db)
     call_command("campaign_dry_run", campaign.pk, "--from", start.isoformat(), "--to",
                  (start + timedelta(days=14)).isoformat(), stdout=(out := StringIO()))
     assert "had it run every 7 days" in out.getvalue() and "25.0%" in out.getvalue()
+
+
+def test_the_page_says_what_an_uncertain_campaign_added_and_cost(settings):
+    settings.FORESIGHT_CURRENCY = "USD"
+    results = CampaignResults(GroupResult(100, 12), GroupResult(100, 9), 0.03, (-0.06, 0.12), 4, Decimal("20.00"),
+                              3.0, (-6.0, 12.0), Decimal("6.67"), (Decimal("1.67"), None))
+
+    assert _extra_in_words(results) == ("+3.0 extra conversions [-6.0, +12.0], 6.67 USD per extra conversion "
+                                        "[1.67 USD, no upper bound]")  # it may have added none at all
+    without_control = CampaignResults(GroupResult(100, 12), GroupResult(0, 0), *[None] * 2, 0, Decimal(0),
+                                      *[None] * 4)
+    assert _extra_in_words(without_control) == "extra conversions: none to measure without a control group"
