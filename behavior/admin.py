@@ -156,7 +156,8 @@ class CustomerAdmin(admin.ModelAdmin):
         campaign assignments and coupons, support tickets (once support has its admin), contacts."""
         sections = []
         for model, field in Customer.data_models():
-            if model in (Event, Score) or not self.admin_site.is_registered(model):
+            # Rows of the customer's own (a ticket's notes are on the ticket's page).
+            if model in (Event, Score) or "__" in field or not self.admin_site.is_registered(model):
                 continue
             model_admin = self.admin_site.get_model_admin(model)
             if model_admin.has_view_permission(request):

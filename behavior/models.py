@@ -28,8 +28,19 @@ class Customer(models.Model):
 
     @classmethod
     def data_models(cls) -> list[tuple[type[models.Model], str]]:
-        """Every model that points at a customer, with its field that does: what export and the admin walk."""
-        return [(cast(type[models.Model], r.related_model), r.field.name) for r in cls._meta.related_objects]
+        """Every model that holds rows about a customer, with the lookup from it to the customer: what export
+        and the admin walk. The models that point at Customer ("customer"), then those an erasure deletes
+        with theirs ("ticket__customer": a ticket's notes, the changes sent to the helpdesk)."""
+        found: dict[type[models.Model], str] = {}
+        reached = [(cast(type[models.Model], r.related_model), r.field.name) for r in cls._meta.related_objects]
+        while reached:
+            model, lookup = reached.pop(0)
+            if model in found:
+                continue  # a coupon points at its customer and at its assignment: once, by the shorter way
+            found[model] = lookup
+            reached += [(cast(type[models.Model], r.related_model), f"{r.field.name}__{lookup}")
+                        for r in model._meta.related_objects if r.on_delete is models.CASCADE]
+        return list(found.items())
 
 
 class AnonymousLink(models.Model):

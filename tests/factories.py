@@ -79,9 +79,9 @@ def shop_with_history(*external_ids: str) -> dict:
     from behavior.services.scoring import scoring_cycle_run
     from campaigns.models import Campaign, Coupon
     from campaigns.services import campaigns_evaluate
-    from support.models import Priority, SupportRule, Ticket
+    from support.models import OutboxMessage, Priority, SupportRule, Ticket
     from support.services.proactive import tickets_open_proactively
-    from support.services.tickets import ticket_open_for_customer
+    from support.services.tickets import ticket_note_add, ticket_open_for_customer
 
     now = datetime.now(UTC)
     records = []
@@ -114,8 +114,12 @@ def shop_with_history(*external_ids: str) -> dict:
     tickets_open_proactively(run=run, now=now)
     customers = {c.external_id: c for c in Customer.objects.filter(external_id__in=external_ids)}
     for customer in customers.values():
-        ticket_open_for_customer(customer=customer, subject="Where is my order?",
-                                 order_id=f"order-{customer.external_id}")
+        ticket, _ = ticket_open_for_customer(customer=customer, subject="Where is my order?",
+                                          order_id=f"order-{customer.external_id}")
+        ticket_note_add(ticket=ticket, text=f"{customer.external_id} called about it")
+        # The change a helpdesk would get (outbox_enqueue writes it only while one is set up and reachable).
+        OutboxMessage.objects.create(ticket=ticket, sequence=99, kind=OutboxMessage.Kind.NOTE_ADDED, created_at=now,
+                                     next_attempt_at=now, payload={"ticket": {"id": ticket.pk}})
     return {
         "campaign": campaign,
         "coupons": {c.customer.external_id: c.code for c in Coupon.objects.select_related("customer")},
