@@ -16,7 +16,7 @@ from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from behavior.conf import foresight_settings
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.selectors import Z95, campaign_preview, campaign_results
+from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
 
 
@@ -141,13 +141,13 @@ class CampaignAdmin(StatusButtonsAdmin):
         self._set_status(request, queryset, Campaign.Status.ENDED)
 
 
-def _extra_in_words(r) -> str:
+def _extra_in_words(r: CampaignResults) -> str:
     """Conversions the campaign added and what each cost, with their 95% intervals."""
-    if r.extra_conversions is None:
+    if r.extra_conversions is None or r.extra_conversions_interval is None:
         return "extra conversions: none to measure without a control group"
     low, high = r.extra_conversions_interval
     words = f"{r.extra_conversions:+,.1f} extra conversions [{low:+,.1f}, {high:+,.1f}]"
-    if r.cost_per_extra_conversion is None:
+    if r.cost_per_extra_conversion is None or r.cost_interval is None:
         return f"{words}, so no cost per extra conversion"
     cheapest, dearest = r.cost_interval
     return (f"{words}, {money(r.cost_per_extra_conversion)} per extra conversion "

@@ -71,8 +71,10 @@ def shop_with_history(*external_ids: str) -> dict:
     """Each customer gets events (one an order), an anonymous link, a score and its kept copy, a campaign's
     assignment, contact and coupon, a proactive ticket (a help message) and a ticket they opened.
 
-    Made through the services the shop runs, so each row is what the code writes. Returns the campaign,
-    the coupons' codes and the proactive tickets' ids by customer, for tests that act on them.
+    Made through the services the shop runs, so each row is what the code writes; also a note on the ticket
+    they opened, and the helpdesk change queued for it (that one by hand: the service queues it only while a
+    helpdesk is set up). Returns the campaign, the coupons' codes and the proactive tickets' ids by customer,
+    for tests that act on them.
     """
     from behavior.services.customers import customer_identify, customer_upsert
     from behavior.services.ingest import events_ingest

@@ -119,11 +119,14 @@ def test_a_dry_run_replays_the_audience_and_what_it_bought_without_assigning(db)
 
 def test_the_page_says_what_an_uncertain_campaign_added_and_cost(settings):
     settings.FORESIGHT_CURRENCY = "USD"
-    results = CampaignResults(GroupResult(100, 12), GroupResult(100, 9), 0.03, (-0.06, 0.12), 4, Decimal("20.00"),
-                              3.0, (-6.0, 12.0), Decimal("6.67"), (Decimal("1.67"), None))
-
+    results = CampaignResults(
+        treatment=GroupResult(100, 12), control=GroupResult(100, 9), uplift=0.03, uplift_interval=(-0.06, 0.12),
+        redemptions=4, discount_spent=Decimal("20.00"), extra_conversions=3.0, extra_conversions_interval=(-6.0, 12.0),
+        cost_per_extra_conversion=Decimal("6.67"), cost_interval=(Decimal("1.67"), None))
     assert _extra_in_words(results) == ("+3.0 extra conversions [-6.0, +12.0], 6.67 USD per extra conversion "
                                         "[1.67 USD, no upper bound]")  # it may have added none at all
-    without_control = CampaignResults(GroupResult(100, 12), GroupResult(0, 0), *[None] * 2, 0, Decimal(0),
-                                      *[None] * 4)
+    without_control = CampaignResults(
+        treatment=GroupResult(100, 12), control=GroupResult(0, 0), uplift=None, uplift_interval=None, redemptions=0,
+        discount_spent=Decimal(0), extra_conversions=None, extra_conversions_interval=None,
+        cost_per_extra_conversion=None, cost_interval=None)
     assert _extra_in_words(without_control) == "extra conversions: none to measure without a control group"
