@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "API_TRUSTED_PROXIES": 0,
     # How long a process keeps an API key it looked up: revoking a key takes effect within this (seconds).
     "API_KEY_CACHE_SECONDS": 5,
+    # The longest a storefront's placements answer is kept in Redis (seconds): it is retired at once by any
+    # change that Foresight makes; this bounds one a missed retirement (Redis unreachable just then) leaves.
+    "PLACEMENTS_CACHE_SECONDS": 300,
     # The longest a customer token may live (seconds).
     "CUSTOMER_TOKEN_MAX_AGE": 24 * 3600,
     # The first scoring run of each day keeps its scores this long, to check how they turned out (days).

@@ -301,6 +301,12 @@ def placements_call(customer: str) -> Call:
                 expect_200, customer)
 
 
+def first_views_of(customers: list[str], rng: random.Random) -> Callable[[], Call | None]:
+    """A placements call for each customer once, in random order; then None."""
+    order = iter(rng.sample(customers, len(customers)))
+    return lambda: None if (customer := next(order, None)) is None else placements_call(customer)
+
+
 def redeem_call(code: str, customer: str, order: int) -> Call:
     body = orjson.dumps({"customer": customer, "order_id": f"bench-{order}", "items": ITEMS})
     return Call("redeem", "POST", f"/api/v1/offers/{code}/redeem", "checkout", body, expect_redeemed)
@@ -479,7 +485,7 @@ def goal_verdicts(run: Run) -> dict[str, dict]:
     if floor is None or not floor.rate or not floor.p95_ms:
         return {}
     verdicts = {}
-    for name in ("placements", "redeem"):
+    for name in ("placements", "placements_first", "redeem"):
         f = run.figure(name)
         if f is None:
             continue
@@ -500,7 +506,7 @@ def goal_lines(run: Run) -> list[str]:
         f = run.figure(name)
         assert f is not None and floor is not None
         status = "met" if v["met"] else "missed" + (f" ({f.errors:,} errors)" if f.errors else "")
-        lines.append(f"  {name:<10} {f.rate:,.0f} req/s = {v['rate_share']:.0%} of the floor's {floor.rate:,.0f};"
+        lines.append(f"  {name:<16} {f.rate:,.0f} req/s = {v['rate_share']:.0%} of the floor's {floor.rate:,.0f};"
                      f" p95 {f.p95_ms:.1f} ms = {v['p95_ratio']:.1f}x the floor's {floor.p95_ms:.1f} ms: {status}")
     if line := sweep_line(run):
         lines.append(line)
@@ -511,7 +517,7 @@ def cpu_notes(run: Run) -> list[str]:
     """Is the machine the limit, and is the client a large part of it?"""
     cores = run.machine.get("cores") or 1
     lines = []
-    for name in ("placements", "redeem", "floor"):
+    for name in ("placements", "placements_first", "redeem", "floor"):
         f = run.figure(name)
         if not f or not f.seconds:
             continue
@@ -590,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     run.shop = shop_create(customers=args.customers, seed=args.seed, now=now)
 
     from behavior.services.api_keys import api_key_create
+    from campaigns.placements_cache import placements_changed
     from campaigns.services import OrderItem, coupon_redeem, placements_show
 
     rng = random.Random(args.seed)
@@ -692,7 +699,16 @@ def main(argv: list[str] | None = None) -> int:
                 http("customer", "GET customer (auth, throttle, 1 query)", customer_call, clients=args.clients,
                      seconds=seconds / 2)
             if "placements" in wanted:
-                http("placements", "placements", random_placements, clients=args.clients, seconds=seconds)
+                # Each customer's first view after a change reads PostgreSQL and keeps the answer in Redis; a
+                # shopper's later views until the next change are served from there. Both are measured: first
+                # views, then (once every customer was seen) views of customers drawn at random.
+                placements_changed()
+                first_views = first_views_of(customers, rng)
+                http("placements_first", "placements, first view since a change", first_views,
+                     clients=args.clients, seconds=seconds)
+                load(port, keys, first_views, clients=args.clients, seconds=None)  # everyone else's first view
+                http("placements", "placements, a view after the first", random_placements, clients=args.clients,
+                     seconds=seconds)
             if "redeem" in wanted:
                 http("redeem", f"redeem ({args.redeems:,} coupons, each once)", redeem_from(redeem_coupons),
                      clients=args.clients, seconds=None)

@@ -7,9 +7,19 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self):
-        from behavior.signals import scoring_finished
+        from django.db.models.signals import post_delete, post_save
+
+        from behavior.models import Customer
+        from behavior.signals import customers_changed, scoring_finished
+        from campaigns.models import Campaign
 
         scoring_finished.connect(_evaluate_after_scoring, dispatch_uid="campaigns.evaluate")
+        # What the storefront is shown changes with a campaign, a customer's consent or erasure: kept answers
+        # are retired (the services retire them where they write in bulk: evaluation, redemption).
+        for name, signal in (("save", post_save), ("delete", post_delete)):
+            signal.connect(_campaign_changed, sender=Campaign, dispatch_uid=f"campaigns.placements.campaign_{name}")
+            signal.connect(_customer_changed, sender=Customer, dispatch_uid=f"campaigns.placements.customer_{name}")
+        customers_changed.connect(_customers_changed, dispatch_uid="campaigns.placements.customers")
 
 
 def _evaluate_after_scoring(sender, run, **kwargs):
@@ -19,3 +29,21 @@ def _evaluate_after_scoring(sender, run, **kwargs):
     # The signal comes after the run's commit: workers see fresh scores. With the broker down this run is
     # skipped (the run stays succeeded, the other listeners still run) and the next scoring run acts instead.
     hand_over(evaluate_campaigns.si(run.pk), sweeper="the next scoring run")
+
+
+def _campaign_changed(sender, **kwargs):
+    from campaigns.placements_cache import placements_changed
+
+    placements_changed()
+
+
+def _customer_changed(sender, instance, **kwargs):
+    from campaigns.placements_cache import placements_changed
+
+    placements_changed([instance.external_id])
+
+
+def _customers_changed(sender, external_ids, **kwargs):
+    from campaigns.placements_cache import placements_changed
+
+    placements_changed(external_ids)

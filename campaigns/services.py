@@ -30,6 +30,7 @@ from behavior.models import Customer, Product, ScoringRun
 from behavior.selectors import conditions_frame, events_frame
 from behavior.services.contacts import contacts_claim
 from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.placements_cache import placements_changed
 from campaigns.recommend import recommend
 from campaigns.signals import coupons_minted
 
@@ -141,6 +142,8 @@ def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> Evalu
         wanted = treatment[:room]
         granted = contacts_claim(customer_ids=wanted, source=f"campaign {campaign.pk}", at=now)
         _assign(campaign, period, now, run, ids[control], granted, events, condition_of(campaign))
+        if len(granted):
+            placements_changed()
     return EvaluationOutcome(campaign=campaign.pk, audience=len(ids), control=int(control.sum()), treated=len(granted),
                              out_of_budget=len(wanted) - len(granted), over_cap=len(treatment) - len(wanted))
 
@@ -238,6 +241,7 @@ class Placement:
     products: list[dict]
     expires_at: datetime
     offer: Offer | None
+    assignment: int
 
 
 # The customer's live placements in a slot, with coupon and products, and the customer's own row (none: an
@@ -341,8 +345,9 @@ def placements_show(*, customer_external_id: str, slot: str, now: datetime | Non
                   products=orjson.loads(products) if isinstance(products, str | bytes) else products,
                   expires_at=expires_at,
                   offer=None if code is None else Offer(code, discount_kind, discount_value, scope, scope_value,
-                                                        min_order, coupon_expires_at))
-        for (_, campaign, name, kind, headline, reason, products, expires_at, _, code, discount_kind,
+                                                        min_order, coupon_expires_at),
+                  assignment=assignment)
+        for (assignment, campaign, name, kind, headline, reason, products, expires_at, _, code, discount_kind,
              discount_value, scope, scope_value, min_order, coupon_expires_at) in rows
     ]
 
@@ -476,6 +481,7 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
         if Campaign.objects.filter(pk=quote.campaign, status=Campaign.Status.ENDED).exists():
             raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
+    placements_changed([customer_external_id])  # the used coupon's offer is shown no more
     return Redemption(code=quote.code, order_id=order_id, discount_amount=quote.discount, redeemed_at=now)
 
 

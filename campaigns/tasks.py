@@ -10,6 +10,7 @@ from django.db import InterfaceError, OperationalError
 from behavior.conf import foresight_settings
 from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
+from campaigns.placements_cache import impressions_flush
 from campaigns.services import campaigns_audiences, campaigns_evaluate
 
 RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
@@ -48,3 +49,9 @@ def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
     merged = {pk: pd.concat(series).sort_index() for pk, series in audiences.items()}
     run = ScoringRun.objects.get(pk=run_id)
     return [asdict(outcome) for outcome in campaigns_evaluate(run=run, audiences=merged)]
+
+
+@shared_task(**RETRY)
+def flush_impressions() -> int:
+    """Every minute: the impressions that kept placements answers counted in Redis, added to their assignments."""
+    return impressions_flush()

@@ -1,9 +1,9 @@
 """API keys: who is calling, what they may do, and how often."""
 
-import functools
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -13,9 +13,10 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from redis.commands.core import Script
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from behavior import cache as shared_cache
+from behavior.cache import Counter
 from behavior.conf import foresight_settings
 from behavior.models import ApiKey
 
@@ -133,18 +134,14 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-# A cache that cannot be reached is given up for this long, then tried again: meanwhile each process counts
-# on its own, so the limits still hold per process instead of every call failing or waiting on the cache.
-CACHE_RETRY_SECONDS = 5
-_local_counts = LocMemCache("foresight-throttle-fallback", {})
-_cache_down_until = 0.0
+_local_counts = LocMemCache("foresight-throttle-fallback", {})  # while the shared cache is unreachable
 
 
-def _count(cache, counter: str, timeout: int) -> int:
+def _count(cache, counter: Counter) -> int:
     try:
-        return cache.incr(counter)
+        return cache.incr(counter.name)
     except ValueError:  # the window's first call creates its counter, which ends with it; one of two at once
-        return 1 if cache.add(counter, 1, timeout=timeout) else cache.incr(counter)
+        return 1 if cache.add(counter.name, 1, timeout=counter.lifetime) else cache.incr(counter.name)
 
 
 # Each counter is created with its window's lifetime, then incremented: one command for all of a call's
@@ -159,46 +156,32 @@ return counts
 """
 
 
-@functools.lru_cache(maxsize=4)
-def _count_script_of(cache_client) -> Script:
-    # One client per process, on the cache's own connection pool, and one script call (EVALSHA) for all
-    # counters. For a call's two counters (CPU, 2-core machine): Django's cache API 1.1 ms (a new client
-    # object per operation, and EXISTS then INCRBY per counter), a pipeline of SET NX + INCR 0.27 ms, this 0.17.
-    return cache_client.get_client(write=True).register_script(_COUNT_SCRIPT)
-
-
-def _count_in_redis(cache: RedisCache, counters: list[tuple[str, int]]) -> list[int]:
-    keys = [cache.make_key(counter) for counter, _ in counters]  # the names Django's cache API reads
-    client = cache._cache  # type: ignore[attr-defined]  # Django's RedisCacheClient: its pool and options
-    return _count_script_of(client)(keys=keys, args=[timeout for _, timeout in counters])
-
-
-def calls_counted(counters: list[tuple[str, int]]) -> list[int]:
-    """Count one more call on each (counter, timeout); the counts, in order. Never fails for the cache."""
-    global _cache_down_until
-    now = time.time()
-    if now >= _cache_down_until:
+def calls_counted(counters: list[Counter]) -> list[int]:
+    """Count one more call on each counter; the counts, in order. Never fails for the cache."""
+    if not counters:
+        return []
+    if shared_cache.reachable():
         cache = caches[DEFAULT_CACHE_ALIAS]
         try:
             if isinstance(cache, RedisCache):
-                return _count_in_redis(cache, counters)
-            return [_count(cache, counter, timeout) for counter, timeout in counters]
+                keys = [cache.make_key(counter.name) for counter in counters]  # the names Django's cache API reads
+                return shared_cache.script(cache, _COUNT_SCRIPT)(keys=keys, args=[c.lifetime for c in counters])
+            return [_count(cache, counter) for counter in counters]
         except Exception as error:  # whatever the cache client raises, the call must not fail for it
-            logger.warning("Throttle cache unreachable (%s); counting per process for %d s",
-                           type(error).__name__, CACHE_RETRY_SECONDS)
-            _cache_down_until = now + CACHE_RETRY_SECONDS
-    return [_count(_local_counts, counter, timeout) for counter, timeout in counters]
+            shared_cache.failed(error)
+    return [_count(_local_counts, counter) for counter in counters]
 
 
-def throttle_waits(request, view, throttles: list[throttling.BaseThrottle]) -> list[float | None]:
+def throttle_waits(request, view, throttles: list[throttling.BaseThrottle],
+                   count: Callable[[list[Counter]], list[int]] = calls_counted) -> list[float | None]:
     """How long each throttle that refuses this call asks to wait; every throttle counts the call.
 
-    DRF asks the throttles in turn, a cache round trip each; the window throttles here share one.
+    DRF asks the throttles in turn, a cache round trip each; the window throttles here share one (`count`).
     """
     counted = [(t, counter) for t in throttles
                if isinstance(t, WindowThrottle) and (counter := t.counter(request, view)) is not None]
     waits = [t.wait() for t in throttles if not isinstance(t, WindowThrottle) and not t.allow_request(request, view)]
-    calls = calls_counted([counter for _, counter in counted]) if counted else []
+    calls = count([counter for _, counter in counted])
     return waits + [t.wait() for (t, _), n in zip(counted, calls, strict=True) if n > t.num_requests]
 
 
@@ -232,15 +215,15 @@ class WindowThrottle(throttling.SimpleRateThrottle):
         ident = self.identity(request, view, request.auth)
         return None if ident is None else self.cache_format % {"scope": self.scope, "ident": ident}
 
-    def counter(self, request, view) -> tuple[str, int] | None:
-        """This call's counter for the current window and how long it lives; None when this throttle does not apply."""
+    def counter(self, request, view) -> Counter | None:
+        """This call's counter for the current window; None when this throttle does not apply."""
         key = self.get_cache_key(request, view)
         if key is None:
             return None
         now = self.timer()
         window = int(now // self.duration)
         self.retry_after = (window + 1) * self.duration - now
-        return f"{key}_{window}", self.duration + 1
+        return Counter(f"{key}_{window}", self.duration + 1, self.num_requests)
 
     def allow_request(self, request, view) -> bool:
         counter = self.counter(request, view)

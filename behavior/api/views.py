@@ -16,6 +16,7 @@ from behavior.api import auth
 from behavior.api.errors import exception_handler
 from behavior.api.parsers import JSONParser
 from behavior.api.schema import SCHEMA_SETTINGS, documented
+from behavior.cache import Counter
 from behavior.conf import foresight_settings
 from behavior.events import MAX_TEXT_LENGTH, customer_id_problem
 from behavior.models import ApiKey, Customer
@@ -73,8 +74,12 @@ class ScopedView(APIView):
 
     def check_throttles(self, request) -> None:
         # A call's counters in one cache round trip (DRF's own asks each throttle in turn).
-        if waits := auth.throttle_waits(request, self, self.get_throttles()):
+        if waits := auth.throttle_waits(request, self, self.get_throttles(), count=self.calls_counted):
             self.throttled(request, max((w for w in waits if w is not None), default=None))  # type: ignore[arg-type]  # DRF takes None
+
+    def calls_counted(self, counters: list[Counter]) -> list[int]:
+        """Count this call on its throttles; a view may read what it needs in the same cache round trip."""
+        return auth.calls_counted(counters)
 
     def get_exception_handler(self):
         return exception_handler

@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from behavior.models import AnonymousLink, Customer, Event
+from behavior.signals import customers_changed
 
 CUSTOMER_STAGING = "foresight_customer_staging"
 
@@ -83,6 +84,7 @@ def customers_bulk_upsert(*, customers: pd.DataFrame) -> None:
             update_fields=["attributes", "marketing_consent", "updated_at"],
             batch_size=5_000,
         )
+        customers_changed.send(sender=Customer, external_ids=customers["external_id"].tolist())
         return
     rows = io.StringIO()
     customers.assign(attributes=[orjson.dumps(a).decode() for a in customers["attributes"]]).to_csv(
@@ -104,3 +106,4 @@ def customers_bulk_upsert(*, customers: pd.DataFrame) -> None:
             [now, now],
         )
         cursor.execute(f"DROP TABLE {CUSTOMER_STAGING}")
+    customers_changed.send(sender=Customer, external_ids=customers["external_id"].tolist())

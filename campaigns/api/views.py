@@ -1,12 +1,15 @@
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from behavior.api.schema import documented
 from behavior.api.views import Scope, ScopedView, validated
 from behavior.models import Customer
+from campaigns import placements_cache
 from campaigns.services import OrderItem, RedemptionError, coupon_redeem, placements_show
 
 from . import serializers as s
@@ -27,6 +30,7 @@ class RedemptionRefused(exceptions.APIException):
 class PlacementsView(ScopedView):
     scopes = {"GET": Scope.INGEST}
     customer_bound = True
+    kept: placements_cache.Read | None = None  # the answer kept for this customer and slot, read with the throttles
 
     @documented(
         summary="The ads and offers to show a customer now in a storefront slot",
@@ -35,14 +39,32 @@ class PlacementsView(ScopedView):
         description="Only customers with marketing consent get placements. Each call counts an impression.",
     )
     def get(self, request, external_id):
-        slot = request.query_params.get("slot", "").strip()
-        if not slot or "\x00" in slot:
+        if (slot := _slot(request)) is None:
             raise exceptions.ValidationError({"slot": ["name the storefront slot, e.g. ?slot=home"]})
+        if self.kept is not None and self.kept.answer is not None:
+            return HttpResponse(self.kept.answer, content_type="application/json")
         try:
             shown = placements_show(customer_external_id=external_id, slot=slot)
         except Customer.DoesNotExist as error:
             raise Http404("No Customer matches the given query.") from error
-        return Response(s.placements_out(external_id, slot, shown))
+        answer = JSONRenderer().render(s.placements_out(external_id, slot, shown))
+        if self.kept is not None and self.kept.stamp is not None:
+            placements_cache.placements_store(customer=external_id, slot=slot, stamp=self.kept.stamp, answer=answer,
+                                              assignments=[p.assignment for p in shown],
+                                              until=min((p.expires_at for p in shown), default=None))
+        return HttpResponse(answer, content_type="application/json")
+
+    def calls_counted(self, counters):
+        if (slot := _slot(self.request)) is not None:
+            self.kept = placements_cache.counted_and_read(counters, customer=self.kwargs["external_id"], slot=slot,
+                                                          now=timezone.now())
+        return super().calls_counted(counters) if self.kept is None else self.kept.counts
+
+
+def _slot(request) -> str | None:
+    """The storefront slot asked for, or None when it is missing or cannot be one."""
+    slot = request.query_params.get("slot", "").strip()
+    return slot if slot and "\x00" not in slot else None
 
 
 class RedeemView(ScopedView):

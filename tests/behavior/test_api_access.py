@@ -92,9 +92,9 @@ def test_calls_without_the_customers_token_do_not_spend_their_rate(storefront, s
 
 
 def test_with_the_throttle_cache_down_calls_are_answered_and_counted_per_process(storefront, settings, monkeypatch):
-    from behavior.api import auth
+    from behavior import cache
 
-    monkeypatch.setattr(auth, "_cache_down_until", 0.0)  # put back after the test: the next ones use Redis again
+    monkeypatch.setattr(cache, "_down_until", 0.0)  # put back after the test: the next ones use Redis again
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}  # nothing listens there
     _rates(settings, address="3/day")
@@ -102,7 +102,7 @@ def test_with_the_throttle_cache_down_calls_are_answered_and_counted_per_process
     codes = [storefront.post("events", json=[event_payload()]).status_code for _ in range(4)]
 
     assert codes == [200, 200, 200, 429]
-    assert auth._cache_down_until > 0  # it noticed, and gives the cache a rest
+    assert cache._down_until > 0  # it noticed, and gives the cache a rest
 
 
 def test_openapi_schema_and_docs_page_are_served_without_internet(make_api, live_server):

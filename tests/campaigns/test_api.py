@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from behavior.models import ApiKey
 from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.placements_cache import impressions_flush
 from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
 
@@ -45,7 +46,10 @@ def test_placements_show_the_offer_with_its_code_and_count_impressions(minted, s
     assert placement["kind"] == "price_offer" and placement["campaign"] == campaign.pk
     assert placement["offer"]["code"] == codes[alice.external_id] and placement["offer"]["discount_value"] == "10.00"
     assert "purchase intent" in placement["reason"]
-    storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "home"})
+    again = storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "home"})
+    assert again.json() == response.json()  # kept in Redis: counted there, added to the assignment each minute
+    assert Assignment.objects.get(customer=alice).impressions == 1
+    assert impressions_flush() == 1
     assignment = Assignment.objects.get(customer=alice)
     assert assignment.impressions == 2 and assignment.first_shown_at is not None
 
@@ -58,6 +62,8 @@ def test_placements_show_the_offer_with_its_code_and_count_impressions(minted, s
 
 def test_placements_respect_a_withdrawn_consent(minted, storefront):
     _, customers, _ = minted
+    assert storefront.get(f"customers/{customers[0].external_id}/placements", params={"slot": "home"}).json()[
+        "placements"]  # and now kept
     customers[0].marketing_consent = False
     customers[0].save()
     response = storefront.get(f"customers/{customers[0].external_id}/placements", params={"slot": "home"})
@@ -68,6 +74,7 @@ def test_redeeming_applies_the_discount_once(minted, checkout, storefront):
     _, customers, codes = minted
     alice = customers[0].external_id
 
+    assert storefront.get(f"customers/{alice}/placements", params={"slot": "home"}).json()["placements"]
     response = _redeem(checkout, codes[alice].lower(), alice)  # codes are read aloud: case does not matter
 
     assert response.status_code == 200, response.text
