@@ -14,7 +14,7 @@ from django.db.models import Count, Max, Min, Model, Q
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
 from behavior.events import TIME_RANGE
 from behavior.features import NORM_DAYS, build_features, shop_norms
-from behavior.models import Customer, Event, PastScore, Product, Score
+from behavior.models import Contact, ContactPolicy, Customer, Event, PastScore, Product, Score
 
 
 def customer_export(*, customer: Customer) -> dict:
@@ -341,3 +341,18 @@ def _values_frame(rows, columns: dict[str, pa.DataType]) -> pd.DataFrame:
     values = list(zip(*rows, strict=True)) or [()] * len(columns)
     arrays = [pa.array(v, arrow_type) for arrow_type, v in zip(columns.values(), values, strict=True)]
     return pa.table(arrays, names=list(columns)).to_pandas()
+
+
+def contacts_remaining(*, customer_ids: np.ndarray, at: datetime) -> np.ndarray:
+    """For each customer, how many more contacts the contact policy allows at `at`."""
+    policy = ContactPolicy.current()
+    used = contacts_used(policy, at).reindex(np.asarray(customer_ids, dtype=np.int64), fill_value=0).to_numpy()
+    return np.maximum(policy.max_contacts - used, 0)
+
+
+def contacts_used(policy: ContactPolicy, at: datetime) -> pd.Series:
+    """Contacts per customer in the policy's window ending at `at`, for customers with any."""
+    since = at - timedelta(days=policy.per_days)
+    rows = (Contact.objects.filter(contacted_at__gt=since, contacted_at__lte=at)
+            .values_list("customer_id").annotate(n=Count("id")).order_by())
+    return pd.Series(dict(rows), dtype=np.int64)

@@ -203,7 +203,7 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
         cursor.execute("ANALYZE")
     return {
         "customers": customers,
-        "treated": {o.campaign: o.treated for o in outcomes},
+        "treated": {o.rule: o.reached for o in outcomes},
         "coupons": Coupon.objects.count(),
         "assignments": Assignment.objects.filter(group=Assignment.Group.TREATMENT).count(),
         "evaluate_seconds": round(evaluate_seconds, 2),

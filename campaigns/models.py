@@ -1,4 +1,5 @@
 import secrets
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -114,6 +115,12 @@ class Campaign(models.Model):
             errors["ends_at"] = "The end must come after the start."
         if errors:
             raise ValidationError(errors)
+
+    def discount_on(self, eligible: Decimal) -> Decimal:
+        """The offer's discount on an amount in its scope: a percentage of it, or the fixed value up to it."""
+        value = Decimal(self.discount_value)
+        discount = eligible * value / 100 if self.discount_kind == self.Discount.PERCENT else min(value, eligible)
+        return discount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class Assignment(models.Model):

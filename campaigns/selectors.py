@@ -13,22 +13,56 @@ from django.db.models import Avg, Count, Exists, ExpressionWrapper, F, OuterRef,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from behavior.conditions import feature_columns
+from behavior.conditions import Condition, feature_columns, parse
 from behavior.features import build_features
 from behavior.models import Event
-from behavior.selectors import condition_frame, customers_frame, events_frame
+from behavior.outreach import Selection, select
+from behavior.selectors import condition_frame, conditions_frame, customers_frame, events_frame
 from behavior.services.scoring import champions_predict
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.services import (
-    ALWAYS_LOADED,
-    audience_frame,
-    audience_mask,
-    condition_of,
-    discount_amount,
-    in_holdout,
-)
 
+ALWAYS_LOADED = ("customer.marketing_consent", "score.purchase_intent")
 Z95 = 1.959964
+
+
+def campaigns_live(now: datetime):
+    return (Campaign.objects.filter(status=Campaign.Status.ACTIVE)
+            .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now))
+            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+            .order_by("-priority", "pk"))
+
+
+def condition_of(campaign: Campaign) -> Condition:
+    return parse(campaign.condition)
+
+
+def audience_frame(conditions, now: datetime, customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Every customer's values of the fields these conditions use (plus consent and purchase intent)."""
+    return conditions_frame(conditions, now, also=ALWAYS_LOADED, customers=customers)
+
+
+def audience_mask(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime) -> np.ndarray:
+    """Who the campaign may reach: the condition, marketing consent, and not a likely buyer when asked."""
+    mask = condition.mask(frame, now) & frame["customer.marketing_consent"].fillna(False).to_numpy(bool)
+    if campaign.skip_likely_buyers_above is not None:
+        intent = frame["score.purchase_intent"].to_numpy(np.float64, na_value=np.nan)
+        mask &= ~(intent >= campaign.skip_likely_buyers_above)
+    return mask
+
+
+def assignments_left(campaign: Campaign) -> int | None:
+    """How many more customers the campaign may treat (max_assignments); None: no cap."""
+    if campaign.max_assignments is None:
+        return None
+    used = campaign.assignments.filter(group=Assignment.Group.TREATMENT).count() if campaign.pk else 0
+    return max(campaign.max_assignments - used, 0)
+
+
+def audience_select(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime) -> Selection:
+    """Whom the campaign would treat and hold out among the frame's customers, as an evaluation would."""
+    return select(ids=frame.index.to_numpy(np.int64), mask=audience_mask(campaign, condition, frame, now),
+                  rule_key=campaign.pk or 0, holdout_percent=float(campaign.holdout_percent),
+                  rank=frame["score.purchase_intent"].astype("float64"), cap=assignments_left(campaign))
 
 
 @dataclass(frozen=True)
@@ -113,17 +147,14 @@ def campaign_preview(*, campaign: Campaign, now: datetime | None = None) -> Audi
     now = now or timezone.now()
     condition = condition_of(campaign)
     frame = audience_frame([condition], now)
-    ids = frame.index.to_numpy(np.int64)[audience_mask(campaign, condition, frame, now)]
-    control = in_holdout(campaign.pk or 0, ids, float(campaign.holdout_percent))
-    treated = ids[~control]
-    if campaign.max_assignments is not None:
-        treated = treated[: campaign.max_assignments]
+    selection = audience_select(campaign, condition, frame, now)
+    treated = selection.wanted
     intent = frame["score.purchase_intent"].reindex(treated).fillna(0).to_numpy()
     expected = float(intent.sum())
     cost = None
     if campaign.kind == Campaign.Kind.PRICE_OFFER:
         cost = (Decimal(str(expected)) * _expected_discount(campaign, now)).quantize(Decimal("0.01"))
-    return AudiencePreview(len(ids), int(control.sum()), len(treated), expected, cost)
+    return AudiencePreview(selection.matched, len(selection.control), len(treated), expected, cost)
 
 
 def _expected_discount(campaign: Campaign, now: datetime) -> Decimal:
@@ -175,10 +206,8 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         for name in (*ALWAYS_LOADED, *condition.fields):
             if name not in frame:
                 frame[name] = np.nan
-        ids = frame.index.to_numpy(np.int64)[audience_mask(campaign, condition, frame, at)]
-        treated = ids[~in_holdout(campaign.pk or 0, ids, float(campaign.holdout_percent))]
-        if campaign.max_assignments is not None:
-            treated = treated[: campaign.max_assignments]
+        selection = audience_select(campaign, condition, frame, at)
+        treated = selection.wanted
         inside = purchases["occurred_at"].ge(at) & purchases["occurred_at"].lt(at + window)
         bought = purchases["customer_id"].isin(treated) & inside
         buyers = purchases.loc[bought, "customer_id"].nunique()
@@ -188,10 +217,10 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
             lines = purchases.loc[bought].assign(spend=spend[bought]).sort_values("occurred_at")
             orders = lines.groupby(["customer_id", lines["order_id"].fillna("")], sort=False)["spend"].sum()
             first = orders.groupby(level="customer_id").first()
-            at_stake = sum((discount_amount(campaign, Decimal(f"{v:.2f}")) for v in first
+            at_stake = sum((campaign.discount_on(Decimal(f"{v:.2f}")) for v in first
                             if v >= campaign.min_order), Decimal(0))
-        periods.append(DryRunPeriod(at, len(ids), len(treated), buyers, buyers / len(treated) if len(treated) else None,
-                                    at_stake))
+        periods.append(DryRunPeriod(at, selection.matched, len(treated), buyers,
+                                    buyers / len(treated) if len(treated) else None, at_stake))
         at += timedelta(days=campaign.period_days)
     return periods
 

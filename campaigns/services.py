@@ -25,47 +25,25 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from behavior.conditions import Condition, parse
 from behavior.models import Customer, Product, ScoringRun
-from behavior.selectors import conditions_frame, events_frame
-from behavior.services.contacts import contacts_claim
+from behavior.outreach import Outcome, select
+from behavior.selectors import events_frame
+from behavior.services.outreach import outreach_reach
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.placements_cache import placements_changed
 from campaigns.recommend import recommend
+from campaigns.selectors import assignments_left, audience_frame, audience_mask, campaigns_live, condition_of
 from campaigns.signals import coupons_minted
 
-ALWAYS_LOADED = ("customer.marketing_consent", "score.purchase_intent")
 CENT = Decimal("0.01")
-HOLDOUT_HASH_KEY = "foresight-hold-1"  # 16 characters, as pandas' seeded hash wants; changing it reshuffles groups
 
 
 class CampaignError(Exception):
     """A campaign cannot be evaluated or changed, said in words a campaign manager understands."""
 
 
-@dataclass
-class EvaluationOutcome:
-    campaign: int
-    audience: int  # matched the condition, consented, not assigned this period yet
-    control: int
-    treated: int
-    out_of_budget: int  # the customer's contact budget was spent
-    over_cap: int  # the campaign's max_assignments was reached
-
-
-def condition_of(campaign: Campaign) -> Condition:
-    return parse(campaign.condition)
-
-
-def campaigns_live(now: datetime):
-    return (Campaign.objects.filter(status=Campaign.Status.ACTIVE)
-            .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now))
-            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
-            .order_by("-priority", "pk"))
-
-
 def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None,
-                       audiences: dict[int, pd.Series] | None = None) -> list[EvaluationOutcome]:
+                       audiences: dict[int, pd.Series] | None = None) -> list[Outcome]:
     """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing.
 
     `audiences` (campaign id -> purchase intent by customer id) are computed here unless given: workers
@@ -96,56 +74,28 @@ def campaigns_audiences(*, now: datetime, customers: tuple[int, int] | None = No
     return {c.pk: intent[audience_mask(c, conditions[c.pk], frame, now)] for c in campaigns}
 
 
-def audience_frame(conditions, now: datetime, customers: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Every customer's values of the fields these conditions use (plus consent and purchase intent)."""
-    return conditions_frame(conditions, now, also=ALWAYS_LOADED, customers=customers)
-
-
-def audience_mask(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime) -> np.ndarray:
-    """Who the campaign may reach: the condition, marketing consent, and not a likely buyer when asked."""
-    mask = condition.mask(frame, now) & frame["customer.marketing_consent"].fillna(False).to_numpy(bool)
-    if campaign.skip_likely_buyers_above is not None:
-        intent = frame["score.purchase_intent"].to_numpy(np.float64, na_value=np.nan)
-        mask &= ~(intent >= campaign.skip_likely_buyers_above)
-    return mask
-
-
-def in_holdout(campaign_id: int, customer_ids: np.ndarray, percent: float) -> np.ndarray:
-    """A stable split: the same customer is always in or out of a campaign's control group."""
-    keys = pd.Series(np.asarray(customer_ids, dtype=np.int64)).astype(str) + f":{campaign_id}"
-    # hash_pandas_object is a fixed, seeded 64-bit hash: stable across processes, unlike hash().
-    hashed = pd.util.hash_pandas_object(keys, index=False, hash_key=HOLDOUT_HASH_KEY).to_numpy()
-    return (hashed % np.uint64(10_000)) < np.uint64(round(percent * 100))
-
-
 def period_of(campaign: Campaign, now: datetime) -> int:
     return (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days // campaign.period_days
 
 
-def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> EvaluationOutcome:
+def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> Outcome:
     period = period_of(campaign, now)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status != Campaign.Status.ACTIVE:
-            return EvaluationOutcome(campaign.pk, 0, 0, 0, 0, 0)
-        done = Assignment.objects.filter(campaign=campaign, period=period).values_list("customer_id", flat=True)
-        ids = np.setdiff1d(audience.index.to_numpy(np.int64), np.fromiter(done, np.int64))
-        control = in_holdout(campaign.pk, ids, float(campaign.holdout_percent))
+            return Outcome.nothing(campaign.pk)
+        assigned = Assignment.objects.filter(campaign=campaign, period=period).values_list("customer_id", flat=True)
         # The likeliest buyers first: when caps or budgets run short, they are the ones reached.
-        treatment = ids[~control]
-        intent = audience.reindex(treatment).to_numpy(np.float64, na_value=-1.0)
-        treatment = treatment[np.argsort(-intent, kind="stable")]
-        room = len(treatment)
-        if campaign.max_assignments is not None:
-            used = Assignment.objects.filter(campaign=campaign, group=Assignment.Group.TREATMENT).count()
-            room = max(campaign.max_assignments - used, 0)
-        wanted = treatment[:room]
-        granted = contacts_claim(customer_ids=wanted, source=f"campaign {campaign.pk}", at=now)
-        _assign(campaign, period, now, run, ids[control], granted, events, condition_of(campaign))
-        if len(granted):
+        selection = select(ids=audience.index.to_numpy(np.int64), reached=assigned, rule_key=campaign.pk,
+                           holdout_percent=float(campaign.holdout_percent), rank=audience,
+                           cap=assignments_left(campaign))
+        outcome = outreach_reach(
+            rule=campaign.pk, selection=selection, source=f"campaign {campaign.pk}", at=now,
+            record=lambda control, treated: _assign(campaign, period, now, run, control, treated, events,
+                                                    condition_of(campaign)))
+        if outcome.reached:
             placements_changed()
-    return EvaluationOutcome(campaign=campaign.pk, audience=len(ids), control=int(control.sum()), treated=len(granted),
-                             out_of_budget=len(wanted) - len(granted), over_cap=len(treatment) - len(wanted))
+    return outcome
 
 
 def _assign(campaign, period, now, run, control_ids, treated_ids, events, condition) -> None:
@@ -522,11 +472,4 @@ def order_discount(campaign: Campaign, items: list[OrderItem]) -> Decimal:
     if eligible <= 0:
         raise RedemptionError("out_of_scope", f"no item of the order is in the offer's {campaign.scope} "
                                               f"{campaign.scope_value!r}")
-    return discount_amount(campaign, eligible)
-
-
-def discount_amount(campaign: Campaign, eligible: Decimal) -> Decimal:
-    """The offer's discount on an amount in its scope: a percentage of it, or the fixed value up to it."""
-    value = Decimal(campaign.discount_value)
-    discount = eligible * value / 100 if campaign.discount_kind == Campaign.Discount.PERCENT else min(value, eligible)
-    return discount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return campaign.discount_on(eligible)

@@ -14,8 +14,8 @@ from django.utils import timezone
 from behavior.conditions import Condition, parse
 from behavior.features import OPEN_ORDER_DAYS
 from behavior.models import Customer, Event, Score
-from behavior.selectors import conditions_frame
-from behavior.services.contacts import contacts_remaining
+from behavior.outreach import Selection, select
+from behavior.selectors import conditions_frame, contacts_remaining
 from support.facts import ticket_facts
 from support.models import SupportRule, Ticket
 
@@ -28,16 +28,14 @@ def rule_frame(conditions: Iterable[Condition], now: datetime) -> pd.DataFrame:
     return conditions_frame(conditions, now, also=ALWAYS_LOADED)
 
 
-def rule_candidates(*, rule: SupportRule, condition: Condition, frame: pd.DataFrame, now: datetime
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Customers matching the rule, and those of them without an unresolved or recent ticket of it (riskiest first)."""
-    matched = frame.index.to_numpy(np.int64)[condition.mask(frame, now)]
+def rule_select(*, rule: SupportRule, condition: Condition, frame: pd.DataFrame, now: datetime) -> Selection:
+    """Whom the rule would ticket among the frame's customers: not those with an unresolved ticket of it or one
+    within its dedupe window; the riskiest first."""
     ticketed = (Ticket.objects.filter(rule=rule)
                 .filter(Q(status__in=Ticket.UNRESOLVED) | Q(opened_at__gt=now - timedelta(days=rule.dedupe_days)))
                 .values_list("customer_id", flat=True))
-    fresh = np.setdiff1d(matched, np.fromiter(ticketed, np.int64), assume_unique=True)
-    risk = frame["score.support_risk"].reindex(fresh).to_numpy(np.float64, na_value=-1.0)
-    return matched, fresh[np.argsort(-risk, kind="stable")]
+    return select(ids=frame.index.to_numpy(np.int64), mask=condition.mask(frame, now), reached=ticketed,
+                  rule_key=f"support {rule.pk}", rank=frame["score.support_risk"].astype("float64"))
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,9 @@ def rule_preview(*, rule: SupportRule, now: datetime | None = None) -> RulePrevi
     """How many tickets the rule would open if it ran now."""
     now = now or timezone.now()
     condition = parse(rule.condition)
-    matched, fresh = rule_candidates(rule=rule, condition=condition, frame=rule_frame([condition], now), now=now)
-    reachable = int((contacts_remaining(customer_ids=fresh, at=now) > 0).sum())
-    return RulePreview(len(matched), len(matched) - len(fresh), len(fresh) - reachable, reachable)
+    selection = rule_select(rule=rule, condition=condition, frame=rule_frame([condition], now), now=now)
+    reachable = int((contacts_remaining(customer_ids=selection.wanted, at=now) > 0).sum())
+    return RulePreview(selection.matched, selection.already_reached, len(selection.wanted) - reachable, reachable)
 
 
 def ticket_facts_for(*, customer_ids: np.ndarray, now: datetime) -> pd.DataFrame:

@@ -8,23 +8,16 @@ customer's last slot.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Count
 
 from behavior.models import Contact, ContactPolicy
+from behavior.selectors import contacts_used
 
 _CLAIM_LOCK = 0x46_53_43_54  # any fixed number, the same for every claimant ("FSCT")
-
-
-def contacts_remaining(*, customer_ids: np.ndarray, at: datetime) -> np.ndarray:
-    """For each customer, how many more contacts the policy allows at `at`."""
-    policy = ContactPolicy.current()
-    used = _used(policy, at).reindex(np.asarray(customer_ids, dtype=np.int64), fill_value=0).to_numpy()
-    return np.maximum(policy.max_contacts - used, 0)
 
 
 def contacts_claim(*, customer_ids: np.ndarray, source: str, at: datetime) -> np.ndarray:
@@ -41,17 +34,9 @@ def contacts_claim(*, customer_ids: np.ndarray, source: str, at: datetime) -> np
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
         policy = ContactPolicy.current()
-        used = _used(policy, at).reindex(ids, fill_value=0).to_numpy()
+        used = contacts_used(policy, at).reindex(ids, fill_value=0).to_numpy()
         granted = ids[used < policy.max_contacts]
         Contact.objects.bulk_create(
             [Contact(customer_id=int(c), source=source, contacted_at=at) for c in granted], batch_size=5_000
         )
     return granted
-
-
-def _used(policy: ContactPolicy, at: datetime) -> pd.Series:
-    """Contacts per customer in the policy's window ending at `at`, for customers with any."""
-    since = at - timedelta(days=policy.per_days)
-    rows = (Contact.objects.filter(contacted_at__gt=since, contacted_at__lte=at)
-            .values_list("customer_id").annotate(n=Count("id")).order_by())
-    return pd.Series(dict(rows), dtype=np.int64)

@@ -11,7 +11,6 @@ shared with campaigns, claimed in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -21,10 +20,11 @@ from django.utils import timezone
 
 from behavior.conditions import parse
 from behavior.models import Event, ScoringRun
-from behavior.services.contacts import contacts_claim
+from behavior.outreach import Outcome
+from behavior.services.outreach import outreach_reach
 from support.facts import facts_json, ticket_reasons
 from support.models import OutboxMessage, SupportRule, Ticket
-from support.selectors import rule_candidates, rule_frame, support_risk_scores, ticket_facts_for
+from support.selectors import rule_frame, rule_select, support_risk_scores, ticket_facts_for
 from support.services.outbox import outbox_enqueue
 from support.services.tickets import CUSTOMER_GROUP, CUSTOMER_SLA
 
@@ -32,16 +32,7 @@ CONTACT_LOOKBACK = timedelta(days=7)  # support contacts this recent become tick
 _CONTACTS_LOCK = 0x46_53_53_43  # any fixed number ("FSSC"): one pickup of support contacts at a time
 
 
-@dataclass
-class RuleOutcome:
-    rule: int
-    matched: int
-    already_ticketed: int  # an unresolved ticket of the rule, or one within its dedupe window
-    opened: int
-    out_of_budget: int  # the customer's contact budget was spent
-
-
-def tickets_open_proactively(*, run: ScoringRun | None = None, now: datetime | None = None) -> list[RuleOutcome]:
+def tickets_open_proactively(*, run: ScoringRun | None = None, now: datetime | None = None) -> list[Outcome]:
     """Open tickets for every active rule's matches, highest priority first; a rerun opens nothing twice."""
     now = now or (run.as_of if run else timezone.now())
     rules = list(SupportRule.objects.filter(active=True).order_by("-priority", "pk"))
@@ -52,17 +43,16 @@ def tickets_open_proactively(*, run: ScoringRun | None = None, now: datetime | N
     return [_rule_evaluate(rule, conditions[rule.pk], frame, now, run) for rule in rules]
 
 
-def _rule_evaluate(rule, condition, frame, now, run) -> RuleOutcome:
+def _rule_evaluate(rule, condition, frame, now, run) -> Outcome:
     with transaction.atomic():
         rule = SupportRule.objects.select_for_update().get(pk=rule.pk)
         if not rule.active:
-            return RuleOutcome(rule.pk, 0, 0, 0, 0)
-        matched, fresh = rule_candidates(rule=rule, condition=condition, frame=frame, now=now)
-        granted = contacts_claim(customer_ids=fresh, source=f"support rule {rule.pk}", at=now)
-        tickets = _open(rule, granted, now, run)
-        outbox_enqueue(tickets=tickets, kind=OutboxMessage.Kind.OPENED, now=now)
-    return RuleOutcome(rule=rule.pk, matched=len(matched), already_ticketed=len(matched) - len(fresh),
-                       opened=len(tickets), out_of_budget=len(fresh) - len(granted))
+            return Outcome.nothing(rule.pk)
+        return outreach_reach(
+            rule=rule.pk, selection=rule_select(rule=rule, condition=condition, frame=frame, now=now),
+            source=f"support rule {rule.pk}", at=now,
+            record=lambda control, reached: outbox_enqueue(tickets=_open(rule, reached, now, run),
+                                                           kind=OutboxMessage.Kind.OPENED, now=now))
 
 
 def _open(rule: SupportRule, customer_ids: np.ndarray, now: datetime, run: ScoringRun | None) -> list[Ticket]:

@@ -5,8 +5,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from behavior.models import Contact, ContactPolicy
+from behavior.outreach import in_holdout
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.services import campaigns_evaluate, in_holdout
+from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
 from tests.factories import EventFactory, ProductFactory
 
@@ -26,7 +27,7 @@ def test_the_audience_gets_offers_once_per_period_and_without_consent_nothing(sc
     [outcome] = campaigns_evaluate(now=NOW)
 
     assert _treated(campaign) == {c.pk for c in likely}
-    assert outcome.audience == outcome.treated == 5 and outcome.control == 0
+    assert outcome.matched == outcome.reached == 5 and outcome.control == 0
     coupons = Coupon.objects.filter(assignment__campaign=campaign)
     assert coupons.count() == 5 and len(set(coupons.values_list("code", flat=True))) == 5
     assert all(len(code) == 12 and code.isalnum() for code in coupons.values_list("code", flat=True))
@@ -34,7 +35,8 @@ def test_the_audience_gets_offers_once_per_period_and_without_consent_nothing(sc
     assert Contact.objects.filter(source=f"campaign {campaign.pk}").count() == 5
 
     # The same scoring run again (a redelivered task): nothing new.
-    assert campaigns_evaluate(now=NOW)[0].audience == 0
+    again = campaigns_evaluate(now=NOW)[0]
+    assert again.already_reached == again.matched == 5 and again.reached == 0
     assert Assignment.objects.count() == 5 and Coupon.objects.count() == 5 and Contact.objects.count() == 5
 
 
@@ -58,7 +60,7 @@ def test_control_customers_get_nothing_but_are_recorded(scored_customers):
     assert outcome.control == control.count() and 70 < control.count() < 130
     assert not Coupon.objects.filter(assignment__in=control).exists()
     assert not Contact.objects.filter(customer__in=control.values("customer")).exists()
-    assert Coupon.objects.count() == outcome.treated == 400 - outcome.control
+    assert Coupon.objects.count() == outcome.reached == 400 - outcome.control
 
 
 def test_the_contact_budget_is_shared_and_the_higher_priority_wins(scored_customers):
@@ -67,10 +69,10 @@ def test_the_contact_budget_is_shared_and_the_higher_priority_wins(scored_custom
     low = offer(name="low", priority=1)
     high = offer(name="high", priority=5)
 
-    outcomes = {o.campaign: o for o in campaigns_evaluate(now=NOW)}
+    outcomes = {o.rule: o for o in campaigns_evaluate(now=NOW)}
 
     assert _treated(high) == {c.pk for c in customers} and not _treated(low)
-    assert outcomes[low.pk].out_of_budget == 3 and outcomes[high.pk].treated == 3
+    assert outcomes[low.pk].out_of_budget == 3 and outcomes[high.pk].reached == 3
 
 
 def test_caps_take_the_likeliest_buyers_and_never_overshoot(scored_customers):
@@ -82,7 +84,7 @@ def test_caps_take_the_likeliest_buyers_and_never_overshoot(scored_customers):
     assert _treated(campaign) == {customers[3].pk, customers[1].pk}
     assert outcome.over_cap == 3
     later = NOW.replace(day=NOW.day + 7)  # a new period: the cap is for the campaign's life
-    assert campaigns_evaluate(now=later)[0].treated == 0 and len(_treated(campaign)) == 2
+    assert campaigns_evaluate(now=later)[0].reached == 0 and len(_treated(campaign)) == 2
 
 
 def test_likely_buyers_can_be_left_out(scored_customers):

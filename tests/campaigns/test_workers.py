@@ -20,7 +20,7 @@ def test_two_workers_on_one_run_respect_caps_and_the_contact_budget(workers, sco
     results = [evaluate_campaigns.delay(run.pk) for _ in range(2)]
     outcomes = [r.get(timeout=120) for r in results]
 
-    assert sum(o["treated"] for out in outcomes for o in out if o["campaign"] == capped.pk) == 120
+    assert sum(o["reached"] for out in outcomes for o in out if o["rule"] == capped.pk) == 120
     assignments = Assignment.objects.values_list("campaign", "customer", "period")
     assert len(assignments) == len(set(assignments))  # nobody assigned twice by one campaign in a period
     assert Coupon.objects.filter(assignment__campaign=capped).count() == 120

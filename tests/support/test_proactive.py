@@ -32,7 +32,7 @@ def test_a_worried_customer_with_a_late_order_gets_a_ticket_with_reasons_in_plai
 
     [outcome] = tickets_open_proactively(now=NOW)
 
-    assert (outcome.matched, outcome.opened, outcome.out_of_budget) == (1, 1, 0)
+    assert (outcome.matched, outcome.reached, outcome.out_of_budget) == (1, 1, 0)
     ticket = Ticket.objects.get()
     assert (ticket.customer, ticket.rule, ticket.origin, ticket.status) == (alice, rule, "proactive", "open")
     assert (ticket.priority, ticket.group, ticket.due_at) == (Priority.HIGH, "deliveries", NOW + timedelta(hours=8))
@@ -57,10 +57,10 @@ def test_a_rerun_opens_nothing_twice_and_the_dedupe_window_holds_after_solving(r
 
     [again] = tickets_open_proactively(now=NOW + timedelta(hours=1))  # the next scoring run
 
-    assert (again.matched, again.already_ticketed, again.opened) == (1, 1, 0)
+    assert (again.matched, again.already_reached, again.reached) == (1, 1, 0)
     ticket_set_status(ticket=Ticket.objects.get(), status="solved")
-    assert tickets_open_proactively(now=NOW + timedelta(days=13))[0].opened == 0  # still late, but recently served
-    assert tickets_open_proactively(now=NOW + timedelta(days=15))[0].opened == 1
+    assert tickets_open_proactively(now=NOW + timedelta(days=13))[0].reached == 0  # still late, but recently served
+    assert tickets_open_proactively(now=NOW + timedelta(days=15))[0].reached == 1
     assert Ticket.objects.filter(rule=rule).count() == 2 and Contact.objects.count() == 2
 
 
@@ -86,7 +86,7 @@ def test_facts_are_read_set_based_whatever_the_number_of_customers(risky_custome
             review(customer, f"order-{n}-{i}", rating=1, days_ago=1)
         with CaptureQueriesContext(connection) as queries:
             [outcome] = tickets_open_proactively(now=NOW)
-        assert outcome.opened == n
+        assert outcome.reached == n
         return len(queries)
 
     queries_for(1)  # the first run also creates the one-row settings
@@ -142,7 +142,7 @@ def test_a_campaign_and_a_rule_share_a_contact_budget_of_one(risky_customers, fi
         [offered] = campaigns_evaluate(now=NOW)
         [ticketed] = tickets_open_proactively(now=NOW)
 
-    assert (ticketed.opened, offered.treated) == ((1, 0) if first == "support" else (0, 1))
+    assert (ticketed.reached, offered.reached) == ((1, 0) if first == "support" else (0, 1))
     assert ticketed.out_of_budget + offered.out_of_budget == 1
     assert Contact.objects.filter(customer=alice).count() == 1
 

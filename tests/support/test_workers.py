@@ -26,7 +26,7 @@ def test_two_workers_on_one_run_open_each_ticket_once(workers, risky_customers):
     outcomes = [r.get(timeout=120) for r in results]
 
     assert sum(o["from_contacts"] for o in outcomes) == 20
-    assert sum(rule_outcome["opened"] for o in outcomes for rule_outcome in o["rules"]) == 300
+    assert sum(rule_outcome["reached"] for o in outcomes for rule_outcome in o["rules"]) == 300
     proactive = Ticket.objects.filter(rule=rule).values_list("customer_id", flat=True)
     assert len(proactive) == len(set(proactive)) == 300
     assert Ticket.objects.filter(origin="customer").count() == 20

@@ -35,8 +35,8 @@ class Command(BaseCommand):
             cost = "" if p.expected_cost is None else f", expected cost {p.expected_cost:,.2f}"
             self.stdout.write(f"  {campaign.name}: audience {p.audience:,}, holdout {p.holdout:,}{cost}")
         for outcome in campaigns_evaluate(run=run):
-            name = Campaign.objects.get(pk=outcome.campaign).name
-            self.stdout.write(f"  {name}: {outcome.treated:,} treated, {outcome.control:,} held out as control, "
+            name = Campaign.objects.get(pk=outcome.rule).name
+            self.stdout.write(f"  {name}: {outcome.reached:,} treated, {outcome.control:,} held out as control, "
                               f"{outcome.out_of_budget:,} skipped (contact budget spent)")
         self.stdout.write(f"  {Coupon.objects.count():,} coupon codes minted, "
                           f"{Assignment.objects.filter(group='control').count():,} customers in control groups")

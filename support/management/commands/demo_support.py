@@ -31,7 +31,7 @@ class Command(BaseCommand):
                           f"ticket already, {preview.out_of_budget:,} have no contact budget left")
         for outcome in tickets_open_proactively(run=run):
             name = SupportRule.objects.get(pk=outcome.rule).name
-            self.stdout.write(f"  {name}: {outcome.opened:,} tickets opened, {outcome.out_of_budget:,} skipped "
+            self.stdout.write(f"  {name}: {outcome.reached:,} tickets opened, {outcome.out_of_budget:,} skipped "
                               "(contact budget spent)")
         tickets_open_from_contacts(now=run.as_of)  # already done after the scoring run, unless tasks ran elsewhere
         started = Ticket.objects.filter(origin=Ticket.Origin.CUSTOMER, status__in=Ticket.UNRESOLVED).count()
