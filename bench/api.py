@@ -188,12 +188,12 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
                category=f"category-{int(p) % 20}", occurred_at=now - timedelta(seconds=float(a)), received_at=now)
          for c, p, a in zip(viewers, viewed, ages, strict=True)), batch_size=5000)
     Campaign.objects.create(
-        name="bench: ten percent for likely buyers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+        name="bench: ten percent for likely buyers", kind="price_offer", status=Campaign.Status.ACTIVE,
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5}, priority=10, slot=SLOT,
         holdout_percent=10, discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=20,
         valid_days=7, budget=10_000_000)
     Campaign.objects.create(
-        name="bench: picked for you", kind=Campaign.Kind.AD, status=Campaign.Status.ACTIVE, headline="Picked for you",
+        name="bench: picked for you", kind="ad", status=Campaign.Status.ACTIVE, headline="Picked for you",
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0.2}, priority=5, slot=SLOT,
         holdout_percent=10, products_per_ad=4)
     started = time.perf_counter()

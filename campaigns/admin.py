@@ -15,6 +15,7 @@ from behavior.admin import StatusButtonsAdmin, percent, table
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from behavior.conf import foresight_settings
+from campaigns.actions import registry
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
@@ -46,15 +47,17 @@ class CampaignAdmin(StatusButtonsAdmin):
                        "assignments", "results"]
     actions = ["activate", "pause", "end"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "status", "priority"]}),
+        (None, {"fields": ["name", "kind", "status", "priority", "slot"]}),
         ("Audience", {"fields": ["condition", "condition_in_words", "audience_now", "condition_reference"]}),
         ("Schedule and caps", {"fields": ["starts_at", "ends_at", "period_days", "max_assignments",
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
-        ("Ad", {"fields": ["slot", "headline", "strategy", "products_per_ad"]}),
-        ("Price offer", {"fields": ["discount_kind", "discount_value", "scope", "scope_value", "min_order",
-                                    "valid_days", "budget", "spent"]}),
-        ("Results", {"fields": ["assignments", "results"]}),
+        # Then each action's own settings (all of them while the kind is not chosen yet), then "Results".
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        actions = [obj.action] if obj is not None and obj.kind in registry() else list(registry().values())
+        return [*self.fieldsets, *[(a.label.capitalize(), {"fields": list(a.fields)}) for a in actions if a.fields],
+                ("Results", {"fields": ["assignments", "results"]})]
 
     @admin.display(description="Discount spent")
     def spent(self, campaign):

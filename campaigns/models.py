@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun
+from campaigns.actions import Action, action_of, kind_choices, registry
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
 CODE_LENGTH = 12  # 32**12 = 2**60 codes: guessing one of a million live codes takes ~10**12 tries
@@ -15,10 +16,6 @@ CODE_LENGTH = 12  # 32**12 = 2**60 codes: guessing one of a million live codes t
 
 class Campaign(models.Model):
     """An audience (a condition over scores, features and customer fields) and what its members get."""
-
-    class Kind(models.TextChoices):
-        AD = "ad", "personalized ad"
-        PRICE_OFFER = "price_offer", "price offer"
 
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -43,7 +40,7 @@ class Campaign(models.Model):
         PRODUCT = "product", "one product"
 
     name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=kind_choices, help_text="What its treated customers get.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     condition = models.JSONField(
         validators=[validate_condition],
@@ -103,18 +100,15 @@ class Campaign(models.Model):
         return self.name
 
     def clean(self):
-        errors = {}
-        if self.kind == self.Kind.PRICE_OFFER:
-            if self.discount_value <= 0:
-                errors["discount_value"] = "A price offer needs a discount above zero."
-            elif self.discount_kind == self.Discount.PERCENT and self.discount_value > 100:
-                errors["discount_value"] = "A percent discount is at most 100."
-            if self.scope != self.Scope.ALL and not self.scope_value:
-                errors["scope_value"] = f"Name the {self.scope} the discount applies to."
+        errors = action_of(self.kind).validate(self) if self.kind in registry() else {}
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end must come after the start."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def action(self) -> Action:
+        return action_of(self.kind)
 
     def discount_on(self, eligible: Decimal) -> Decimal:
         """The offer's discount on an amount in its scope: a percentage of it, or the fixed value up to it."""

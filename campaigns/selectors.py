@@ -9,8 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from django.db.models import Avg, Count, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, ExpressionWrapper, OuterRef, Q, Sum
 from django.utils import timezone
 
 from behavior.conditions import Condition, feature_columns, parse
@@ -151,22 +150,8 @@ def campaign_preview(*, campaign: Campaign, now: datetime | None = None) -> Audi
     treated = selection.wanted
     intent = frame["score.purchase_intent"].reindex(treated).fillna(0).to_numpy()
     expected = float(intent.sum())
-    cost = None
-    if campaign.kind == Campaign.Kind.PRICE_OFFER:
-        cost = (Decimal(str(expected)) * _expected_discount(campaign, now)).quantize(Decimal("0.01"))
+    cost = campaign.action.expected_cost(campaign, expected, now)
     return AudiencePreview(selection.matched, len(selection.control), len(treated), expected, cost)
-
-
-def _expected_discount(campaign: Campaign, now: datetime) -> Decimal:
-    """The discount on the shop's average order (of the last 90 days), as a redemption is expected to cost."""
-    value = Decimal(campaign.discount_value)
-    if campaign.discount_kind == Campaign.Discount.FIXED:
-        return value
-    since = now - timedelta(days=90)
-    average = (Event.objects.filter(type="purchase", occurred_at__gte=since, occurred_at__lt=now)
-               .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"]) or Decimal(0)
-    return Decimal(str(average)) * value / 100
-
 
 
 @dataclass(frozen=True)
@@ -211,14 +196,10 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         inside = purchases["occurred_at"].ge(at) & purchases["occurred_at"].lt(at + window)
         bought = purchases["customer_id"].isin(treated) & inside
         buyers = purchases.loc[bought, "customer_id"].nunique()
-        at_stake = None
-        if campaign.kind == Campaign.Kind.PRICE_OFFER:
-            # Each buyer's first order in the window is where the coupon would have gone.
-            lines = purchases.loc[bought].assign(spend=spend[bought]).sort_values("occurred_at")
-            orders = lines.groupby(["customer_id", lines["order_id"].fillna("")], sort=False)["spend"].sum()
-            first = orders.groupby(level="customer_id").first()
-            at_stake = sum((campaign.discount_on(Decimal(f"{v:.2f}")) for v in first
-                            if v >= campaign.min_order), Decimal(0))
+        # Each buyer's first order in the window is where the treatment would have been used.
+        lines = purchases.loc[bought].assign(spend=spend[bought]).sort_values("occurred_at")
+        orders = lines.groupby(["customer_id", lines["order_id"].fillna("")], sort=False)["spend"].sum()
+        at_stake = campaign.action.cost_of_orders(campaign, orders.groupby(level="customer_id").first())
         periods.append(DryRunPeriod(at, selection.matched, len(treated), buyers,
                                     buyers / len(treated) if len(treated) else None, at_stake))
         at += timedelta(days=campaign.period_days)

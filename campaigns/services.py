@@ -19,27 +19,23 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import orjson
 import pandas as pd
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from behavior.models import Customer, Product, ScoringRun
+from behavior.models import Customer, ScoringRun
 from behavior.outreach import Outcome, select
 from behavior.selectors import events_frame
 from behavior.services.outreach import outreach_reach
+from campaigns.actions import shown_kinds
+from campaigns.actions.base import CampaignError
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.placements_cache import placements_changed
-from campaigns.recommend import recommend
 from campaigns.selectors import assignments_left, audience_frame, audience_mask, campaigns_live, condition_of
-from campaigns.signals import coupons_minted
 
 CENT = Decimal("0.01")
-
-
-class CampaignError(Exception):
-    """A campaign cannot be evaluated or changed, said in words a campaign manager understands."""
 
 
 def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None,
@@ -58,7 +54,7 @@ def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = 
     events = None
     outcomes = []
     for campaign in campaigns:
-        if campaign.kind == Campaign.Kind.AD and events is None:
+        if campaign.action.reads_events and events is None:
             events = events_frame(until=now)
         audience = audiences.get(campaign.pk, pd.Series(dtype="float64"))
         outcomes.append(_campaign_evaluate(campaign, audience, now, run, events))
@@ -99,50 +95,16 @@ def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> Outco
 
 
 def _assign(campaign, period, now, run, control_ids, treated_ids, events, condition) -> None:
-    expires = now + timedelta(days=campaign.valid_days if campaign.kind == Campaign.Kind.PRICE_OFFER
-                              else campaign.period_days)
+    action = campaign.action
+    expires = now + timedelta(days=action.valid_days(campaign))
     common = dict(campaign=campaign, period=period, run=run, assigned_at=now, expires_at=expires)
     reason = condition.describe()[:500]
-    products = _ad_products(campaign, treated_ids, events, now) if campaign.kind == Campaign.Kind.AD else {}
+    prepared = action.prepare(campaign, treated_ids, events, now)
     rows = [Assignment(customer_id=int(c), group=Assignment.Group.CONTROL, **common) for c in control_ids]
     rows += [Assignment(customer_id=int(c), group=Assignment.Group.TREATMENT, reason=reason,
-                        products=products.get(int(c), []), **common) for c in treated_ids]
+                        **prepared.get(int(c), {}), **common) for c in treated_ids]
     created = Assignment.objects.bulk_create(rows, batch_size=2_000)
-    if campaign.kind == Campaign.Kind.PRICE_OFFER:
-        treated = [a for a in created if a.group == Assignment.Group.TREATMENT]
-        _mint(campaign, treated, expires)
-
-
-def _mint(campaign: Campaign, assignments: list[Assignment], expires: datetime) -> None:
-    """One unguessable code per treated assignment; a (vanishingly rare) clash draws new codes."""
-    for _ in range(3):
-        try:
-            with transaction.atomic():
-                coupons = Coupon.objects.bulk_create([
-                    Coupon(assignment=a, customer_id=a.customer_id, code=Coupon.generate_code(), expires_at=expires)
-                    for a in assignments
-                ], batch_size=2_000)
-            break
-        except IntegrityError:
-            continue
-    else:
-        raise CampaignError("could not mint unique coupon codes three times in a row")
-    if coupons:
-        coupons_minted.send(sender=Campaign, campaign=campaign, coupons=coupons)
-
-
-def _ad_products(campaign, customer_ids, events, now) -> dict[int, list[dict]]:
-    if len(customer_ids) == 0:
-        return {}
-    active = pd.DataFrame.from_records(
-        list(Product.objects.filter(active=True).values_list("pk", "external_id", "name")),
-        columns=["product_id", "external_id", "name"])
-    picks = recommend(events, now, k=campaign.products_per_ad, strategy=campaign.strategy,
-                      customer_ids=customer_ids, products=active["product_id"].to_numpy())
-    picks = picks.merge(active, on="product_id")
-    picks["item"] = [{"product": e, "name": n, "why": Campaign.Strategy(s).label} for e, n, s in
-                     zip(picks["external_id"], picks["name"], picks["strategy"], strict=True)]
-    return picks.sort_values(["customer_id", "rank"]).groupby("customer_id")["item"].agg(list).to_dict()
+    action.treat(campaign, [a for a in created if a.group == Assignment.Group.TREATMENT], expires)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------------------------
@@ -199,6 +161,7 @@ class Placement:
 # `shown` part), so a placement is never shown uncounted, with one round trip and one commit. The ORM made
 # it four queries (key, customer, assignments, UPDATE) and spent 8 of the call's 12 ms of CPU building them
 # (2-core machine, busy).
+_SHOWN_KINDS = ", ".join(f"'{kind}'" for kind in shown_kinds())  # the registry's names: code, not input
 _LIVE_PLACEMENTS = f"""live AS (
     SELECT a.id, a.campaign_id, c.name, c.kind, c.headline, a.reason, a.products, a.expires_at, c.priority,
            k.code, c.discount_kind, c.discount_value, c.scope, c.scope_value, c.min_order,
@@ -208,7 +171,7 @@ _LIVE_PLACEMENTS = f"""live AS (
     JOIN {Campaign._meta.db_table} c ON c.id = a.campaign_id
     LEFT JOIN {Coupon._meta.db_table} k ON k.assignment_id = a.id
     WHERE cu.external_id = %(customer)s AND cu.marketing_consent AND a."group" = %(treatment)s
-      AND a.expires_at > %(now)s AND c.slot = %(slot)s AND c.status = %(active)s
+      AND a.expires_at > %(now)s AND c.slot = %(slot)s AND c.status = %(active)s AND c.kind IN ({_SHOWN_KINDS})
       AND k.redeemed_at IS NULL  -- no coupon, or an unused one
 )"""
 _SHOWN = f"""shown AS (

@@ -106,7 +106,7 @@ def shop_with_history(*external_ids: str) -> dict:
     assert run.status == "succeeded", run.error
 
     campaign = Campaign.objects.create(
-        name="Ten percent for everyone scored", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+        name="Ten percent for everyone scored", kind="price_offer", status=Campaign.Status.ACTIVE,
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0,
         discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
     campaigns_evaluate(run=run, now=now)

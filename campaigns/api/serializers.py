@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from behavior.api.serializers import StrictSerializer
+from campaigns.actions import shown_kinds
 from campaigns.models import Campaign
 from campaigns.services import Placement, Redemption
 
@@ -41,7 +42,7 @@ class PlacementOut(serializers.Serializer):
     """A campaigns.services.Placement; placements_out below gives the same, faster."""
 
     campaign = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=Campaign.Kind.choices)
+    kind = serializers.ChoiceField(choices=shown_kinds())
     headline = serializers.CharField()
     reason = serializers.CharField(help_text="Why this customer sees it: the campaign's audience rule.")
     products = serializers.ListField(child=serializers.DictField(), help_text="An ad's products: id, name, why.")

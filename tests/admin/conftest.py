@@ -50,7 +50,7 @@ def champion(target: str = "purchase_intent") -> ModelVersion:
 
 
 def price_offer(**fields) -> Campaign:
-    values = dict(name="Ten percent for likely buyers", kind=Campaign.Kind.PRICE_OFFER,
+    values = dict(name="Ten percent for likely buyers", kind="price_offer",
                   condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5}, holdout_percent=10,
                   discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
     return Campaign.objects.create(**{**values, **fields})

@@ -26,7 +26,7 @@ def scored_customers(db):
 
 
 def offer(**fields) -> Campaign:
-    values = dict(name="Ten percent for likely buyers", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+    values = dict(name="Ten percent for likely buyers", kind="price_offer", status=Campaign.Status.ACTIVE,
                   condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5}, holdout_percent=0,
                   discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
     return Campaign.objects.create(**{**values, **fields})

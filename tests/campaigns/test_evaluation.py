@@ -103,7 +103,7 @@ def test_paused_drafts_and_out_of_schedule_campaigns_assign_nothing(scored_custo
 
 
 def test_a_bad_condition_is_refused_naming_the_node(db):
-    campaign = Campaign(name="x", kind=Campaign.Kind.AD, condition={"all": [
+    campaign = Campaign(name="x", kind="ad", condition={"all": [
         {"field": "score.purchase_intent", "op": "gte", "value": 0.5},
         {"any": [{"field": "customer.country", "op": "gte", "value": "DE"}]},
     ]})
@@ -113,7 +113,7 @@ def test_a_bad_condition_is_refused_naming_the_node(db):
 
 
 def test_a_price_offer_needs_a_sensible_discount(db):
-    campaign = Campaign(name="x", kind=Campaign.Kind.PRICE_OFFER, discount_value=120, scope=Campaign.Scope.CATEGORY)
+    campaign = Campaign(name="x", kind="price_offer", discount_value=120, scope=Campaign.Scope.CATEGORY)
     with pytest.raises(ValidationError) as error:
         campaign.full_clean()
     assert set(error.value.message_dict) >= {"discount_value", "scope_value"}
@@ -125,7 +125,7 @@ def test_an_ad_fills_its_slots_with_recommended_products(scored_customers):
     ProductFactory(category="hats", active=False)
     EventFactory(customer=alice, type="product_view", product=shoes[0], category="shoes",
                  occurred_at=NOW - timedelta(days=1))
-    campaign = offer(kind=Campaign.Kind.AD, headline="Picked for you", products_per_ad=3)
+    campaign = offer(kind="ad", headline="Picked for you", products_per_ad=3)
 
     campaigns_evaluate(now=NOW)
 

@@ -49,7 +49,7 @@ def _rename():
 
 def _another_campaign():
     ProductFactory.create_batch(2)
-    offer(name="Picked for you", kind=Campaign.Kind.AD, slot="home", priority=50)
+    offer(name="Picked for you", kind="ad", slot="home", priority=50)
     campaigns_evaluate(now=timezone.now() - timedelta(minutes=30))
 
 

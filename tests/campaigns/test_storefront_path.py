@@ -56,7 +56,7 @@ def test_the_placements_answer_is_the_documented_one(scored_customers, storefron
     shoes = ProductFactory.create_batch(3, category="shoes")
     EventFactory(customer=alice, type="product_view", product=shoes[0], category="shoes")
     offer(slot="home", min_order="20.00", headline="Ten percent off")
-    offer(name="Picked for you", kind=Campaign.Kind.AD, slot="home", priority=5, headline="Picked for you")
+    offer(name="Picked for you", kind="ad", slot="home", priority=5, headline="Picked for you")
     campaigns_evaluate(now=timezone.now() - timedelta(hours=1))
 
     served = storefront.get(f"customers/{alice.external_id}/placements", params={"slot": "home"}).json()

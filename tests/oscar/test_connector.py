@@ -101,7 +101,7 @@ def _offer_to_readers(*users, **fields) -> Campaign:
     for user in users:
         customer_upsert(external_id=str(user.pk), marketing_consent=True)
     campaign = Campaign.objects.create(**{
-        "name": "Ten percent for our readers", "kind": Campaign.Kind.PRICE_OFFER, "status": Campaign.Status.ACTIVE,
+        "name": "Ten percent for our readers", "kind": "price_offer", "status": Campaign.Status.ACTIVE,
         "condition": {"field": "customer.marketing_consent", "op": "eq", "value": True}, "holdout_percent": 0,
         "discount_kind": Campaign.Discount.PERCENT, "discount_value": 10, **fields})
     campaigns_evaluate()

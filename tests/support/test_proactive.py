@@ -131,7 +131,7 @@ def test_a_campaign_and_a_rule_share_a_contact_budget_of_one(risky_customers, fi
     [alice] = risky_customers([0.9])
     late_order(alice, "1", days_late=2)
     support_rule()
-    Campaign.objects.create(name="Ten percent", kind=Campaign.Kind.PRICE_OFFER, status=Campaign.Status.ACTIVE,
+    Campaign.objects.create(name="Ten percent", kind="price_offer", status=Campaign.Status.ACTIVE,
                             condition={"field": "customer.marketing_consent", "op": "eq", "value": True},
                             holdout_percent=0, discount_value=10)
 

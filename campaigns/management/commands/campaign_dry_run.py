@@ -41,6 +41,6 @@ class Command(BaseCommand):
             stake = "-" if p.discount_on_their_orders is None else f"{p.discount_on_their_orders:,.2f}"
             self.stdout.write(f"{p.at:%Y-%m-%d}  {p.audience:>10,}{p.treated:>10,}{p.bought_anyway:>9,}{rate:>8}"
                               f"{stake:>12}")
-        if chosen.kind == Campaign.Kind.PRICE_OFFER:
+        if any(p.discount_on_their_orders is not None for p in periods):
             self.stdout.write("discount: what the coupon would have cost on orders these customers placed anyway; "
                               "the uplift itself only a live holdout group measures")

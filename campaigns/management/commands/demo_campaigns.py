@@ -6,12 +6,12 @@ from campaigns.selectors import campaign_preview
 from campaigns.services import campaigns_evaluate, placements_show
 
 DEMO_CAMPAIGNS = [
-    dict(name="Demo: 10% off for hesitant shoppers", kind=Campaign.Kind.PRICE_OFFER, priority=10,
+    dict(name="Demo: 10% off for hesitant shoppers", kind="price_offer", priority=10,
          condition={"all": [{"field": "score.purchase_intent", "op": "between", "value": [0.05, 0.4]},
                             {"field": "feature.cart_adds_unbought_30d", "op": "gte", "value": 1}]},
          holdout_percent=10, discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=30,
          valid_days=7, budget=5_000, skip_likely_buyers_above=0.4),
-    dict(name="Demo: picked for you", kind=Campaign.Kind.AD, priority=5, headline="Picked for you",
+    dict(name="Demo: picked for you", kind="ad", priority=5, headline="Picked for you",
          condition={"field": "score.purchase_intent", "op": "gte", "value": 0.02}, holdout_percent=10,
          strategy=Campaign.Strategy.BLEND, products_per_ad=4),
 ]

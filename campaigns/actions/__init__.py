@@ -1,0 +1,32 @@
+"""What a campaign does for the customers it treats: one module per action, registered below.
+
+Adding an action is a module with an `Action` subclass and a line in `registry`; the campaign's kind
+choices, the admin, evaluation, placements, the preview and the dry run all read the registry.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from campaigns.actions.base import Action
+
+
+@functools.cache
+def registry() -> dict[str, Action]:
+    from campaigns.actions import ad, price_offer  # imported here: they import the models
+
+    return {action.kind: action for action in (ad.Ad(), price_offer.PriceOffer())}
+
+
+def action_of(kind: str) -> Action:
+    return registry()[kind]
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """The campaign kinds: one per registered action."""
+    return [(kind, action.label) for kind, action in registry().items()]
+
+
+def shown_kinds() -> list[str]:
+    """The kinds whose live assignments the storefront's placements call shows."""
+    return [kind for kind, action in registry().items() if action.shown_in_placements]

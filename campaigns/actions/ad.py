@@ -1,0 +1,32 @@
+"""Personalized ads: products recommended for each treated customer, shown in the campaign's storefront slot."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from behavior.models import Product
+from campaigns.actions.base import Action
+from campaigns.models import Campaign
+from campaigns.recommend import recommend
+
+
+class Ad(Action):
+    kind = "ad"
+    label = "personalized ad"
+    fields = ("headline", "strategy", "products_per_ad")
+    shown_in_placements = True
+    reads_events = True
+
+    def prepare(self, campaign, customer_ids, events, now):
+        if len(customer_ids) == 0:
+            return {}
+        active = pd.DataFrame.from_records(
+            list(Product.objects.filter(active=True).values_list("pk", "external_id", "name")),
+            columns=["product_id", "external_id", "name"])
+        picks = recommend(events, now, k=campaign.products_per_ad, strategy=campaign.strategy,
+                          customer_ids=customer_ids, products=active["product_id"].to_numpy())
+        picks = picks.merge(active, on="product_id")
+        picks["item"] = [{"product": e, "name": n, "why": Campaign.Strategy(s).label} for e, n, s in
+                         zip(picks["external_id"], picks["name"], picks["strategy"], strict=True)]
+        products = picks.sort_values(["customer_id", "rank"]).groupby("customer_id")["item"].agg(list)
+        return {int(customer): {"products": items} for customer, items in products.items()}
