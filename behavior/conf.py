@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "CURRENCY": "EUR",
     # The helpdesk webhook may go to loopback, link-local and private addresses (a helpdesk on the shop's
     # own network); off, only public ones are reached.
-    "HELPDESK_ALLOW_PRIVATE": False,
+    "WEBHOOKS_ALLOW_PRIVATE": False,
 }
 
 

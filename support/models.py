@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun
-from support.destinations import refusal
+from behavior.webhooks import refusal
 from support.facts import days, stars
 
 # What a rule's message to the customer may name; every value comes from the ticket and its facts.

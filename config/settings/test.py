@@ -12,4 +12,4 @@ from .base import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The tests' helpdesk is a receiver on 127.0.0.1; the tests of the address rule turn this off again.
-FORESIGHT_HELPDESK_ALLOW_PRIVATE = True
+FORESIGHT_WEBHOOKS_ALLOW_PRIVATE = True

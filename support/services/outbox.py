@@ -11,18 +11,11 @@ answer was lost is sent again with the same Idempotency-Key: that is how the hel
 duplicate. A committed change wakes a sender at once; with the broker down it waits for the
 every-minute delivery (beat), so a broker outage delays changes and fails no request.
 
-Each request carries `X-Foresight-Signature: t=<unix time>,v1=<hex>`, the HMAC-SHA256 with the shared
-secret of `<t>.` followed by the body: a receiver recomputes it and refuses old timestamps (replays).
+Requests are signed as behavior.webhooks says.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import html
-import re
-import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,18 +28,11 @@ from django.utils import timezone
 
 from behavior.broker import hand_over
 from behavior.models import Customer
-from support.destinations import DestinationRefused, helpdesk_session
+from behavior.webhooks import backoff, post_signed, webhook_session
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
-SIGNATURE_HEADER = "X-Foresight-Signature"
-REQUEST_TIMEOUT = (3.05, 10)  # seconds to connect, and to wait for the answer
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
-MAX_BACKOFF = timedelta(hours=1)
 BATCH = 100
-# Of an answer, a sender reads at most this much (a {"reference": ...} fits many times over) and keeps an
-# excerpt of EXCERPT characters in last_error, which support leads read: a receiver's page is no one's business.
-ANSWER_BYTES = 16 * 1024
-EXCERPT = 200
 
 
 def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime, details: dict | None = None) -> int:
@@ -136,7 +122,7 @@ def outbox_deliver(*, now: datetime | None = None, limit: int = 1_000) -> Delive
     if not helpdesk.enabled:
         return report
     clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
-    with helpdesk_session() as session:
+    with webhook_session() as session:
         while report.delivered + report.failed < limit:
             due = list(_due(clock())[:BATCH])
             if not due:
@@ -165,44 +151,18 @@ def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: Outbox
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
     if not OutboxMessage.objects.filter(free, pk=message.pk, delivered_at__isnull=True).update(lease_until=at + LEASE):
         return None
-    body = orjson.dumps(message.payload)
-    stamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", "Idempotency-Key": str(message.idempotency_key),
-               "X-Foresight-Event": message.kind,
-               SIGNATURE_HEADER: f"t={stamp},v1={signature(helpdesk.secret, stamp, body)}"}
-    try:
-        with session.post(helpdesk.url, data=body, headers=headers, timeout=REQUEST_TIMEOUT,
-                          allow_redirects=False, stream=True) as response:
-            answer = next(response.iter_content(ANSWER_BYTES), b"")
-        ok = 200 <= response.status_code < 300
-        error = "" if ok else f"HTTP {response.status_code}: {answer_excerpt(answer)}".removesuffix(": ")
-    except requests.RequestException as failure:
-        error = f"{type(failure).__name__}: {failure}"
-    except DestinationRefused as refused:
-        error = str(refused)
+    error, answer = post_signed(session, url=helpdesk.url, secret=helpdesk.secret, body=orjson.dumps(message.payload),
+                                headers={"Idempotency-Key": str(message.idempotency_key),
+                                         "X-Foresight-Event": message.kind})
     mine = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True)
     if error:
-        delay = min(timedelta(seconds=helpdesk.retry_base_seconds) * 2 ** message.attempts, MAX_BACKOFF)
-        mine.update(attempts=F("attempts") + 1, next_attempt_at=clock() + delay, lease_until=None,
-                    last_error=error[:500])
+        mine.update(attempts=F("attempts") + 1, lease_until=None, last_error=error,
+                    next_attempt_at=clock() + backoff(helpdesk.retry_base_seconds, message.attempts))
         return False
     mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
     if message.ticket_id is not None:  # an erasure names tickets that are gone here
         _remember_reference(message.ticket_id, answer)
     return True
-
-
-_SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAGS = re.compile(r"<[^>]*>")
-
-
-def answer_excerpt(answer: bytes) -> str:
-    """The start of an answer as plain text on one line: no markup, no control characters, at most EXCERPT."""
-    text = _TAGS.sub(" ", _SCRIPTS.sub(" ", answer.decode("utf-8", errors="replace")))
-    # Control and format characters (newlines, escapes, bidi overrides) could forge lines or hide text.
-    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in html.unescape(text))
-    text = " ".join(text.split())
-    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
 
 
 def _remember_reference(ticket_id: int, answer: bytes) -> None:
@@ -213,7 +173,3 @@ def _remember_reference(ticket_id: int, answer: bytes) -> None:
         return
     if isinstance(reference, str) and reference:
         Ticket.objects.filter(pk=ticket_id, external_reference="").update(external_reference=reference[:255])
-
-
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()

@@ -1,4 +1,4 @@
-"""The helpdesk URL reaches public addresses only, and a receiver's answer comes back as a short excerpt."""
+"""Webhooks (the helpdesk's here) reach public addresses only, and a receiver's answer comes back as a short excerpt."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -6,8 +6,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils.html import escape
 
+from behavior.webhooks import EXCERPT
 from support.models import HelpdeskSettings, OutboxMessage
-from support.services.outbox import EXCERPT, outbox_deliver
+from support.services.outbox import outbox_deliver
 from support.services.proactive import tickets_open_proactively
 from tests.support.conftest import NOW, late_order, support_rule
 
@@ -20,7 +21,7 @@ FORM = {"enabled": "on", "secret": "a-shared-secret", "retry_base_seconds": 10}
 @pytest.fixture
 def public_only(settings):
     """The rule as deployed: the test settings allow private addresses for their receiver on 127.0.0.1."""
-    settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE = False
+    settings.FORESIGHT_WEBHOOKS_ALLOW_PRIVATE = False
 
 
 @pytest.mark.parametrize(("url", "kind"), [
@@ -43,14 +44,14 @@ def test_the_admin_refuses_a_url_that_leads_inside_naming_the_field(admin_client
     # The message is the url field's own error, and says what kind of address it is and what allows it.
     start = page.index('id="id_url_error"')
     url_error = page[start:page.index("</ul>", start)]
-    assert f"{kind} address; the helpdesk must be at a public one" in url_error
-    assert escape("(FORESIGHT_HELPDESK_ALLOW_PRIVATE=1 allows others)") in url_error
+    assert f"{kind} address; webhooks must go to a public one" in url_error
+    assert escape("(FORESIGHT_WEBHOOKS_ALLOW_PRIVATE=1 allows others)") in url_error
 
 
 def test_a_public_address_is_taken_and_the_setting_allows_private_ones(admin_client, settings, public_only):
     assert admin_client.post(ADD, {**FORM, "url": "https://1.1.1.1/hooks"}).status_code == 302
 
-    settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE = True
+    settings.FORESIGHT_WEBHOOKS_ALLOW_PRIVATE = True
     change = f"/admin/support/helpdesksettings/{HelpdeskSettings.current().pk}/change/"
     assert admin_client.post(change, {**FORM, "url": "http://10.0.0.5/hooks"}).status_code == 302
     assert HelpdeskSettings.current().url == "http://10.0.0.5/hooks"
@@ -62,14 +63,14 @@ def test_delivery_checks_the_address_it_connects_to(risky_customers, helpdesk, s
     late_order(risky_customers([0.9])[0], "order-1", days_late=2)
     support_rule()
     tickets_open_proactively(now=NOW)
-    settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE = False
+    settings.FORESIGHT_WEBHOOKS_ALLOW_PRIVATE = False
 
     assert outbox_deliver(now=NOW).failed == 1
     message = OutboxMessage.objects.get()
-    assert message.last_error.startswith("The helpdesk URL leads to 127.0.0.1, a loopback address")
+    assert message.last_error.startswith("The URL leads to 127.0.0.1, a loopback address")
     assert desk.received == [] and desk.refused == []  # nothing was sent
 
-    settings.FORESIGHT_HELPDESK_ALLOW_PRIVATE = True
+    settings.FORESIGHT_WEBHOOKS_ALLOW_PRIVATE = True
     assert outbox_deliver(now=message.next_attempt_at).delivered == 1
 
 
