@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, display_for_value, label_for_field, lookup_field
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Floor, Least
 from django.shortcuts import redirect
@@ -21,6 +22,7 @@ from behavior.models import (
     Score,
     ScoringRun,
     Target,
+    WebhookDestination,
 )
 from behavior.reasons import reasons_sentence
 from behavior.scorers import SCORERS
@@ -493,3 +495,43 @@ class ContactAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer"]
     search_fields = ["=customer__external_id", "source"]
     show_full_result_count = False
+
+
+# A receiver URL typed without a scheme is taken as https (Django 6's default; 5.x warns until told).
+HTTPS_BY_DEFAULT: dict[type[models.Field], dict[str, str]] = {models.URLField: {"assume_scheme": "https"}}
+
+
+def destination_form(destination: type[WebhookDestination]) -> type[forms.ModelForm]:
+    """The settings form of a webhook destination: the secret can be written but never read back, and an
+    empty field keeps the stored one."""
+
+    class DestinationForm(forms.ModelForm):
+        secret = forms.CharField(
+            required=False, max_length=255, widget=forms.PasswordInput(render_value=False),
+            help_text=destination._meta.get_field("secret").help_text
+            + " Not shown once saved: type a new one to replace it, or leave the field empty to keep it.",
+        )
+
+        class Meta:
+            model = destination
+            fields = ["enabled", "url", "secret", "retry_base_seconds"]
+            formfield_callback = staticmethod(
+                lambda field, **kwargs: field.formfield(**{**HTTPS_BY_DEFAULT.get(type(field), {}), **kwargs}))
+
+        def clean_secret(self) -> str:
+            return self.cleaned_data["secret"] or self.instance.secret
+
+    return DestinationForm
+
+
+class WebhookDestinationAdmin(admin.ModelAdmin):
+    """One row of settings: made once, never deleted."""
+
+    formfield_overrides = HTTPS_BY_DEFAULT
+    list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
+
+    def has_add_permission(self, request):
+        return not self.model.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -16,7 +16,8 @@ SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK, "support.ticketnote":
 
 GROUPS: dict[str, dict[str, tuple[str, ...]] | None] = {
     "Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,
-                          "campaigns.coupon": VIEW},
+                          "campaigns.coupon": VIEW, "campaigns.message": VIEW,
+                          "campaigns.messagingsettings": ("view", "change")},
     "Support agents": SUPPORT_AGENT,
     "Support leads": {**SUPPORT_AGENT, "support.supportrule": ALL, "support.helpdesksettings": ("view", "change"),
                       "support.outboxmessage": VIEW},

@@ -1,15 +1,20 @@
 import hashlib
 import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import cast
 
 import pandas as pd
+import requests
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .event_types import EVENT_TYPES
 from .features import TargetDefinition
+from .webhooks import backoff, post_signed, refusal
 
 MAX_HORIZON_DAYS = 365
 
@@ -391,3 +396,74 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} -> {self.customer_id} at {self.contacted_at:%Y-%m-%d %H:%M}"
+
+
+class WebhookDestination(models.Model):
+    """A service of the shop's that Foresight posts signed webhooks to (behavior.webhooks): one row each."""
+
+    service: str  # what the service is called, in messages: "helpdesk"
+    enabled = models.BooleanField(default=False)
+    url = models.URLField(blank=True, help_text="The service's webhook receiver.")
+    secret = models.CharField(
+        max_length=255, blank=True,
+        help_text="Shared secret: each request carries an HMAC-SHA256 of its timestamp and body in "
+        "X-Foresight-Signature (t=<unix time>,v1=<hex>).",
+    )
+    retry_base_seconds = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)],
+        help_text="First retry after this long, doubling after each failure up to an hour.",
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.service} at {self.url}" if self.enabled else f"{self.service} (disabled)"
+
+    def clean(self):
+        if self.enabled and not (self.url and self.secret):
+            raise ValidationError(f"An enabled {self.service} needs a URL and a secret.")
+        refused = refusal(self.url)
+        if refused:
+            raise ValidationError({"url": refused})
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class WebhookDelivery(models.Model):
+    """One webhook to send to a WebhookDestination until it is delivered (its subclass says what it carries)."""
+
+    LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
+
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A sender holds it until then.")
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def send(self, session: requests.Session, destination: WebhookDestination, *, body: bytes, event: str,
+             clock: Callable[[], datetime]) -> tuple[bool | None, bytes]:
+        """Deliver it once: (True, the answer) when delivered; False when it failed, to be tried again with
+        backoff; None when another sender holds it. A sender takes it by a conditional update of its lease
+        (the row count says who won) and sends with no transaction open, so two workers never send it at
+        once and no database lock waits on the network; one whose answer was lost is sent again with the same
+        Idempotency-Key, for the receiver to drop."""
+        at = clock()
+        free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
+        mine = type(self)._default_manager.filter(pk=self.pk, delivered_at__isnull=True)
+        if not mine.filter(free).update(lease_until=at + self.LEASE):
+            return None, b""
+        error, answer = post_signed(session, url=destination.url, secret=destination.secret, body=body,
+                                    headers={"Idempotency-Key": str(self.idempotency_key), "X-Foresight-Event": event})
+        if error:
+            mine.update(attempts=F("attempts") + 1, lease_until=None, last_error=error,
+                        next_attempt_at=clock() + backoff(destination.retry_base_seconds, self.attempts))
+            return False, answer
+        mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
+        return True, answer

@@ -11,12 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from behavior.admin import StatusButtonsAdmin, percent, table
+from behavior.admin import StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from behavior.conf import foresight_settings
 from campaigns.actions import registry
-from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
 from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
 from campaigns.services import CampaignError, campaign_set_status
 
@@ -210,3 +210,34 @@ class CouponAdmin(admin.ModelAdmin):
     @admin.display(description="Discount", ordering="discount_amount")
     def discount(self, coupon):
         return "-" if coupon.discount_amount is None else money(coupon.discount_amount)
+
+
+@admin.register(MessagingSettings)
+class MessagingSettingsAdmin(WebhookDestinationAdmin):
+    form = destination_form(MessagingSettings)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["pk", "campaign", "customer", "attempts", "next_attempt_at", "delivered_at", "last_error"]
+    list_filter = [("delivered_at", admin.EmptyFieldListFilter), "assignment__campaign"]
+    list_select_related = ["assignment__campaign", "assignment__customer"]
+    search_fields = ["=assignment__customer__external_id", "=idempotency_key"]
+    show_full_result_count = False
+
+    @admin.display(description="Campaign")
+    def campaign(self, message):
+        return message.assignment.campaign
+
+    @admin.display(description="Customer")
+    def customer(self, message):
+        return message.assignment.customer
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from behavior.conditions import validate_condition
-from behavior.models import Customer, ScoringRun
+from behavior.models import Customer, ScoringRun, WebhookDelivery, WebhookDestination
 from campaigns.actions import Action, action_of, kind_choices, registry
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
@@ -163,3 +163,27 @@ class Coupon(models.Model):
     @staticmethod
     def generate_code() -> str:
         return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+class MessagingSettings(WebhookDestination):
+    """Where message campaigns send their messages: the shop's own e-mail or messaging service; one row."""
+
+    service = "messaging service"
+    enabled = models.BooleanField(default=False, help_text="Send message campaigns' messages to this service.")
+    url = models.URLField(blank=True, help_text="The e-mail or messaging service's webhook receiver.")
+
+    class Meta:
+        verbose_name_plural = "messaging settings"
+
+
+class Message(WebhookDelivery):
+    """A message campaign's message to one treated customer, sent as a signed webhook until delivered."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="message")
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(delivered_at__isnull=True),
+                                name="message_undelivered")]
+
+    def __str__(self) -> str:
+        return f"message {self.pk}"

@@ -10,6 +10,7 @@ from django.db import InterfaceError, OperationalError
 from behavior.conf import foresight_settings
 from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
+from campaigns.actions.message import messages_deliver
 from campaigns.placements_cache import impressions_flush
 from campaigns.services import campaigns_audiences, campaigns_evaluate
 
@@ -55,3 +56,9 @@ def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
 def flush_impressions() -> int:
     """Every minute: the impressions that kept placements answers counted in Redis, added to their assignments."""
     return impressions_flush()
+
+
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+def deliver_messages() -> dict:
+    """Send message campaigns' due messages (after each evaluation's commit, and every minute)."""
+    return asdict(messages_deliver())

@@ -1,11 +1,9 @@
-from django import forms
 from django.contrib import admin, messages
-from django.db import models
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
-from behavior.admin import StatusButtonsAdmin
+from behavior.admin import StatusButtonsAdmin, WebhookDestinationAdmin, destination_form
 from behavior.conditions import ConditionError
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
@@ -150,40 +148,9 @@ class TicketAdmin(StatusButtonsAdmin):
         self._set_status(request, queryset, Ticket.Status.OPEN)
 
 
-# A receiver URL typed without a scheme is taken as https (Django 6's default; 5.x warns until told).
-HTTPS_BY_DEFAULT: dict[type[models.Field], dict[str, str]] = {models.URLField: {"assume_scheme": "https"}}
-
-
-class HelpdeskSettingsForm(forms.ModelForm):
-    """The secret can be written but never read back: an empty field keeps the stored one."""
-
-    secret = forms.CharField(
-        required=False, max_length=255, widget=forms.PasswordInput(render_value=False),
-        help_text=HelpdeskSettings._meta.get_field("secret").help_text
-        + " Not shown once saved: type a new one to replace it, or leave the field empty to keep it.",
-    )
-
-    class Meta:
-        model = HelpdeskSettings
-        fields = ["enabled", "url", "secret", "retry_base_seconds"]
-        formfield_callback = staticmethod(
-            lambda field, **kwargs: field.formfield(**{**HTTPS_BY_DEFAULT.get(type(field), {}), **kwargs}))
-
-    def clean_secret(self) -> str:
-        return self.cleaned_data["secret"] or self.instance.secret
-
-
 @admin.register(HelpdeskSettings)
-class HelpdeskSettingsAdmin(admin.ModelAdmin):
-    form = HelpdeskSettingsForm
-    formfield_overrides = HTTPS_BY_DEFAULT
-    list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
-
-    def has_add_permission(self, request):
-        return not HelpdeskSettings.objects.exists()  # one row
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class HelpdeskSettingsAdmin(WebhookDestinationAdmin):
+    form = destination_form(HelpdeskSettings)
 
 
 @admin.register(OutboxMessage)

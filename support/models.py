@@ -1,5 +1,4 @@
 import string
-import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -8,8 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from behavior.conditions import validate_condition
-from behavior.models import Customer, ScoringRun
-from behavior.webhooks import refusal
+from behavior.models import Customer, ScoringRun, WebhookDelivery, WebhookDestination
 from support.facts import days, stars
 
 # What a rule's message to the customer may name; every value comes from the ticket and its facts.
@@ -155,37 +153,15 @@ class Ticket(models.Model):
         return template.format_map(values)
 
 
-class HelpdeskSettings(models.Model):
+class HelpdeskSettings(WebhookDestination):
     """Where ticket changes are sent: one row, edited in the admin."""
 
+    service = "helpdesk"
     enabled = models.BooleanField(default=False, help_text="Queue and send ticket changes to the helpdesk.")
     url = models.URLField(blank=True, help_text="The helpdesk's webhook receiver.")
-    secret = models.CharField(
-        max_length=255, blank=True,
-        help_text="Shared secret: each request carries an HMAC-SHA256 of its timestamp and body in "
-        "X-Foresight-Signature (t=<unix time>,v1=<hex>).",
-    )
-    retry_base_seconds = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1)],
-        help_text="First retry after this long, doubling after each failure up to an hour.",
-    )
 
     class Meta:
         verbose_name_plural = "helpdesk settings"
-
-    def __str__(self) -> str:
-        return f"helpdesk at {self.url}" if self.enabled else "helpdesk (disabled)"
-
-    def clean(self):
-        if self.enabled and not (self.url and self.secret):
-            raise ValidationError("An enabled helpdesk needs a URL and a secret.")
-        refused = refusal(self.url)
-        if refused:
-            raise ValidationError({"url": refused})
-
-    @classmethod
-    def current(cls) -> "HelpdeskSettings":
-        return cls.objects.get_or_create(pk=1)[0]
 
 
 class TicketNote(models.Model):
@@ -204,7 +180,7 @@ class TicketNote(models.Model):
         return f"note on ticket {self.ticket_id}"
 
 
-class OutboxMessage(models.Model):
+class OutboxMessage(WebhookDelivery):
     """One ticket change to send to the helpdesk; a ticket's messages are delivered in sequence order.
 
     The one message without a ticket says that an erased customer's tickets must be erased there too.
@@ -223,13 +199,7 @@ class OutboxMessage(models.Model):
     sequence = models.PositiveIntegerField(help_text="The change's number within its ticket, from 1.")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     payload = models.JSONField(help_text="The ticket as it was after the change.")
-    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField()
-    next_attempt_at = models.DateTimeField()
-    lease_until = models.DateTimeField(null=True, blank=True, help_text="A sender holds it until then.")
-    attempts = models.PositiveIntegerField(default=0)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["ticket", "sequence"], name="one_outbox_message_per_sequence")]

@@ -72,14 +72,15 @@ def shop_with_history(*external_ids: str) -> dict:
     assignment, contact and coupon, a proactive ticket (a help message) and a ticket they opened.
 
     Made through the services the shop runs, so each row is what the code writes; also a note on the ticket
-    they opened, and the helpdesk change queued for it (that one by hand: the service queues it only while a
+    they opened, a message campaign's message to each (to a closed port: never delivered), and the helpdesk
+    change queued for it (that one by hand: the service queues it only while a
     helpdesk is set up). Returns the campaign, the coupons' codes and the proactive tickets' ids by customer,
     for tests that act on them.
     """
     from behavior.services.customers import customer_identify, customer_upsert
     from behavior.services.ingest import events_ingest
     from behavior.services.scoring import scoring_cycle_run
-    from campaigns.models import Campaign, Coupon
+    from campaigns.models import Campaign, Coupon, MessagingSettings
     from campaigns.services import campaigns_evaluate
     from support.models import OutboxMessage, Priority, SupportRule, Ticket
     from support.services.proactive import tickets_open_proactively
@@ -109,6 +110,10 @@ def shop_with_history(*external_ids: str) -> dict:
         name="Ten percent for everyone scored", kind="price_offer", status=Campaign.Status.ACTIVE,
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0,
         discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
+    MessagingSettings.objects.create(enabled=True, url="http://127.0.0.1:9/messages", secret="a-shared-secret")
+    Campaign.objects.create(
+        name="We miss you", kind="message", status=Campaign.Status.ACTIVE, headline="New in your size",
+        condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0)
     campaigns_evaluate(run=run, now=now)
     SupportRule.objects.create(name="Everyone scored", active=True, priority=Priority.HIGH, group="deliveries",
                                condition={"field": "score.purchase_intent", "op": "gte", "value": 0},

@@ -13,9 +13,9 @@ from campaigns.actions.base import Action
 
 @functools.cache
 def registry() -> dict[str, Action]:
-    from campaigns.actions import ad, price_offer  # imported here: they import the models
+    from campaigns.actions import ad, message, price_offer  # imported here: they import the models
 
-    return {action.kind: action for action in (ad.Ad(), price_offer.PriceOffer())}
+    return {action.kind: action for action in (ad.Ad(), price_offer.PriceOffer(), message.MessageAction())}
 
 
 def action_of(kind: str) -> Action:

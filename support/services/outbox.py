@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 import orjson
 import requests
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from behavior.broker import hand_over
 from behavior.models import Customer
-from behavior.webhooks import backoff, post_signed, webhook_session
+from behavior.webhooks import webhook_session
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
@@ -146,23 +146,11 @@ def _due(at: datetime):
 
 def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: OutboxMessage,
           clock: Callable[[], datetime]) -> bool | None:
-    """Deliver one message; True when delivered, False when it failed, None when another sender holds it."""
-    at = clock()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
-    if not OutboxMessage.objects.filter(free, pk=message.pk, delivered_at__isnull=True).update(lease_until=at + LEASE):
-        return None
-    error, answer = post_signed(session, url=helpdesk.url, secret=helpdesk.secret, body=orjson.dumps(message.payload),
-                                headers={"Idempotency-Key": str(message.idempotency_key),
-                                         "X-Foresight-Event": message.kind})
-    mine = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True)
-    if error:
-        mine.update(attempts=F("attempts") + 1, lease_until=None, last_error=error,
-                    next_attempt_at=clock() + backoff(helpdesk.retry_base_seconds, message.attempts))
-        return False
-    mine.update(attempts=F("attempts") + 1, delivered_at=clock(), lease_until=None, last_error="")
-    if message.ticket_id is not None:  # an erasure names tickets that are gone here
+    delivered, answer = message.send(session, helpdesk, body=orjson.dumps(message.payload), event=message.kind,
+                                     clock=clock)
+    if delivered and message.ticket_id is not None:  # an erasure names tickets that are gone here
         _remember_reference(message.ticket_id, answer)
-    return True
+    return delivered
 
 
 def _remember_reference(ticket_id: int, answer: bytes) -> None:

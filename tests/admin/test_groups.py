@@ -10,7 +10,8 @@ from behavior.groups import GROUPS
 
 pytestmark = pytest.mark.django_db
 
-CAMPAIGNS = ["/admin/campaigns/campaign/", "/admin/campaigns/assignment/", "/admin/campaigns/coupon/"]
+CAMPAIGNS = ["/admin/campaigns/campaign/", "/admin/campaigns/assignment/", "/admin/campaigns/coupon/",
+             "/admin/campaigns/message/", "/admin/campaigns/messagingsettings/"]
 CUSTOMERS = ["/admin/behavior/customer/", "/admin/behavior/score/", "/admin/behavior/event/"]
 OPERATIONS = ["/admin/behavior/apikey/", "/admin/behavior/modelversion/", "/admin/behavior/scoringrun/",
               "/admin/behavior/contactpolicy/", "/admin/django_celery_beat/periodictask/", "/admin/auth/user/"]

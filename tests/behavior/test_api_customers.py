@@ -79,7 +79,8 @@ def test_a_bad_product_batch_is_refused_whole_with_the_index_of_the_bad_item(adm
 # must be added to this list and to tests.factories.shop_with_history before these tests pass again.
 POINTING_AT_CUSTOMER = ["behavior.anonymouslink", "behavior.event", "behavior.score", "behavior.pastscore",
                         "behavior.contact", "campaigns.assignment", "campaigns.coupon", "support.ticket"]
-KINDS = [*POINTING_AT_CUSTOMER, "support.ticketnote", "support.outboxmessage"]  # a ticket's notes and changes
+KINDS = [*POINTING_AT_CUSTOMER, "campaigns.message",  # an assignment's message
+         "support.ticketnote", "support.outboxmessage"]  # a ticket's notes and changes
 
 
 def _rows_of(external_id: str) -> dict[str, set[int]]:

@@ -1,0 +1,109 @@
+"""Messages: for each treated customer, one message through the shop's own e-mail or messaging service.
+
+Foresight decides who gets a message and when (the campaign's audience, holdout, caps and contact budget,
+as for any action); the shop's service writes and sends it, from this signed webhook (behavior.webhooks):
+
+    POST <messaging service URL>
+    X-Foresight-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>
+    Idempotency-Key: <the message's id>
+    {"id": "...", "campaign": {"id": 3, "name": "..."}, "customer": "<the shop's customer id>",
+     "subject": "<the campaign's headline>", "reason": "<why this customer>", "assigned_at": "...",
+     "expires_at": "..."}
+
+A message is stored with its assignment, in the evaluation's transaction, and sent after the commit; a
+failed send (an error status, a timeout, a dropped connection) is retried with backoff until delivered
+(behavior.models.WebhookDelivery: a leased send, never two at once, the same Idempotency-Key again). A message
+is sent only while its campaign is active, its assignment live and the customer consenting: one that misses
+its window stays unsent, and says so in the admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from behavior.broker import hand_over
+from behavior.webhooks import webhook_session
+from campaigns.actions.base import Action
+from campaigns.models import Campaign, Message, MessagingSettings
+
+BATCH = 100
+
+
+class MessageAction(Action):
+    kind = "message"
+    label = "message (e-mail or app)"
+    fields = ("headline",)
+
+    def validate(self, campaign):
+        errors = {}
+        if not campaign.headline:
+            errors["headline"] = "A message needs a headline: the shop's service gets it as the subject."
+        if not MessagingSettings.current().enabled:
+            errors["kind"] = ("Messages go through the shop's e-mail or messaging service: set it up in "
+                              "the admin's Messaging settings first.")
+        return errors
+
+    def treat(self, campaign, assignments, expires):
+        now = timezone.now()
+        Message.objects.bulk_create([Message(assignment=a, next_attempt_at=now) for a in assignments],
+                                    batch_size=2_000)
+        if assignments:
+            transaction.on_commit(_deliver_soon)
+
+
+def _deliver_soon() -> None:
+    """Wake a sender now; with the broker down the messages wait for the every-minute delivery instead."""
+    from campaigns.tasks import deliver_messages
+
+    hand_over(deliver_messages.si(), sweeper="the every-minute message delivery")
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+
+
+def messages_deliver(*, now: datetime | None = None, limit: int = 1_000) -> DeliveryReport:
+    """Send due messages until none is due or `limit` were tried; `now` fixes the clock (tests step it)."""
+    service = MessagingSettings.current()
+    report = DeliveryReport()
+    if not service.enabled:
+        return report
+    clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
+    with webhook_session() as session:
+        while report.delivered + report.failed < limit:
+            due = list(_due(clock())[:BATCH])
+            if not due:
+                break
+            for message in due:
+                sent, _ = message.send(session, service, body=orjson.dumps(payload(message)), event="message",
+                                       clock=clock)
+                if sent is not None:
+                    report.delivered += sent
+                    report.failed += not sent
+    return report
+
+
+def _due(at: datetime):
+    return (Message.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=at)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=at))
+            .filter(assignment__expires_at__gt=at, assignment__customer__marketing_consent=True,
+                    assignment__campaign__status=Campaign.Status.ACTIVE)
+            .select_related("assignment__campaign", "assignment__customer").order_by("next_attempt_at", "pk"))
+
+
+def payload(message: Message) -> dict:
+    assignment = message.assignment
+    return {"id": str(message.idempotency_key), "campaign": {"id": assignment.campaign_id,
+                                                             "name": assignment.campaign.name},
+            "customer": assignment.customer.external_id, "subject": assignment.campaign.headline,
+            "reason": assignment.reason, "assigned_at": assignment.assigned_at.isoformat(),
+            "expires_at": assignment.expires_at.isoformat()}
