@@ -10,7 +10,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from behavior.charts import Bar, bar_chart, line_chart
-from behavior.features import TargetDefinition
+from behavior.core.features import TargetDefinition
+from behavior.core.reasons import reasons_sentence
+from behavior.core.scorers import SCORERS
+from behavior.core.training import ModelArtifactError
 from behavior.models import (
     ApiKey,
     Contact,
@@ -24,13 +27,10 @@ from behavior.models import (
     Target,
     WebhookDestination,
 )
-from behavior.reasons import reasons_sentence
-from behavior.scorers import SCORERS
 from behavior.services.api_keys import api_key_create, api_key_token_secret_rotate
 from behavior.services.customers import customer_erase
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
 from behavior.services.targets import DEFINING_FIELDS, TargetError, target_change
-from behavior.training import ModelArtifactError
 
 TIMELINE_EVENTS = 50
 RELATED_ROWS = 20

@@ -28,9 +28,9 @@ def _celery_app_ensure():
 
 
 def _sync_groups(sender, **kwargs):
-    # After the last app's post_migrate, when every app's permissions exist (auth makes them app by app).
-    # Also runs after a test database flush, which empties the groups.
-    if sender.label != list(apps.get_app_configs())[-1].label:
+    # After the last app's post_migrate, when every app's permissions exist (auth makes them app by app);
+    # an app without models gets none. Also runs after a test database flush, which empties the groups.
+    if sender.label != [config for config in apps.get_app_configs() if config.models_module][-1].label:
         return
     from behavior.groups import groups_sync
 

@@ -39,7 +39,7 @@ from django.db.models.lookups import (
     Range,
 )
 
-from .features import FEATURES, meaning
+from .core.features import FEATURES, meaning
 from .models import Score, Target
 
 MAX_DEPTH = 8
@@ -61,7 +61,7 @@ class ConditionError(ValueError):
 @dataclass(frozen=True)
 class Field:
     """A value a condition can test. Where it comes from: a stored score, an SQL expression over
-    Customer, or a column of behavior.features.build_features (no SQL form: computed in pandas)."""
+    Customer, or a column of behavior.core.features.build_features (no SQL form: computed in pandas)."""
 
     name: str
     type: str

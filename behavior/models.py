@@ -12,8 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from .event_types import EVENT_TYPES
-from .features import TargetDefinition
+from .core.event_types import EVENT_TYPES
+from .core.features import TargetDefinition
 from .webhooks import backoff, post_signed, refusal
 
 MAX_HORIZON_DAYS = 365
@@ -177,7 +177,7 @@ class ApiKey(models.Model):
 
 
 class Target(models.Model):
-    """What a model predicts and for whom, as the shop defines it (behavior.features.TargetDefinition).
+    """What a model predicts and for whom, as the shop defines it (behavior.core.features.TargetDefinition).
 
     Changing a definition retires the target's models and removes its scores: they answer another question
     (services.targets.target_change).

@@ -12,8 +12,8 @@ from django.db import connection
 from django.db.models import Count, Max, Min, Model, Q
 
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
-from behavior.events import TIME_RANGE
-from behavior.features import NORM_DAYS, build_features, shop_norms
+from behavior.core.events import TIME_RANGE
+from behavior.core.features import NORM_DAYS, build_features, shop_norms
 from behavior.models import Contact, ContactPolicy, Customer, Event, PastScore, Product, Score
 
 
@@ -67,7 +67,7 @@ def shop_overview() -> ShopOverview:
     )
 
 
-# The columns behavior.features reads, with their Arrow types for a columnar read: the events table's own,
+# The columns behavior.core.features reads, with their Arrow types for a columnar read: the events table's own,
 EVENT_COLUMNS = {
     "customer_id": pa.int64(),
     "type": pa.string(),
@@ -165,7 +165,7 @@ NORM_ORDERS = 20_000  # the latest shipped orders a shop's usual is taken from: 
 
 
 def shop_norms_at(now: datetime) -> dict:
-    """The shop's usual figures at `now` (behavior.features.shop_norms) from its latest shipped orders, and the
+    """The shop's usual figures at `now` (behavior.core.features.shop_norms) from its latest shipped orders, and the
     start of its history (one scan of the events table: 1 s or so for 10 million events)."""
     now = pd.Timestamp(now).to_pydatetime()  # a database driver takes datetimes, not pandas' Timestamps
     table = Event._meta.db_table

@@ -7,8 +7,8 @@ from pathlib import Path
 from celery import Task, group, shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from behavior import importers
 from behavior.broker import hand_over
+from behavior.core import importers
 from behavior.models import ScoringRun
 from behavior.services import learning, outcomes, scoring
 from behavior.services.imports import ImportAborted, events_import

@@ -66,18 +66,14 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from behavior.features import (  # noqa: E402
+from behavior.core.features import (  # noqa: E402
     TargetDefinition,
     build_features,
     build_labels,
     events_for_features,
 )
-from behavior.importers import read_taobao  # noqa: E402
-from behavior.models import Customer, Event, ModelVersion, Target  # noqa: E402
-from behavior.selectors import customers_frame, events_frame, shop_norms_at  # noqa: E402
-from behavior.services.learning import candidate_predict, candidates_fit  # noqa: E402
-from behavior.services.registry import LoadedModel  # noqa: E402
-from behavior.training import (  # noqa: E402
+from behavior.core.importers import read_taobao  # noqa: E402
+from behavior.core.training import (  # noqa: E402
     average_precision,
     predict,
     roc_auc,
@@ -85,6 +81,10 @@ from behavior.training import (  # noqa: E402
     roc_auc_interval,
     train,
 )
+from behavior.models import Customer, Event, ModelVersion, Target  # noqa: E402
+from behavior.selectors import customers_frame, events_frame, shop_norms_at  # noqa: E402
+from behavior.services.learning import candidate_predict, candidates_fit  # noqa: E402
+from behavior.services.registry import LoadedModel  # noqa: E402
 from bench._common import DATASETS, read_source  # noqa: E402
 
 settings.MEDIA_ROOT = str(WORK / "media")

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pandas as pd
 
-    from behavior.events import Limits, clean_events, records_frame
+    from behavior.core.events import Limits, clean_events, records_frame
     from behavior.services import ingest
 
     rng = np.random.default_rng(1)

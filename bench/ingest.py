@@ -40,7 +40,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-from behavior.event_types import EVENT_TYPES, ORDERS  # noqa: E402  (plain module, no Django needed)
+from behavior.core.event_types import EVENT_TYPES, ORDERS  # noqa: E402  (plain module, no Django needed)
 from bench._common import machine_facts, number, redacted  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/foresight_bench"

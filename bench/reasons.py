@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/reasons.py [--customers N] [--days D] [--sample S] [--rounds R]
 
-Simulates a shop (behavior.simulation), trains two purchase-intent models on features and labels
+Simulates a shop (foresight_demo.simulation), trains two purchase-intent models on features and labels
 at an earlier cutoff (one early-stopped on a later cutoff, one of a fixed --rounds trees, since
 contribution cost grows with the trees), then scores the features at the end. Plain prediction
 (`inplace_predict`, the baseline) runs over every active customer; exact and approximate
@@ -29,9 +29,9 @@ import xgboost as xgb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-from behavior.features import FEATURES, build_features, default_targets, events_for_features, training_frame  # noqa: E402
-from behavior.reasons import contributions, reason_agreement, reasons_sentence, top_reasons  # noqa: E402
-from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
+from behavior.core.features import FEATURES, build_features, default_targets, events_for_features, training_frame  # noqa: E402
+from behavior.core.reasons import contributions, reason_agreement, reasons_sentence, top_reasons  # noqa: E402
+from foresight_demo.simulation import simulate_block, simulate_catalogue  # noqa: E402
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)

@@ -11,7 +11,7 @@ call for all active customers (the shared work, popularity and co-occurrence, in
 
 - Taobao UserBehavior prefix (Tianchi research terms; 814 complete users, 55,000 products, 9 days Beijing time):
   cutoff 2017-12-02 00:00, so 7 days of history and the last 2 days held out.
-- A simulated shop (behavior.simulation; --customers over --days, 5,000 products), cutoff `--window` days before
+- A simulated shop (foresight_demo.simulation; --customers over --days, 5,000 products), cutoff `--window` days before
   its end: the scale figure. Its shoppers pick products by category and popularity and do not come back to a
   product they looked at, so popularity is hard to beat there and recently viewed has little to find.
 
@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 DATASETS = ROOT.parent / "shared" / "datasets"  # beside the checkout
 
-from behavior.features import events_for_features  # noqa: E402
-from behavior.importers import read_taobao  # noqa: E402
-from behavior.simulation import simulate_block, simulate_catalogue  # noqa: E402
+from behavior.core.features import events_for_features  # noqa: E402
+from behavior.core.importers import read_taobao  # noqa: E402
 from bench._common import machine_facts, number  # noqa: E402
 from bench.accuracy import read_source  # noqa: E402
 from campaigns.recommend import STRATEGIES, recommend  # noqa: E402
+from foresight_demo.simulation import simulate_block, simulate_catalogue  # noqa: E402
 
 K = 10
 Z = 1.959964  # two-sided 95%

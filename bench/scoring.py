@@ -249,7 +249,7 @@ def raw_scores_write(scored: dict[str, tuple[np.ndarray, np.ndarray]], version_i
 def features_in_chunks(events: pd.DataFrame, customers: pd.DataFrame, as_of: datetime, ids: np.ndarray,
                        chunk: int) -> None:
     """build_features per id range as the cycle calls it, the frames sliced in memory (slicing included)."""
-    from behavior.features import build_features
+    from behavior.core.features import build_features
 
     event_ids = events["customer_id"].to_numpy(np.int64, na_value=-1)
     customer_ids = customers["customer_id"].to_numpy(np.int64)
@@ -281,7 +281,7 @@ def _events_frame_from_values(rows: list[dict]) -> pd.DataFrame:
 def naive_loop(count: int, as_of: datetime, models: dict, version_ids: dict[str, int], seed: int) -> float:
     """Per customer: its events by the ORM, its features, each target it is in the population of predicted and
     stored by update_or_create: seconds for `count`."""
-    from behavior.features import build_features
+    from behavior.core.features import build_features
     from behavior.models import Customer, Event, Score
     from behavior.selectors import EVENT_COLUMNS
 
@@ -351,11 +351,11 @@ def phase_raw(run: Run, as_of: datetime) -> tuple[dict, dict[str, int]]:
     """The raw limit of every stage on all the customers at once; returns the champions, loaded, and their ids."""
     from django.db import connection
 
-    from behavior.features import build_features
+    from behavior.core.features import build_features
+    from behavior.core.training import _matrix
     from behavior.models import ModelVersion
     from behavior.selectors import customers_frame
     from behavior.services.registry import LoadedModel
-    from behavior.training import _matrix
 
     print("raw limits ...", file=sys.stderr)
     seconds: dict[str, float] = {}

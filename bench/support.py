@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/support.py        # or: make bench-support
 
-The support-risk model (XGBoost, behavior.training.train) is trained on the Olist sample (sample_4000_orders, CC
+The support-risk model (XGBoost, behavior.core.training.train) is trained on the Olist sample (sample_4000_orders, CC
 BY-NC-SA 4.0) at cutoffs 14 days apart from 2017-01-15: the 6 newest before a gap of one horizon stop the boosting,
 the older ones are fitted; its operating threshold is the one training chooses (best F1 on the early-stopping
 cutoffs). Its rows are every customer active before a cutoff, as the rules below see them. Then the test period is
@@ -40,15 +40,15 @@ import django  # noqa: E402
 django.setup()
 
 from behavior.conditions import feature_columns, parse  # noqa: E402
-from behavior.features import (  # noqa: E402
+from behavior.core.features import (  # noqa: E402
     BAD_RATING,
     build_features,
     build_labels,
     default_targets,
     events_for_features,
 )
-from behavior.importers import read_olist  # noqa: E402
-from behavior.training import predict, train  # noqa: E402
+from behavior.core.importers import read_olist  # noqa: E402
+from behavior.core.training import predict, train  # noqa: E402
 from bench._common import DATASETS, read_source  # noqa: E402
 
 WINDOW = pd.Timedelta(days=14)  # dedupe window of a rule, and how long after a ticket a bad review counts

@@ -7,7 +7,7 @@ On ../shared/datasets/hillstrom_half (Kevin Hillstrom's MineThatData challenge, 
 arm against no e-mail, for the outcomes visit and conversion: out-of-fold predictions of K-fold cross-
 validation (folds stratified by arm and outcome), then on all rows at once the Qini coefficient (normalised
 as scikit-uplift's qini_auc_score) and the observed uplift in the top 30%, with 95% intervals, for the uplift
-model (behavior.uplift, the learner chosen on each fold's own held-out rows), the response model (one XGBoost
+model (behavior.core.uplift, the learner chosen on each fold's own held-out rows), the response model (one XGBoost
 model of the outcome among the treated) and a random ranking.
 """
 
@@ -24,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script, the project root is not on the path
 
-from behavior.uplift import features_frame, qini_interval, response_ranking, top_uplift, uplift_fit  # noqa: E402
+from behavior.core.uplift import features_frame, qini_interval, response_ranking, top_uplift, uplift_fit  # noqa: E402
 from bench._common import DATASETS  # noqa: E402
 
 DATA = DATASETS / "hillstrom_half" / "hillstrom_half.csv"

@@ -2,7 +2,7 @@
 
 Pure pandas and NumPy, no database. Only events strictly before `as_of` count: product views,
 wishlist and cart adds, and purchases (the events frame's columns are those of
-`behavior.features`). Each slot names the strategy that filled it, so an ad can say why:
+`behavior.core.features`). Each slot names the strategy that filled it, so an ad can say why:
 
 - `recently_viewed`: products the customer looked at in the last RECENT_DAYS and has not bought
   since, most recent first;

@@ -13,9 +13,9 @@ from django.db.models import Count, Exists, ExpressionWrapper, OuterRef, Q, Sum
 from django.utils import timezone
 
 from behavior.conditions import Condition, feature_columns, parse
-from behavior.features import build_features
+from behavior.core.features import build_features
+from behavior.core.outreach import Selection, select
 from behavior.models import Event
-from behavior.outreach import Selection, select
 from behavior.selectors import condition_frame, conditions_frame, customers_frame, events_frame
 from behavior.services.scoring import champions_predict
 from campaigns.models import Assignment, Campaign, Coupon

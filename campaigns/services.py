@@ -25,8 +25,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from behavior.core.outreach import Outcome, select
 from behavior.models import Customer, ScoringRun
-from behavior.outreach import Outcome, select
 from behavior.selectors import events_frame
 from behavior.services.outreach import outreach_reach
 from campaigns.actions import shown_kinds

@@ -2,7 +2,7 @@
 
 `ticket_facts` reads an events frame (the columns of behavior.selectors.events_frame) and finds, for
 every customer at once, their latest open order past its promised delivery (as
-behavior.features counts `orders_open_past_due`: a purchase of the last 90 days, promised before
+behavior.core.features counts `orders_open_past_due`: a purchase of the last 90 days, promised before
 now, with no delivery event) and their worst bad review of the last 90 days.
 """
 
@@ -14,8 +14,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from behavior.features import BAD_RATING, OPEN_ORDER_DAYS
-from behavior.reasons import reasons_sentence
+from behavior.core.features import BAD_RATING, OPEN_ORDER_DAYS
+from behavior.core.reasons import reasons_sentence
 
 FACT_COLUMNS = ["order_id", "days_late", "promised_at", "review_order_id", "rating", "reviewed_at"]
 

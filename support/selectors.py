@@ -12,9 +12,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from behavior.conditions import Condition, parse
-from behavior.features import OPEN_ORDER_DAYS
+from behavior.core.features import OPEN_ORDER_DAYS
+from behavior.core.outreach import Selection, select
 from behavior.models import Customer, Event, Score
-from behavior.outreach import Selection, select
 from behavior.selectors import conditions_frame, contacts_remaining
 from support.facts import ticket_facts
 from support.models import SupportRule, Ticket

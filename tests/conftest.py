@@ -14,7 +14,7 @@ from django.db.models.signals import post_migrate
 
 from behavior.api.auth import CUSTOMER_TOKEN_HEADER
 from behavior.api.tokens import customer_token
-from behavior.features import default_targets
+from behavior.core.features import default_targets
 from behavior.models import ApiKey, Target
 from behavior.services.api_keys import api_key_create
 

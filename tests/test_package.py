@@ -228,6 +228,7 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
         assert "ada" in admin.get(server.base + "admin/behavior/customer/", timeout=10).text
 
     manage = [str(installed), "manage.py"]
+    settings_file.write_text(settings_file.read_text() + '\nINSTALLED_APPS += ["foresight_demo"]\n')  # to try it
     _run(*manage, "simulate_shop", "--customers", "1500", "--days", "90", cwd=project, env=env)
     assert "ROC-AUC" in _run(*manage, "train", "--target", "purchase_intent", cwd=project, env=env)
     assert "Highest purchase intent" in _run(*manage, "score", "--top", "1", cwd=project, env=env)

@@ -3,9 +3,9 @@
 from rest_framework import serializers
 
 from behavior.conf import foresight_settings
-from behavior.event_types import EVENT_TYPES
-from behavior.events import FIELDS, customer_id_problem, json_problem
-from behavior.features import TargetDefinition
+from behavior.core.event_types import EVENT_TYPES
+from behavior.core.events import FIELDS, customer_id_problem, json_problem
+from behavior.core.features import TargetDefinition
 from behavior.models import Customer
 
 
@@ -23,7 +23,7 @@ def _bounded_json(value: dict) -> None:
 
 
 class EventIn(StrictSerializer):
-    """Documents one event. Batches are checked by behavior.events.clean_events, not by this class."""
+    """Documents one event. Batches are checked by behavior.core.events.clean_events, not by this class."""
 
     event_id = serializers.UUIDField(help_text="Made by the client; resending the same id stores nothing new.")
     type = serializers.ChoiceField(choices=EVENT_TYPES)

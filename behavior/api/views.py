@@ -18,7 +18,7 @@ from behavior.api.parsers import JSONParser
 from behavior.api.schema import SCHEMA_SETTINGS, documented
 from behavior.cache import Counter
 from behavior.conf import foresight_settings
-from behavior.events import MAX_TEXT_LENGTH, customer_id_problem
+from behavior.core.events import MAX_TEXT_LENGTH, customer_id_problem
 from behavior.models import ApiKey, Customer
 from behavior.selectors import customer_export, scores_for_customer
 from behavior.services.customers import IdentityConflict, customer_erase, customer_identify, customer_upsert

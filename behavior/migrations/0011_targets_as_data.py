@@ -3,7 +3,7 @@
 import django.core.validators
 from django.db import migrations, models
 
-# The two targets every shop starts with, as they were when they were code (behavior.features.default_targets):
+# The two targets every shop starts with, as they were when they were code (behavior.core.features.default_targets):
 # written out here, so that this migration stays what it was when later code changes.
 DEFAULT_TARGETS = [
     {"name": "purchase_intent", "description": "buys within the horizon", "horizon_days": 7,

@@ -13,13 +13,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from behavior.features import TargetDefinition, training_frame
+from behavior.core.features import TargetDefinition, training_frame
+from behavior.core.scorers import SCORERS
+from behavior.core.training import best_f1_threshold, choose_cutoffs, score_metrics
 from behavior.models import ModelVersion, Target
-from behavior.scorers import SCORERS
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.learning import candidate_predict, candidates_fit
 from behavior.services.registry import LoadedModel
-from behavior.training import best_f1_threshold, choose_cutoffs, score_metrics
 
 
 class EvaluationError(Exception):

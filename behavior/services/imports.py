@@ -20,8 +20,8 @@ import pandas as pd
 from django.db import connection, transaction
 from django.utils import timezone
 
-from behavior.events import CleanedEvents, Limits, Problem, clean_events
-from behavior.importers import Chunk, Source
+from behavior.core.events import CleanedEvents, Limits, Problem, clean_events
+from behavior.core.importers import Chunk, Source
 from behavior.services.ingest import StagedRows, events_stage, events_store
 
 # Files are written after the fact; only a clock well ahead of ours is suspicious.

@@ -1,7 +1,7 @@
 """Writing checked events to the database in bulk.
 
 Every source (the API, the importers, the simulator) hands a frame from
-`behavior.events.clean_events` to `events_store`. The rows go to a temporary staging
+`behavior.core.events.clean_events` to `events_store`. The rows go to a temporary staging
 table (COPY on PostgreSQL), and three set-based statements then add unknown customers
 and products and insert the events, skipping event ids that are already stored. So the
 same event sent twice is stored once, even from two processes at the same time.
@@ -23,7 +23,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from behavior.conf import foresight_settings
-from behavior.events import FIELDS, Limits, clean_events, records_frame
+from behavior.core.events import FIELDS, Limits, clean_events, records_frame
 from behavior.models import AnonymousLink, Customer, Event, Product
 
 STAGING = "foresight_event_staging"

@@ -1,6 +1,6 @@
 """Training the behaviour models: read the shop once, train each target, register and promote.
 
-The numeric work is behavior.features, behavior.training and behavior.scorers; this module reads the
+The numeric work is behavior.core.features, behavior.core.training and behavior.core.scorers; this module reads the
 database as two frames (events and customers), builds the features once per cutoff for every target,
 and writes ModelVersion rows through the registry. For each target the candidates are XGBoost (when
 there are enough positives to learn from) and the transparent scorers that fit it, all judged on the
@@ -21,12 +21,9 @@ import pandas as pd
 import xgboost as xgb
 from django.utils import timezone
 
-from behavior.features import TargetDefinition, build_features, build_labels, longest_window, model_features
-from behavior.models import Customer, ModelVersion, Target
-from behavior.scorers import SCORERS, scorer_fit, scorer_predict, scorers_for
-from behavior.selectors import customers_frame, events_frame
-from behavior.services.registry import model_version_promote_if_better, model_version_register
-from behavior.training import (
+from behavior.core.features import TargetDefinition, build_features, build_labels, longest_window, model_features
+from behavior.core.scorers import SCORERS, scorer_fit, scorer_predict, scorers_for
+from behavior.core.training import (
     MIN_POSITIVES,
     Metrics,
     TimeSplit,
@@ -38,6 +35,9 @@ from behavior.training import (
     score_metrics,
     train,
 )
+from behavior.models import Customer, ModelVersion, Target
+from behavior.selectors import customers_frame, events_frame
+from behavior.services.registry import model_version_promote_if_better, model_version_register
 
 Progress = Callable[[str], None]
 

@@ -2,7 +2,7 @@
 
 The first scoring run of each day keeps a copy of its scores (PastScore). Once a target's
 horizon has passed since the run's `as_of`, its kept scores are compared with the labels the
-training code would give those customers at that moment (behavior.features.build_labels), and
+training code would give those customers at that moment (behavior.core.features.build_labels), and
 the metrics training reports (ROC-AUC, PR-AUC beside the base rate, precision and recall at
 the model's threshold, Brier score, calibration table) are stored on the run. Validation
 metrics say how a model did on the past before it served; these say how it did while serving.
@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from behavior.conf import foresight_settings
-from behavior.features import TargetDefinition, build_labels
+from behavior.core.features import TargetDefinition, build_labels
+from behavior.core.training import score_metrics
 from behavior.models import ModelVersion, PastScore, ScoringRun
 from behavior.selectors import events_frame, past_scores
-from behavior.training import score_metrics
 
 # A version stored without a threshold has its precision and recall read at this probability.
 DEFAULT_THRESHOLD = 0.5

@@ -1,11 +1,11 @@
-"""Reaching the customers a rule selected (behavior.outreach): the contact budget, then the rule's own record."""
+"""Reaching the customers a rule selected (behavior.core.outreach): the contact budget, then the rule's own record."""
 
 from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
 
-from behavior.outreach import Outcome, Selection
+from behavior.core.outreach import Outcome, Selection
 from behavior.services.contacts import contacts_claim
 
 

@@ -1,6 +1,6 @@
 """The model registry: store versions with checksummed artifacts, promote the better one, roll back.
 
-A version is XGBoost (an artifact) or a transparent scorer (behavior.scorers: its fitted numbers in
+A version is XGBoost (an artifact) or a transparent scorer (behavior.core.scorers: its fitted numbers in
 `params`), trained for one target definition. A candidate becomes champion only if it ranks the same
 validation rows (the target's population at the validation cutoffs) better than the current champion,
 by ROC-AUC. One champion per target is enforced by the database; a version trained for another
@@ -20,10 +20,10 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from behavior.features import TargetDefinition
+from behavior.core.features import TargetDefinition
+from behavior.core.scorers import SCORERS, scorer_predict
+from behavior.core.training import ModelArtifactError, booster_from_bytes, booster_to_bytes, predict, roc_auc
 from behavior.models import ModelVersion, Target
-from behavior.scorers import SCORERS, scorer_predict
-from behavior.training import ModelArtifactError, booster_from_bytes, booster_to_bytes, predict, roc_auc
 
 Status = ModelVersion.Status
 

@@ -26,10 +26,10 @@ import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
-from behavior.features import build_features
+from behavior.core.features import build_features
+from behavior.core.reasons import exact_reasons
+from behavior.core.scorers import SCORERS, scorer_reasons
 from behavior.models import ModelVersion, PastScore, Score, ScoringChunk, ScoringRun, Target
-from behavior.reasons import exact_reasons
-from behavior.scorers import SCORERS, scorer_reasons
 from behavior.selectors import customer_id_ranges, customers_frame, events_frame, shop_norms_at
 from behavior.services.bulk import rows_upsert
 from behavior.services.registry import LoadedModel

@@ -19,7 +19,7 @@ class CampaignError(Exception):
 
 class Action:
     """One thing a campaign does for the customers it treats. Subclasses set `kind`, `label` and `fields`, and
-    override what they do; the engine (behavior.outreach) has already chosen, held out and claimed budget."""
+    override what they do; the engine (behavior.core.outreach) has already chosen, held out and claimed budget."""
 
     kind: str
     label: str

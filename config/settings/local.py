@@ -6,7 +6,9 @@ os.environ.setdefault("FORESIGHT_TASKS_IN_PROCESS", "1")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_URL, LOGGING
+from .base import CELERY_BROKER_URL, INSTALLED_APPS, LOGGING
+
+INSTALLED_APPS = [*INSTALLED_APPS, "foresight_demo"]  # make demo's simulated shop, campaigns, rules and logins
 
 # Tasks run in-process here: Celery's line per finished task would interleave with the commands' output.
 LOGGING["loggers"] = {**LOGGING["loggers"], "celery.app.trace": {"level": "WARNING"}}

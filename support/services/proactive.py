@@ -19,8 +19,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from behavior.conditions import parse
+from behavior.core.outreach import Outcome
 from behavior.models import Event, ScoringRun
-from behavior.outreach import Outcome
 from behavior.services.outreach import outreach_reach
 from support.facts import facts_json, ticket_reasons
 from support.models import OutboxMessage, SupportRule, Ticket

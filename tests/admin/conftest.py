@@ -5,9 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from behavior.core.training import score_metrics
 from behavior.models import AnonymousLink, Contact, ModelVersion, Score, ScoringRun
 from behavior.services.api_keys import api_key_create
-from behavior.training import score_metrics
 from campaigns.models import Assignment, Campaign, Coupon
 from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory, ProductFactory
 

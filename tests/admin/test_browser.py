@@ -11,10 +11,10 @@ import pytest
 from behavior.models import ModelVersion, Score
 from behavior.services.learning import models_train
 from behavior.services.scoring import scoring_cycle_run
-from behavior.services.simulation import shop_simulate
 from campaigns.models import Assignment, Campaign
 from campaigns.selectors import campaign_preview
 from campaigns.services import campaigns_evaluate
+from foresight_demo.services import shop_simulate
 from tests.admin.conftest import PASSWORD
 from tests.conftest import screenshot
 from tests.factories import ModelVersionFactory

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from behavior.event_types import EVENT_TYPES, REQUIRED_FIELDS
+from behavior.core.event_types import EVENT_TYPES, REQUIRED_FIELDS
 from behavior.models import ApiKey, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from behavior.services.learning import models_train
-from behavior.services.simulation import shop_simulate
+from foresight_demo.services import shop_simulate
 
 pytestmark = pytest.mark.django_db
 END = datetime(2026, 3, 1, tzinfo=UTC)

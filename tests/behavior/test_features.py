@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behavior.event_types import EVENT_TYPES
-from behavior.features import (
+from behavior.core.event_types import EVENT_TYPES
+from behavior.core.features import (
     FEATURES,
     TargetDefinition,
     build_features,
@@ -18,7 +18,7 @@ from behavior.features import (
     model_features,
     training_frame,
 )
-from behavior.simulation import simulate_block, simulate_catalogue
+from foresight_demo.simulation import simulate_block, simulate_catalogue
 
 CUTOFF = pd.Timestamp("2026-03-01", tz="UTC")
 DAY = pd.Timedelta(days=1)

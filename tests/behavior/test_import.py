@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from behavior import importers
-from behavior.importers import event_ids
+from behavior.core import importers
+from behavior.core.importers import event_ids
 from behavior.models import Customer, Event
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from behavior.core.scorers import SCORERS
 from behavior.models import ModelVersion, Score, Target
-from behavior.scorers import SCORERS
 from behavior.services.learning import NOT_ENOUGH_DATA, models_train
-from behavior.services.simulation import shop_simulate
+from foresight_demo.services import shop_simulate
 
 pytestmark = pytest.mark.django_db
 END = datetime(2026, 1, 1, tzinfo=UTC)  # a fixed end: the same events and cutoffs whenever the tests run

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from behavior.features import FEATURES
-from behavior.reasons import contributions, reason_agreement, reason_text, reasons_sentence, top_reasons
+from behavior.core.features import FEATURES
+from behavior.core.reasons import contributions, reason_agreement, reason_text, reasons_sentence, top_reasons
 
 NAMES = ["product_view_7d", "add_to_cart_7d", "days_since_purchase", "sessions_30d", "tenure_days"]
 DRIVER = "product_view_7d"

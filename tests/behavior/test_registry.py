@@ -6,6 +6,7 @@ import pytest
 import xgboost as xgb
 from django.db import IntegrityError
 
+from behavior.core.training import ModelArtifactError
 from behavior.models import Target
 from behavior.services.registry import (
     RegistryError,
@@ -16,7 +17,6 @@ from behavior.services.registry import (
     model_version_rollback,
 )
 from behavior.services.targets import target_change
-from behavior.training import ModelArtifactError
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db

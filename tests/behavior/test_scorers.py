@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behavior.features import FEATURES, TargetDefinition, build_features, events_for_features
-from behavior.scorers import (
+from behavior.core.features import FEATURES, TargetDefinition, build_features, events_for_features
+from behavior.core.scorers import (
     SCORERS,
     _bgnbd_inputs,
     bgnbd_expected,

@@ -11,17 +11,17 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from behavior.features import build_features, model_features, training_frame
+from behavior.core.features import build_features, model_features, training_frame
+from behavior.core.reasons import reason_text
+from behavior.core.scorers import SCORERS, scorer_fit
+from behavior.core.training import choose_cutoffs, train
 from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun, Target
-from behavior.reasons import reason_text
-from behavior.scorers import SCORERS, scorer_fit
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.services.scoring import scoring_chunks_stalled, scoring_cycle_run, scoring_run_start
-from behavior.services.simulation import shop_simulate
 from behavior.signals import scoring_finished
 from behavior.tasks import score_customers
-from behavior.training import choose_cutoffs, train
+from foresight_demo.services import shop_simulate
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from behavior.features import build_features
+from behavior.core.features import build_features
 from behavior.selectors import customers_frame, events_frame
 from tests.factories import CustomerFactory, EventFactory, ProductFactory
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from behavior.event_types import EVENT_TYPES
-from behavior.events import FIELDS, Limits, clean_events
+from behavior.core.event_types import EVENT_TYPES
+from behavior.core.events import FIELDS, Limits, clean_events
 from behavior.models import Customer, Event, Product
-from behavior.services.simulation import shop_simulate
-from behavior.simulation import simulate_block, simulate_catalogue, simulation_rates
+from foresight_demo.services import shop_simulate
+from foresight_demo.simulation import simulate_block, simulate_catalogue, simulation_rates
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 90

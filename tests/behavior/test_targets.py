@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from behavior.features import default_targets
+from behavior.core.features import default_targets
 from behavior.models import Score, Target
 from tests.factories import CustomerFactory, ModelVersionFactory
 

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behavior.features import TargetDefinition, default_targets, model_features, training_frame
-from behavior.scorers import SCORERS, scorer_fit, scorer_predict
-from behavior.simulation import simulate_block, simulate_catalogue
-from behavior.training import (
+from behavior.core.features import TargetDefinition, default_targets, model_features, training_frame
+from behavior.core.scorers import SCORERS, scorer_fit, scorer_predict
+from behavior.core.training import (
     MAX_ROUNDS,
     WARMUP,
     ModelArtifactError,
@@ -31,6 +30,7 @@ from behavior.training import (
     top_precision,
     train,
 )
+from foresight_demo.simulation import simulate_block, simulate_catalogue
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from behavior.uplift import features_frame, qini_coefficient, response_ranking, top_uplift, uplift_fit
+from behavior.core.uplift import features_frame, qini_coefficient, response_ranking, top_uplift, uplift_fit
 
 # Four kinds of customer, each with its chance to buy without and with the action.
 KINDS = {"persuadable": (0.10, 0.45), "sure thing": (0.60, 0.60), "lost cause": (0.03, 0.03),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
+from behavior.core.outreach import in_holdout
 from behavior.models import Contact, ContactPolicy
-from behavior.outreach import in_holdout
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.services import campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer

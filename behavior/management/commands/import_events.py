@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from behavior import importers
-from behavior.event_types import EVENT_TYPES
+from behavior.core import importers
+from behavior.core.event_types import EVENT_TYPES
 from behavior.services.imports import ImportAborted, ImportReport, events_import
 from behavior.tasks import import_events_file
 

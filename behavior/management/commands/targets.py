@@ -2,8 +2,8 @@ import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
-from behavior.event_types import EVENT_TYPES
-from behavior.features import POPULATIONS
+from behavior.core.event_types import EVENT_TYPES
+from behavior.core.features import POPULATIONS
 from behavior.models import MAX_HORIZON_DAYS, ModelVersion, Target
 from behavior.services.targets import TargetError, target_add, target_change
 

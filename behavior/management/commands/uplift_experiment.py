@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from behavior.uplift import UpliftError, features_frame, uplift_fit
+from behavior.core.uplift import UpliftError, features_frame, uplift_fit
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """Filling the database with a simulated shop, block by block.
 
-Each block of customers is generated (behavior.simulation), its customers are upserted, and its
+Each block of customers is generated (foresight_demo.simulation), its customers are upserted, and its
 events go through the same checks and the same bulk store as every other source. Memory is
 bounded by the block, not by the number of customers. Re-running with the same arguments
 stores nothing new: event ids come from the seed.
@@ -16,11 +16,11 @@ from datetime import datetime
 from django.utils import timezone
 
 from behavior.conf import foresight_settings
-from behavior.events import Limits, clean_events
+from behavior.core.events import Limits, clean_events
 from behavior.services.customers import customers_bulk_upsert
 from behavior.services.ingest import events_store
 from behavior.services.products import products_upsert
-from behavior.simulation import simulate_block, simulate_catalogue
+from foresight_demo.simulation import simulate_block, simulate_catalogue
 
 # 25,000 customers x 90 days is ~250,000 events; the whole process peaks at ~0.6 GB RSS.
 BLOCK_CUSTOMERS = 25_000

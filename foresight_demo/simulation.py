@@ -1,7 +1,7 @@
 """A simulated shop: customers with hidden traits, a catalogue, and everything they do.
 
 Pure NumPy and pandas, no database: `simulate_block` turns a seed and a block of customers into
-the canonical events frame (`behavior.events.FIELDS`) plus the hidden truth behind it (traits,
+the canonical events frame (`behavior.core.events.FIELDS`) plus the hidden truth behind it (traits,
 daily intent, each order's real delivery time), so tests can check that the hidden traits
 drive what the events show. The rates below, and where they come from, are in docs/simulator.md.
 
@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from .events import FIELDS
+from behavior.core.events import FIELDS
 
 DAY = 86_400.0  # seconds
 HOUR = 3_600.0
@@ -116,7 +116,7 @@ QUANTITY_TYPES = [T["purchase"], T["refund"]]
 @dataclass
 class SimulatedBlock:
     customers: pd.DataFrame  # external_id, attributes (dict), marketing_consent
-    events: pd.DataFrame  # canonical columns (behavior.events.FIELDS), ordered by time
+    events: pd.DataFrame  # canonical columns (behavior.core.events.FIELDS), ordered by time
     traits: pd.DataFrame  # hidden, by external_id: what drives the events
     daily_intent: np.ndarray  # hidden, customers x days: expected purchases that day
     orders: pd.DataFrame  # hidden: each paid order's real shipping and delivery times, late or not

@@ -1,7 +1,7 @@
 """Reading event files into the canonical events frame (pure pandas, no database).
 
 Each reader turns one source format into `Chunk`s: frames with the columns of
-`behavior.events.FIELDS`, indexed by where each event came from (the file line, the
+`behavior.core.events.FIELDS`, indexed by where each event came from (the file line, the
 Parquet row, or for Olist "file line N"), so that problems found later point at it.
 Event ids are derived from the source name and the row's content, so importing the same
 file twice gives the same ids and the second import adds nothing.

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from behavior.management.commands._common import iso_time
-from behavior.services.simulation import BLOCK_CUSTOMERS, SimulationReport, shop_simulate
+from foresight_demo.services import BLOCK_CUSTOMERS, SimulationReport, shop_simulate
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 Pure NumPy, pandas and XGBoost, no database. `contributions` asks the booster for per-feature
 contributions (SHAP values in log-odds; with the bias they sum to the margin), `top_reasons`
 picks each row's largest positive ones and words them with the templates of
-`behavior.features.describe`, and `reason_agreement` says how far the cheap approximate
+`behavior.core.features.describe`, and `reason_agreement` says how far the cheap approximate
 contributions pick the same reasons as the exact ones. Measured (bench/reasons.py, 2 cores): exact
 contributions cost 40-80 times a plain prediction, 0.9 ms per row with 300 trees of depth 6, so they
 are computed where someone reads them; approximate ones cost 3-4 times a prediction but pick the
@@ -87,7 +87,7 @@ def _reason(name: str, value: float, contribution: float) -> dict:
 
 
 def reason_text(name: str, value: float) -> str:
-    """The feature's value in words (its template in behavior.features), codes turned back into names."""
+    """The feature's value in words (its template in behavior.core.features), codes turned back into names."""
     if name == "country_code":  # the base-26 number of build_features, back to its ISO letters
         return f"country {chr(65 + int(value) // 26)}{chr(65 + int(value) % 26)}"
     if name == "device_code" and 0 <= value < len(DEVICES):
