@@ -1,20 +1,16 @@
-"""Audience conditions: JSON rule trees, validated and compiled (never eval-ed) for three kinds of callers.
+"""Audience conditions: JSON rule trees, validated and compiled (never eval-ed) to a vectorized mask.
 
 A tree is `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a leaf
 `{"field": "score.purchase_intent", "op": "gte", "value": 0.7}`. `parse(tree)` checks it against the
-field registry and the operators and returns a `Condition`, which evaluates it
-
-- over a DataFrame, one row per customer and one column per field name (`mask`: batch, vectorized),
-- over one customer's values by field name (`matches`: the real-time API),
-- as a `Q` over `Customer.objects` where every field has an SQL form (`q`: audience previews).
+field registry and the operators and returns a `Condition`, which evaluates it over a DataFrame, one row
+per customer and one column per field name (`mask`), and says it in words (`describe`).
 
 Missing values (NaN, None, NaT, no score) make every comparison False, `ne` and `not_in` included;
-`is_null` tests for them, and `not` negates its whole subtree. All three forms agree on that.
+`is_null` tests for them, and `not` negates its whole subtree.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import operator
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -25,22 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.core.exceptions import ValidationError
-from django.db.models import Case, Exists, F, OuterRef, Q, TextField, When
+from django.db.models import Case, F, Q, TextField, When
 from django.db.models.expressions import Combinable, Expression
 from django.db.models.fields.json import KT
-from django.db.models.lookups import (
-    Exact,
-    GreaterThan,
-    GreaterThanOrEqual,
-    In,
-    IsNull,
-    LessThan,
-    LessThanOrEqual,
-    Range,
-)
 
 from .core.features import FEATURES, meaning
-from .models import Score, Target
+from .models import Target
 
 MAX_DEPTH = 8
 MAX_NODES = 200
@@ -61,7 +47,7 @@ class ConditionError(ValueError):
 @dataclass(frozen=True)
 class Field:
     """A value a condition can test. Where it comes from: a stored score, an SQL expression over
-    Customer, or a column of behavior.core.features.build_features (no SQL form: computed in pandas)."""
+    Customer (read by behavior.selectors.condition_frame), or a column of behavior.core.features.build_features."""
 
     name: str
     type: str
@@ -118,8 +104,7 @@ def _window(days: float, now: datetime) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class Operator:
-    """`test` compares a NumPy array to the operand, `sql` builds the same comparison on an expression
-    (is_null has neither: it reads the missing flag, see Leaf).
+    """`test` compares a NumPy array to the operand (is_null has none: it reads the missing flag, see Leaf).
 
     `value` is the kind of value the operator takes: "one", "pair", "list", "flag" or "days".
     Relative operators turn their days and `now` into the operand when evaluated.
@@ -129,7 +114,6 @@ class Operator:
     value: str
     words: str
     test: Callable[[np.ndarray, Any], np.ndarray] | None
-    sql: Callable[[Combinable, Any], Q] | None
     relative: Callable[[float, datetime], Any] | None = None
 
 
@@ -147,20 +131,19 @@ _ORDERED = frozenset({NUMBER, DATETIME})
 _LISTED = frozenset({NUMBER, STRING})
 
 OPERATORS: dict[str, Operator] = {
-    "eq": Operator(_ANY, "one", "=", operator.eq, lambda lhs, v: Q(Exact(lhs, v))),
-    "ne": Operator(_ANY, "one", "≠", operator.ne, lambda lhs, v: ~Q(Exact(lhs, v))),
-    "lt": Operator(_ORDERED, "one", "<", operator.lt, lambda lhs, v: Q(LessThan(lhs, v))),
-    "lte": Operator(_ORDERED, "one", "≤", operator.le, lambda lhs, v: Q(LessThanOrEqual(lhs, v))),
-    "gt": Operator(_ORDERED, "one", ">", operator.gt, lambda lhs, v: Q(GreaterThan(lhs, v))),
-    "gte": Operator(_ORDERED, "one", "≥", operator.ge, lambda lhs, v: Q(GreaterThanOrEqual(lhs, v))),
-    "between": Operator(_ORDERED, "pair", "between", _between, lambda lhs, v: Q(Range(lhs, v))),
-    "in": Operator(_LISTED, "list", "is one of", _isin, lambda lhs, v: Q(In(lhs, v))),
-    "not_in": Operator(_LISTED, "list", "is none of", lambda x, v: ~_isin(x, v), lambda lhs, v: ~Q(In(lhs, v))),
-    "is_null": Operator(_ANY, "flag", "is unknown", None, None),
-    "within_last": Operator(frozenset({DATETIME}), "days", "within the last", _between,
-                            lambda lhs, v: Q(Range(lhs, v)), relative=_window),
+    "eq": Operator(_ANY, "one", "=", operator.eq),
+    "ne": Operator(_ANY, "one", "≠", operator.ne),
+    "lt": Operator(_ORDERED, "one", "<", operator.lt),
+    "lte": Operator(_ORDERED, "one", "≤", operator.le),
+    "gt": Operator(_ORDERED, "one", ">", operator.gt),
+    "gte": Operator(_ORDERED, "one", "≥", operator.ge),
+    "between": Operator(_ORDERED, "pair", "between", _between),
+    "in": Operator(_LISTED, "list", "is one of", _isin),
+    "not_in": Operator(_LISTED, "list", "is none of", lambda x, v: ~_isin(x, v)),
+    "is_null": Operator(_ANY, "flag", "is unknown", None),
+    "within_last": Operator(frozenset({DATETIME}), "days", "within the last", _between, relative=_window),
     "not_within_last": Operator(frozenset({DATETIME}), "days", "not within the last", operator.lt,
-                                lambda lhs, v: Q(LessThan(lhs, v)), relative=_since),
+                                relative=_since),
 }
 
 
@@ -186,23 +169,6 @@ def _column(series: pd.Series, type_: str) -> _Column:
         return _Column(values, np.isnat(values))
     codes, distinct = pd.factorize(series)
     return _Column(np.asarray(distinct, dtype=object), codes < 0, codes)
-
-
-def _one(value: Any, type_: str) -> _Column:
-    """A one-row column from a single value, read as `_column` reads a frame (naive datetimes are UTC)."""
-    missing = np.array([bool(pd.isna(value))])
-    if missing[0]:
-        blank = {NUMBER: np.nan, BOOLEAN: False, DATETIME: np.datetime64("NaT", "us"), STRING: None}[type_]
-        return _Column(np.array([blank]), missing, np.array([-1]) if type_ == STRING else None)
-    if type_ == NUMBER:
-        return _Column(np.array([float(value)]), missing)
-    if type_ == BOOLEAN:
-        return _Column(np.array([bool(value)]), missing)
-    if type_ == DATETIME:
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return _Column(np.array([stamp.tz_localize(None).to_datetime64()], dtype="datetime64[us]"), missing)
-    return _Column(np.array([value], dtype=object), missing, np.array([0]))
 
 
 def _numpy(value: Any) -> Any:
@@ -235,22 +201,6 @@ class Leaf:
             hit = np.append(hit, False)[column.codes]  # a missing row's code is -1: the appended False
         return hit & ~column.missing
 
-    def q(self, now: datetime) -> Q | None:
-        field, compare = self.field, OPERATORS[self.op].sql
-        if field.score:
-            scores = Score.objects.filter(customer=OuterRef("pk"), target=field.score)
-            if self.op == "is_null":
-                return ~Q(Exists(scores)) if self.value else Q(Exists(scores))
-            assert compare is not None  # is_null, the one operator without, is answered above
-            return Q(Exists(scores.filter(compare(F("probability"), self.operand(now)))))
-        if field.sql is None:
-            return None
-        if self.op == "is_null":
-            return Q(IsNull(field.sql, self.value))
-        assert compare is not None
-        # The explicit IS NOT NULL keeps the leaf two-valued, so NOT around it also takes in the missing.
-        return compare(field.sql, self.operand(now)) & Q(IsNull(field.sql, False))
-
     def describe(self) -> str:
         words, label = OPERATORS[self.op].words, self.field.label
         match OPERATORS[self.op].value:
@@ -274,12 +224,6 @@ class Group:
         combine = np.logical_and if self.kind == "all" else np.logical_or
         return combine.reduce([child.mask(columns, now) for child in self.children])
 
-    def q(self, now: datetime) -> Q | None:
-        parts = [child.q(now) for child in self.children]
-        if any(part is None for part in parts):
-            return None
-        return functools.reduce(operator.and_ if self.kind == "all" else operator.or_, parts)
-
     def describe(self) -> str:
         joiner = " and " if self.kind == "all" else " or "
         return joiner.join(f"({c.describe()})" if isinstance(c, Group) else c.describe() for c in self.children)
@@ -291,10 +235,6 @@ class Not:
 
     def mask(self, columns: Mapping[str, _Column], now: datetime) -> np.ndarray:
         return ~self.child.mask(columns, now)
-
-    def q(self, now: datetime) -> Q | None:
-        inner = self.child.q(now)
-        return None if inner is None else ~inner
 
     def describe(self) -> str:
         return f"not ({self.child.describe()})"
@@ -327,16 +267,6 @@ class Condition:
             raise KeyError(f"the frame lacks the columns {', '.join(absent)}")
         columns = {name: _column(frame[name], field_named(name).type) for name in self.fields}
         return self.root.mask(columns, _aware(now))
-
-    def matches(self, values: Mapping[str, Any], now: datetime) -> bool:
-        """Whether one customer matches; a field absent from `values` is missing."""
-        # One-row columns, evaluated by the same code as `mask`: a few microseconds a field, no pandas.
-        columns = {name: _one(values.get(name), field_named(name).type) for name in self.fields}
-        return bool(self.root.mask(columns, _aware(now))[0])
-
-    def q(self, now: datetime) -> Q | None:
-        """A filter for `Customer.objects`, or None when a field is computed in pandas only."""
-        return self.root.q(_aware(now))
 
     def describe(self) -> str:
         return self.root.describe()

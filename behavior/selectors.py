@@ -269,7 +269,7 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
 
     One row per customer, indexed by customer_id, one column per field name ("score.purchase_intent");
     NaN, None or NaT where a value is missing, as `Condition.mask` expects. Two queries: customers, with
-    the same SQL expressions as `Condition.q`, then the scores of the targets asked for. Feature-based
+    each field's SQL expression, then the scores of the targets asked for. Feature-based
     fields (feature.*, customer.days_since_last_purchase) are not stored: join them from
     condition_features_frame, or from a build_features frame through conditions.feature_columns.
     """
