@@ -18,7 +18,7 @@ from behavior.conf import foresight_settings
 from campaigns.actions import registry
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
 from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
-from campaigns.services import CampaignError, campaign_set_status
+from campaigns.services import NEXT_STATUSES, CampaignError, campaign_set_status
 
 
 def money(amount) -> str:
@@ -26,13 +26,7 @@ def money(amount) -> str:
     return f"{amount:,.2f} {foresight_settings.CURRENCY}"
 
 
-# Which buttons a campaign's page offers; campaign_set_status has the last word.
-NEXT_STATUSES = {
-    Campaign.Status.DRAFT: [("active", "Activate"), ("ended", "End")],
-    Campaign.Status.ACTIVE: [("paused", "Pause"), ("ended", "End")],
-    Campaign.Status.PAUSED: [("active", "Activate"), ("ended", "End")],
-    Campaign.Status.ENDED: [],
-}
+BUTTONS = {Campaign.Status.ACTIVE: "Activate", Campaign.Status.PAUSED: "Pause", Campaign.Status.ENDED: "End"}
 
 
 @admin.register(Campaign)
@@ -120,7 +114,7 @@ class CampaignAdmin(StatusButtonsAdmin):
                            conversion, uplift, spend)
 
     def next_statuses(self, campaign):
-        return NEXT_STATUSES[campaign.status]
+        return [(status.value, BUTTONS[status]) for status in NEXT_STATUSES[campaign.status]]
 
     def _set_status(self, request, queryset, status):
         for campaign in queryset:

@@ -9,6 +9,7 @@ from django.db.models import Q
 from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun, WebhookDelivery, WebhookDestination
 from campaigns.actions import Action, action_of, kind_choices, registry
+from campaigns.recommend import STRATEGIES
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
 CODE_LENGTH = 12  # 32**12 = 2**60 codes: guessing one of a million live codes takes ~10**12 tries
@@ -22,13 +23,6 @@ class Campaign(models.Model):
         ACTIVE = "active"
         PAUSED = "paused"
         ENDED = "ended"
-
-    class Strategy(models.TextChoices):
-        BLEND = "blend", "best available (viewed, then similar, then category favourites)"
-        RECENTLY_VIEWED = "recently_viewed", "recently viewed and not bought"
-        CATEGORY_AFFINITY = "category_affinity", "favourite categories' popular products"
-        CO_OCCURRENCE = "co_occurrence", "often viewed or bought together"
-        POPULARITY = "popularity", "popular now"
 
     class Discount(models.TextChoices):
         PERCENT = "percent", "percent off"
@@ -71,7 +65,7 @@ class Campaign(models.Model):
     )
     # Ads
     headline = models.CharField(max_length=200, blank=True, help_text="e.g. Picked for you")
-    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.BLEND)
+    strategy = models.CharField(max_length=32, choices=list(STRATEGIES.items()), default="blend")
     products_per_ad = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1),
                                                                               MaxValueValidator(20)])
     # Price offers

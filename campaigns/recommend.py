@@ -34,7 +34,14 @@ import pandas as pd
 
 BLEND = ("recently_viewed", "co_occurrence", "category_affinity")  # in the order of their turns; then popularity
 SOURCES_OF_SLOTS = (*BLEND, "popularity")  # what the output's strategy column can say
-STRATEGIES = ("blend", *SOURCES_OF_SLOTS)
+# Each strategy in a campaign manager's words (an ad's choice, and why a product is in it).
+STRATEGIES = {
+    "blend": "best available (viewed, then similar, then category favourites)",
+    "recently_viewed": "recently viewed and not bought",
+    "category_affinity": "favourite categories' popular products",
+    "co_occurrence": "often viewed or bought together",
+    "popularity": "popular now",
+}
 
 # How much an event says about interest in its product; other event types are ignored.
 INTEREST = {"product_view": 1.0, "add_to_wishlist": 2.0, "add_to_cart": 3.0, "purchase": 4.0}

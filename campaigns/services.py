@@ -110,15 +110,18 @@ def _assign(campaign, period, now, run, control_ids, treated_ids, events, condit
 # --- lifecycle -----------------------------------------------------------------------------------------------------
 
 
+# The statuses a campaign may take next: an ended campaign stays ended.
+NEXT_STATUSES = {
+    Campaign.Status.DRAFT: (Campaign.Status.ACTIVE, Campaign.Status.ENDED),
+    Campaign.Status.ACTIVE: (Campaign.Status.PAUSED, Campaign.Status.ENDED),
+    Campaign.Status.PAUSED: (Campaign.Status.ACTIVE, Campaign.Status.ENDED),
+    Campaign.Status.ENDED: (),
+}
+
+
 def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
-    """Activate, pause or end a campaign; an ended campaign stays ended."""
-    allowed = {
-        Campaign.Status.DRAFT: {Campaign.Status.ACTIVE, Campaign.Status.ENDED},
-        Campaign.Status.ACTIVE: {Campaign.Status.PAUSED, Campaign.Status.ENDED},
-        Campaign.Status.PAUSED: {Campaign.Status.ACTIVE, Campaign.Status.ENDED},
-        Campaign.Status.ENDED: set(),
-    }
-    if status not in allowed[Campaign.Status(campaign.status)]:
+    """Activate, pause or end a campaign (NEXT_STATUSES)."""
+    if status not in NEXT_STATUSES[Campaign.Status(campaign.status)]:
         raise CampaignError(f"a {campaign.status} campaign cannot become {status}")
     if status == Campaign.Status.ACTIVE:
         campaign.full_clean()

@@ -1,15 +1,13 @@
-import io
 from dataclasses import dataclass
 
 import orjson
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from behavior.models import AnonymousLink, Customer, Event
+from behavior.services.bulk import rows_upsert
 from behavior.signals import customers_changed
-
-CUSTOMER_STAGING = "foresight_customer_staging"
 
 
 class IdentityConflict(Exception):
@@ -71,39 +69,16 @@ def customer_erase(*, customer: Customer) -> dict[str, int]:
 def customers_bulk_upsert(*, customers: pd.DataFrame) -> None:
     """Create or update many customers (external_id, attributes, marketing_consent) at once.
 
-    On PostgreSQL a COPY and one INSERT ... ON CONFLICT: 0.5 s for 25,000 customers against 2.2 s
-    with bulk_create (measured on the 2-core dev box), which adds up to a minute and more per million.
+    On PostgreSQL a COPY and one INSERT ... ON CONFLICT (rows_upsert): 0.5 s for 25,000 customers against
+    2.2 s with bulk_create (measured on the 2-core dev box), which adds up to a minute and more per million.
     """
-    if connection.vendor != "postgresql":
-        Customer.objects.bulk_create(
-            [Customer(external_id=external_id, attributes=attributes, marketing_consent=bool(consent))
-             for external_id, attributes, consent in customers[["external_id", "attributes", "marketing_consent"]]
-             .itertuples(index=False, name=None)],
-            update_conflicts=True,
-            unique_fields=["external_id"],
-            update_fields=["attributes", "marketing_consent", "updated_at"],
-            batch_size=5_000,
-        )
-        customers_changed.send(sender=Customer, external_ids=customers["external_id"].tolist())
-        return
-    rows = io.StringIO()
-    customers.assign(attributes=[orjson.dumps(a).decode() for a in customers["attributes"]]).to_csv(
-        rows, columns=["external_id", "attributes", "marketing_consent"], header=False, index=False)
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {CUSTOMER_STAGING}")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {CUSTOMER_STAGING} (external_id text, attributes jsonb, marketing_consent bool)"
-        )
-        with cursor.cursor.copy(f"COPY {CUSTOMER_STAGING} FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(rows.getvalue())
-        cursor.execute(
-            f"INSERT INTO {Customer._meta.db_table}"
-            " (external_id, attributes, marketing_consent, created_at, updated_at)"
-            f" SELECT external_id, attributes, marketing_consent, %s, %s FROM {CUSTOMER_STAGING}"
-            " ON CONFLICT (external_id) DO UPDATE SET attributes = EXCLUDED.attributes,"
-            " marketing_consent = EXCLUDED.marketing_consent, updated_at = EXCLUDED.updated_at",
-            [now, now],
-        )
-        cursor.execute(f"DROP TABLE {CUSTOMER_STAGING}")
+    rows = pd.DataFrame({
+        "external_id": customers["external_id"].astype(str),
+        "attributes": [orjson.dumps(a).decode() for a in customers["attributes"]],
+        "marketing_consent": customers["marketing_consent"].astype(bool),
+        "created_at": now, "updated_at": now,
+    })
+    rows_upsert(table=Customer._meta.db_table, rows=rows, conflict=["external_id"],
+                update=["attributes", "marketing_consent", "updated_at"])
     customers_changed.send(sender=Customer, external_ids=customers["external_id"].tolist())

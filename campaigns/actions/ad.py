@@ -6,8 +6,7 @@ import pandas as pd
 
 from behavior.models import Product
 from campaigns.actions.base import Action
-from campaigns.models import Campaign
-from campaigns.recommend import recommend
+from campaigns.recommend import STRATEGIES, recommend
 
 
 class Ad(Action):
@@ -26,7 +25,7 @@ class Ad(Action):
         picks = recommend(events, now, k=campaign.products_per_ad, strategy=campaign.strategy,
                           customer_ids=customer_ids, products=active["product_id"].to_numpy())
         picks = picks.merge(active, on="product_id")
-        picks["item"] = [{"product": e, "name": n, "why": Campaign.Strategy(s).label} for e, n, s in
+        picks["item"] = [{"product": e, "name": n, "why": STRATEGIES[s]} for e, n, s in
                          zip(picks["external_id"], picks["name"], picks["strategy"], strict=True)]
         products = picks.sort_values(["customer_id", "rank"]).groupby("customer_id")["item"].agg(list)
         return {int(customer): {"products": items} for customer, items in products.items()}

@@ -13,7 +13,7 @@ DEMO_CAMPAIGNS = [
          valid_days=7, budget=5_000, skip_likely_buyers_above=0.4),
     dict(name="Demo: picked for you", kind="ad", priority=5, headline="Picked for you",
          condition={"field": "score.purchase_intent", "op": "gte", "value": 0.02}, holdout_percent=10,
-         strategy=Campaign.Strategy.BLEND, products_per_ad=4),
+         strategy="blend", products_per_ad=4),
 ]
 
 
