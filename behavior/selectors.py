@@ -130,12 +130,7 @@ def events_frame(
     if since is not None:
         where.append("occurred_at >= %s")
         params.append(since)
-    if customers is not None:
-        where.append("customer_id BETWEEN %s AND %s")
-        params += list(customers)
-    if sample_every > 1:
-        where.append("customer_id %% %s = 0")
-        params.append(sample_every)
+    _customers_kept("customer_id", customers, sample_every, where, params)
     read_columns = {**EVENT_COLUMNS, **PROPERTY_COLUMNS}
     sql = (f"SELECT {', '.join(event_columns_sql(connection.vendor))} FROM {Event._meta.db_table} "
            f"WHERE {' AND '.join(where)}")
@@ -213,19 +208,26 @@ def customer_id_ranges(size: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
+def _customers_kept(column: str, customers: tuple[int, int] | None, sample_every: int, where: list[str],
+                    params: list) -> None:
+    """Add to a WHERE clause the id range [first, last] and the one-in-`sample_every` sample of customers."""
+    if customers is not None:
+        where.append(f"{column} BETWEEN %s AND %s")
+        params += list(customers)
+    if sample_every > 1:
+        where.append(f"{column} %% %s = 0")
+        params.append(sample_every)
+
+
 def customers_frame(*, customers: tuple[int, int] | None = None, sample_every: int = 1) -> pd.DataFrame:
     """customer_id, created_at and attributes of all customers, or of an id range [first, last].
 
     `sample_every` as for events_frame. On PostgreSQL through COPY: 3 s for a million customers
     against 11-14 s through the ORM.
     """
-    where, params = ["TRUE"], []
-    if customers is not None:
-        where.append("id BETWEEN %s AND %s")
-        params += list(customers)
-    if sample_every > 1:
-        where.append("id %% %s = 0")
-        params.append(sample_every)
+    where: list[str] = ["TRUE"]
+    params: list[datetime | int] = []
+    _customers_kept("id", customers, sample_every, where, params)
     sql = (f"SELECT id, created_at, CAST(attributes AS text) FROM {Customer._meta.db_table} "
            f"WHERE {' AND '.join(where)} ORDER BY id")
     if connection.vendor == "postgresql":

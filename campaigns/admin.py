@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from behavior.admin import StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
+from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from behavior.conf import foresight_settings
@@ -212,7 +212,7 @@ class MessagingSettingsAdmin(WebhookDestinationAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ["pk", "campaign", "customer", "attempts", "next_attempt_at", "delivered_at", "last_error"]
     list_filter = [("delivered_at", admin.EmptyFieldListFilter), "assignment__campaign"]
     list_select_related = ["assignment__campaign", "assignment__customer"]
@@ -226,12 +226,3 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="Customer")
     def customer(self, message):
         return message.assignment.customer
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,7 +3,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
-from behavior.admin import StatusButtonsAdmin, WebhookDestinationAdmin, destination_form
+from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form
 from behavior.conditions import ConditionError
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
@@ -154,18 +154,9 @@ class HelpdeskSettingsAdmin(WebhookDestinationAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ["pk", "ticket", "sequence", "kind", "created_at", "attempts", "next_attempt_at", "delivered_at",
                     "last_error"]
     list_filter = ["kind", ("delivered_at", admin.EmptyFieldListFilter)]
     search_fields = ["=ticket__pk", "=idempotency_key"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
