@@ -19,8 +19,6 @@ its window stays unsent, and says so in the admin.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -29,11 +27,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from behavior.broker import hand_over
-from behavior.webhooks import webhook_session
+from behavior.services.deliveries import DeliveryReport, deliveries_send
 from campaigns.actions.base import Action
 from campaigns.models import Campaign, Message, MessagingSettings
-
-BATCH = 100
 
 
 class MessageAction(Action):
@@ -65,31 +61,13 @@ def _deliver_soon() -> None:
     hand_over(deliver_messages.si(), sweeper="the every-minute message delivery")
 
 
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    failed: int = 0
-
-
 def messages_deliver(*, now: datetime | None = None, limit: int = 1_000) -> DeliveryReport:
-    """Send due messages until none is due or `limit` were tried; `now` fixes the clock (tests step it)."""
+    """Send due messages until none is due or `limit` were tried."""
     service = MessagingSettings.current()
-    report = DeliveryReport()
-    if not service.enabled:
-        return report
-    clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
-    with webhook_session() as session:
-        while report.delivered + report.failed < limit:
-            due = list(_due(clock())[:BATCH])
-            if not due:
-                break
-            for message in due:
-                sent, _ = message.send(session, service, body=orjson.dumps(payload(message)), event="message",
-                                       clock=clock)
-                if sent is not None:
-                    report.delivered += sent
-                    report.failed += not sent
-    return report
+    return deliveries_send(destination=service, due=_due, now=now, limit=limit,
+                           send=lambda session, message, clock: message.send(
+                               session, service, body=orjson.dumps(payload(message)), event="message",
+                               clock=clock)[0])
 
 
 def _due(at: datetime):

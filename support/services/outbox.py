@@ -17,18 +17,16 @@ Requests are signed as behavior.webhooks says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
 import requests
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
-from django.utils import timezone
 
 from behavior.broker import hand_over
 from behavior.models import Customer
-from behavior.webhooks import webhook_session
+from behavior.services.deliveries import DeliveryReport, deliveries_send
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
@@ -106,33 +104,11 @@ def _deliver_soon() -> None:
     hand_over(deliver_outbox.si(), sweeper="the every-minute outbox delivery")
 
 
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    failed: int = 0
-
-
 def outbox_deliver(*, now: datetime | None = None, limit: int = 1_000) -> DeliveryReport:
-    """Send due messages, each ticket's in order, until none is due or `limit` were tried.
-
-    `now` fixes the clock that schedules retries (tests step it forward); by default the real time.
-    """
+    """Send due messages, each ticket's in order, until none is due or `limit` were tried."""
     helpdesk = HelpdeskSettings.current()
-    report = DeliveryReport()
-    if not helpdesk.enabled:
-        return report
-    clock: Callable[[], datetime] = (lambda: now) if now else timezone.now
-    with webhook_session() as session:
-        while report.delivered + report.failed < limit:
-            due = list(_due(clock())[:BATCH])
-            if not due:
-                break
-            for message in due:
-                outcome = _send(session, helpdesk, message, clock)
-                if outcome is not None:
-                    report.delivered += outcome
-                    report.failed += not outcome
-    return report
+    return deliveries_send(destination=helpdesk, due=_due, now=now, limit=limit,
+                           send=lambda session, message, clock: _send(session, helpdesk, message, clock))
 
 
 def _due(at: datetime):
