@@ -1,33 +1,39 @@
-"""The admin's groups: who may see and change what. Looked up by app label and model name at run time,
-so a group also gets the permissions of an app whose tables arrive later (support)."""
+"""The admin's groups: who may see and change what.
 
-from django.contrib.auth.models import Group, Permission
+Each app grants its own models to the groups that work with them (its AppConfig's `admin_groups`:
+group name -> {"app_label.model": actions}), and this gathers them: the base app names no upper app's
+models. Permissions are looked up by app label and model name at run time, so a group also gets those of
+an app whose tables arrive later.
+"""
+
+from django.apps import apps
 from django.db.models import Q
 
 VIEW = ("view",)
 WORK = ("view", "add", "change")
 ALL = ("view", "add", "change", "delete")
+ADMINISTRATORS = "Administrators"  # every permission: models, schedules, API keys, users
 
-# Targets say what each score.<target> answers: whoever reads scores may read them.
+# What a group that works with customers reads of them. Targets say what each score.<target> answers:
+# whoever reads scores may read them.
 READ_CUSTOMERS = {"behavior.customer": VIEW, "behavior.score": VIEW, "behavior.event": VIEW, "behavior.product": VIEW,
                   "behavior.target": VIEW}
-# Notes stay as written: agents add them, nobody changes them.
-SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK, "support.ticketnote": ("view", "add")}
 
-GROUPS: dict[str, dict[str, tuple[str, ...]] | None] = {
-    "Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,
-                          "campaigns.coupon": VIEW, "campaigns.message": VIEW,
-                          "campaigns.messagingsettings": ("view", "change")},
-    "Support agents": SUPPORT_AGENT,
-    "Support leads": {**SUPPORT_AGENT, "support.supportrule": ALL, "support.helpdesksettings": ("view", "change"),
-                      "support.outboxmessage": VIEW},
-    "Administrators": None,  # every permission: models, schedules, API keys, users
-}
+
+def groups() -> dict[str, dict[str, tuple[str, ...]] | None]:
+    """Each group and what it is granted ("app_label.model" -> actions; None: everything), from every app."""
+    gathered: dict[str, dict[str, tuple[str, ...]] | None] = {}
+    for config in apps.get_app_configs():
+        for name, grants in getattr(config, "admin_groups", {}).items():
+            gathered[name] = {**(gathered.get(name) or {}), **grants}
+    return {**gathered, ADMINISTRATORS: None}
 
 
 def groups_sync() -> None:
     """Create the groups and grant what each lists; permissions given by hand in the admin are kept."""
-    for name, grants in GROUPS.items():
+    from django.contrib.auth.models import Group, Permission  # apps import this module's grants before auth loads
+
+    for name, grants in groups().items():
         group, _ = Group.objects.get_or_create(name=name)
         if grants is None:
             group.permissions.add(*Permission.objects.all())

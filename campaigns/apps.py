@@ -1,10 +1,15 @@
 from django.apps import AppConfig
 
+from behavior.groups import ALL, READ_CUSTOMERS, VIEW
+
 
 class CampaignsConfig(AppConfig):
     """Personalized ads and price offers, chosen by rules over behaviour scores."""
 
     name = "campaigns"
+    admin_groups = {"Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,
+                                         "campaigns.coupon": VIEW, "campaigns.message": VIEW,
+                                         "campaigns.messagingsettings": ("view", "change")}}
 
     def ready(self):
         from django.db.models.signals import post_delete, post_save

@@ -1,10 +1,18 @@
 from django.apps import AppConfig
 
+from behavior.groups import ALL, READ_CUSTOMERS, VIEW, WORK
+
+# Notes stay as written: agents add them, nobody changes them.
+SUPPORT_AGENT = {**READ_CUSTOMERS, "support.ticket": WORK, "support.ticketnote": ("view", "add")}
+
 
 class SupportConfig(AppConfig):
     """Proactive help tickets for customers heading for a problem, delivered to the shop's helpdesk."""
 
     name = "support"
+    admin_groups = {"Support agents": SUPPORT_AGENT,
+                    "Support leads": {**SUPPORT_AGENT, "support.supportrule": ALL,
+                                      "support.helpdesksettings": ("view", "change"), "support.outboxmessage": VIEW}}
 
     def ready(self):
         from django.db.models.signals import pre_delete

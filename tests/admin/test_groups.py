@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
-from behavior.groups import GROUPS
+from behavior.groups import groups
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def test_every_admin_page_is_in_this_test():
 
 
 def test_groups_hold_every_permission_they_name():
-    for name, grants in GROUPS.items():
+    for name, grants in groups().items():
         held = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=name).permissions.all()}
         for label, actions in (grants or {}).items():
             app_label, model = label.split(".")
