@@ -1,30 +1,21 @@
 import math
-from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
-from behavior.charts import Bar, bar_chart, line_chart
+from behavior.charts import Bar, bar_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
-from behavior.conf import foresight_settings
 from campaigns.actions import registry
+from campaigns.actions.base import money
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
 from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
 from campaigns.services import NEXT_STATUSES, CampaignError, campaign_set_status
-
-
-def money(amount) -> str:
-    """An amount as a campaign manager reads it: two decimals and the shop's currency (FORESIGHT_CURRENCY)."""
-    return f"{amount:,.2f} {foresight_settings.CURRENCY}"
-
 
 BUTTONS = {Campaign.Status.ACTIVE: "Activate", Campaign.Status.PAUSED: "Pause", Campaign.Status.ENDED: "End"}
 
@@ -105,13 +96,13 @@ class CampaignAdmin(StatusButtonsAdmin):
                                 if g.customers], title="Converted within the attribution window", value_format=percent)
         uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)] if r.uplift is not None else [],
                            title="Uplift: treatment minus control", value_format="{:+.1%}".format)
-        spend = _spend_chart(campaign)
-        summary = format_html("{} redemptions, {} discount spent; {}. A customer converted who bought or redeemed "
-                              "their coupon within {} days of being assigned.",
-                              f"{r.redemptions:,}", money(r.discount_spent), _extra_in_words(r),
+        action = campaign.action
+        did = action.what_it_did(campaign, r)
+        summary = format_html("{}{}. A customer converted who {} within {} days of being assigned.",
+                              f"{did}; " if did else "", _extra_in_words(r), action.converted,
                               campaign.attribution_days)
         return format_html('<p>{}</p><div style="display:flex;gap:2em;flex-wrap:wrap">{}{}{}</div>', summary,
-                           conversion, uplift, spend)
+                           conversion, uplift, format_html_join("", "{}", ((c,) for c in action.charts(campaign))))
 
     def next_statuses(self, campaign):
         return [(status.value, BUTTONS[status]) for status in NEXT_STATUSES[campaign.status]]
@@ -145,7 +136,7 @@ def _extra_in_words(r: CampaignResults) -> str:
     low, high = r.extra_conversions_interval
     words = f"{r.extra_conversions:+,.1f} extra conversions [{low:+,.1f}, {high:+,.1f}]"
     if r.cost_per_extra_conversion is None or r.cost_interval is None:
-        return f"{words}, so no cost per extra conversion"
+        return words  # none added, or an action whose cost is not a budget spent
     cheapest, dearest = r.cost_interval
     return (f"{words}, {money(r.cost_per_extra_conversion)} per extra conversion "
             f"[{money(cheapest)}, {'no upper bound' if dearest is None else money(dearest)}]")
@@ -156,22 +147,6 @@ def _rate_bar(name, group) -> Bar:
     half = Z95 * math.sqrt(group.rate * (1 - group.rate) / group.customers)
     return Bar(f"{name} ({group.converted:,} of {group.customers:,})", group.rate, max(group.rate - half, 0),
                min(group.rate + half, 1))
-
-
-def _spend_chart(campaign):
-    days = (Coupon.objects.filter(assignment__campaign=campaign, redeemed_at__isnull=False)
-            .annotate(day=TruncDate("redeemed_at")).values("day").annotate(spent=Sum("discount_amount")).order_by("day"))
-    spent = {row["day"].toordinal(): float(row["spent"] or 0) for row in days}
-    points = []
-    if spent:  # one point a day, from the first redemption to today or the campaign's end
-        last = (min(timezone.now(), campaign.ends_at) if campaign.ends_at else timezone.now()).date().toordinal()
-        total = 0.0
-        for day in range(min(spent), max(last, max(spent)) + 1):
-            total += spent.get(day, 0.0)
-            points.append((day, total))
-    return line_chart({"discount spent": points},
-                      title=f"Discount spent over time (cumulative, {foresight_settings.CURRENCY})",
-                      x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)
 
 
 @admin.register(Assignment)

@@ -120,7 +120,7 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
         interval = (uplift - half, uplift + half)
         extra = uplift * treatment.customers
         extra_interval = (interval[0] * treatment.customers, interval[1] * treatment.customers)
-        if extra > 0:
+        if extra > 0 and campaign.action.spends_budget:
             cost = _per(spent, extra)
             cost_interval = (_per(spent, extra_interval[1]),
                              _per(spent, extra_interval[0]) if extra_interval[0] > 0 else None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
+from django.db.models import Sum
 
 from behavior.models import Product
 from campaigns.actions.base import Action
+from campaigns.models import Assignment
 from campaigns.recommend import STRATEGIES, recommend
 
 
@@ -15,6 +17,10 @@ class Ad(Action):
     fields = ("headline", "strategy", "products_per_ad")
     shown_in_placements = True
     reads_events = True
+
+    def what_it_did(self, campaign, results):
+        shown = campaign.assignments.filter(group=Assignment.Group.TREATMENT).aggregate(n=Sum("impressions"))["n"]
+        return f"{shown or 0:,} impressions"
 
     def prepare(self, campaign, customer_ids, events, now):
         if len(customer_ids) == 0:

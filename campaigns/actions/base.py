@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from behavior.conf import foresight_settings
+
 if TYPE_CHECKING:
     from campaigns.models import Assignment, Campaign
+    from campaigns.selectors import CampaignResults
 
 
 class CampaignError(Exception):
@@ -50,3 +53,20 @@ class Action:
     def cost_of_orders(self, campaign: Campaign, first_orders: pd.Series) -> Decimal | None:
         """What the action would have cost on these first orders of treated buyers (the dry run)."""
         return None
+
+    # What the campaign's results page says of it, beside treatment against control.
+    converted = "bought"  # what counts as converting, in words: "A customer converted who bought ..."
+    spends_budget = False  # its cost is the campaign's discount spent: the results give a cost per extra conversion
+
+    def what_it_did(self, campaign: Campaign, results: CampaignResults) -> str:
+        """What the action did so far, in words ("3 redemptions, 6.00 EUR discount spent")."""
+        return ""
+
+    def charts(self, campaign: Campaign) -> list[str]:
+        """Charts of what it did (SVG), after the conversion and uplift charts."""
+        return []
+
+
+def money(amount) -> str:
+    """An amount as a campaign manager reads it: two decimals and the shop's currency (FORESIGHT_CURRENCY)."""
+    return f"{amount:,.2f} {foresight_settings.CURRENCY}"

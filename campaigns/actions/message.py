@@ -46,6 +46,10 @@ class MessageAction(Action):
                               "the admin's Messaging settings first.")
         return errors
 
+    def what_it_did(self, campaign, results):
+        messages = Message.objects.filter(assignment__campaign=campaign)
+        return f"{messages.filter(delivered_at__isnull=False).count():,} of {messages.count():,} messages delivered"
+
     def treat(self, campaign, assignments, expires):
         now = timezone.now()
         Message.objects.bulk_create([Message(assignment=a, next_attempt_at=now) for a in assignments],

@@ -3,15 +3,18 @@ minimum order, expiry and budget (redeemed by campaigns.services.coupon_redeem).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, F
-from django.db.models.functions import Coalesce
+from django.db.models import Avg, F, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
+from behavior.charts import line_chart
+from behavior.conf import foresight_settings
 from behavior.models import Event
-from campaigns.actions.base import Action, CampaignError
+from campaigns.actions.base import Action, CampaignError, money
 from campaigns.models import Campaign, Coupon
 from campaigns.signals import coupons_minted
 
@@ -62,6 +65,29 @@ class PriceOffer(Action):
                        .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"]) or Decimal(0)
             discount = Decimal(str(average)) * discount / 100
         return (Decimal(str(buyers)) * discount).quantize(Decimal("0.01"))
+
+    converted = "bought or redeemed their coupon"
+    spends_budget = True
+
+    def what_it_did(self, campaign, results):
+        return f"{results.redemptions:,} redemptions, {money(results.discount_spent)} discount spent"
+
+    def charts(self, campaign):
+        """Discount spent over time: one point a day, from the first redemption to today or the campaign's end."""
+        days = (Coupon.objects.filter(assignment__campaign=campaign, redeemed_at__isnull=False)
+                .annotate(day=TruncDate("redeemed_at")).values("day").annotate(spent=Sum("discount_amount"))
+                .order_by("day"))
+        spent = {row["day"].toordinal(): float(row["spent"] or 0) for row in days}
+        points = []
+        if spent:
+            last = (min(timezone.now(), campaign.ends_at) if campaign.ends_at else timezone.now()).date().toordinal()
+            total = 0.0
+            for day in range(min(spent), max(last, max(spent)) + 1):
+                total += spent.get(day, 0.0)
+                points.append((day, total))
+        return [line_chart({"discount spent": points},
+                           title=f"Discount spent over time (cumulative, {foresight_settings.CURRENCY})",
+                           x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)]
 
     def cost_of_orders(self, campaign, first_orders):
         return sum((campaign.discount_on(Decimal(f"{v:.2f}")) for v in first_orders if v >= campaign.min_order),

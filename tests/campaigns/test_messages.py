@@ -15,6 +15,7 @@ from django.utils import timezone
 from behavior.models import Contact
 from campaigns.actions.message import messages_deliver
 from campaigns.models import Assignment, Campaign, Message, MessagingSettings
+from campaigns.selectors import campaign_results
 from campaigns.services import campaign_set_status, campaigns_evaluate, placements_show
 from tests.campaigns.conftest import offer
 
@@ -99,6 +100,9 @@ def test_each_treated_customer_gets_one_signed_message_and_the_control_group_non
     assert campaigns_evaluate(now=timezone.now() - timedelta(minutes=30))[0].reached == 0  # the same period
     assert messages_deliver().delivered == 0 and len(receiver.requests) == len(treated)
     assert placements_show(customer_external_id=customers[0].external_id, slot="home") == []  # no placement
+    results = campaign_results(campaign=campaign)
+    assert campaign.action.what_it_did(campaign, results) == f"{len(treated)} of {len(treated)} messages delivered"
+    assert results.cost_per_extra_conversion is None  # a message's cost is no discount spent
 
 
 def test_a_failed_send_is_retried_with_the_same_key_until_delivered(scored_customers, service):
