@@ -1,4 +1,5 @@
 import secrets
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
@@ -99,6 +100,10 @@ class Campaign(models.Model):
             errors["ends_at"] = "The end must come after the start."
         if errors:
             raise ValidationError(errors)
+
+    def period_at(self, now: datetime) -> int:
+        """The period a moment falls in: a customer is assigned at most once in each."""
+        return (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days // self.period_days
 
     @property
     def action(self) -> Action:

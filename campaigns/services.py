@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -70,41 +70,22 @@ def campaigns_audiences(*, now: datetime, customers: tuple[int, int] | None = No
     return {c.pk: intent[audience_mask(c, conditions[c.pk], frame, now)] for c in campaigns}
 
 
-def period_of(campaign: Campaign, now: datetime) -> int:
-    return (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days // campaign.period_days
-
-
 def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> Outcome:
-    period = period_of(campaign, now)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status != Campaign.Status.ACTIVE:
             return Outcome.nothing(campaign.pk)
-        assigned = Assignment.objects.filter(campaign=campaign, period=period).values_list("customer_id", flat=True)
+        assigned = (Assignment.objects.filter(campaign=campaign, period=campaign.period_at(now))
+                    .values_list("customer_id", flat=True))
         # The likeliest buyers first: when caps or budgets run short, they are the ones reached.
         selection = select(ids=audience.index.to_numpy(np.int64), reached=assigned, rule_key=campaign.pk,
                            holdout_percent=float(campaign.holdout_percent), rank=audience,
                            cap=assignments_left(campaign))
-        outcome = outreach_reach(
-            rule=campaign.pk, selection=selection, source=f"campaign {campaign.pk}", at=now,
-            record=lambda control, treated: _assign(campaign, period, now, run, control, treated, events,
-                                                    condition_of(campaign)))
+        outcome = outreach_reach(rule=campaign, action=campaign.action, selection=selection, at=now, run=run,
+                                 events=events)
         if outcome.reached:
             placements_changed()
     return outcome
-
-
-def _assign(campaign, period, now, run, control_ids, treated_ids, events, condition) -> None:
-    action = campaign.action
-    expires = now + timedelta(days=action.valid_days(campaign))
-    common = dict(campaign=campaign, period=period, run=run, assigned_at=now, expires_at=expires)
-    reason = condition.describe()[:500]
-    prepared = action.prepare(campaign, treated_ids, events, now)
-    rows = [Assignment(customer_id=int(c), group=Assignment.Group.CONTROL, **common) for c in control_ids]
-    rows += [Assignment(customer_id=int(c), group=Assignment.Group.TREATMENT, reason=reason,
-                        **prepared.get(int(c), {}), **common) for c in treated_ids]
-    created = Assignment.objects.bulk_create(rows, batch_size=2_000)
-    action.treat(campaign, [a for a in created if a.group == Assignment.Group.TREATMENT], expires)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------------------------

@@ -1,21 +1,23 @@
-"""What a campaign does for the customers it treats: one module per action, registered below.
+"""What a campaign does for the customers it treats: one module per action, registered in behavior.actions.
 
-Adding an action is a module with an `Action` subclass and a line in `registry`; the campaign's kind
-choices, the admin, evaluation, placements, the preview and the dry run all read the registry.
+Adding an action is a module with an `@action_register` `Action` subclass, and its name below; the
+campaign's kind choices, the admin, evaluation, placements, the preview and the dry run all read the registry.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import cast
 
+from behavior.actions import actions
 from campaigns.actions.base import Action
 
 
 @functools.cache
 def registry() -> dict[str, Action]:
-    from campaigns.actions import ad, message, price_offer  # imported here: they import the models
+    from campaigns.actions import ad, message, price_offer  # noqa: F401  (registering; imported here: they import the models)
 
-    return {action.kind: action for action in (ad.Ad(), price_offer.PriceOffer(), message.MessageAction())}
+    return cast(dict[str, Action], actions("campaigns"))
 
 
 def action_of(kind: str) -> Action:

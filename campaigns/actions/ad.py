@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 from django.db.models import Sum
 
+from behavior.actions import action_register
 from behavior.models import Product
 from campaigns.actions.base import Action
 from campaigns.models import Assignment
 from campaigns.recommend import STRATEGIES, recommend
 
 
+@action_register
 class Ad(Action):
     kind = "ad"
     label = "personalized ad"

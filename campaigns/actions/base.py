@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from behavior import actions
 from behavior.conf import foresight_settings
 
 if TYPE_CHECKING:
@@ -20,15 +21,30 @@ class CampaignError(Exception):
     """A campaign cannot be evaluated or changed, said in words a campaign manager understands."""
 
 
-class Action:
+class Action(actions.Action):
     """One thing a campaign does for the customers it treats. Subclasses set `kind`, `label` and `fields`, and
-    override what they do; the engine (behavior.core.outreach) has already chosen, held out and claimed budget."""
+    override what they do; the engine (behavior.core.outreach) has already chosen, held out and claimed budget,
+    and `record` stores the assignments (treated and control) and has the action `prepare` and `treat` them."""
 
-    kind: str
-    label: str
+    rules = "campaigns"
     fields: tuple[str, ...] = ()  # the campaign's settings of this action, shown in their own admin section
     shown_in_placements = False  # the storefront's placements call shows its live assignments
     reads_events = False  # `prepare` needs the events frame (recommendations)
+
+    def record(self, rule, control, reached, *, at, run, **context):
+        from campaigns.models import Assignment
+        from campaigns.selectors import condition_of
+
+        campaign = rule
+        expires = at + timedelta(days=self.valid_days(campaign))
+        common = dict(campaign=campaign, period=campaign.period_at(at), run=run, assigned_at=at, expires_at=expires)
+        reason = condition_of(campaign).describe()[:500]
+        prepared = self.prepare(campaign, reached, context.get("events"), at)
+        rows = [Assignment(customer_id=int(c), group=Assignment.Group.CONTROL, **common) for c in control]
+        rows += [Assignment(customer_id=int(c), group=Assignment.Group.TREATMENT, reason=reason,
+                            **prepared.get(int(c), {}), **common) for c in reached]
+        created = Assignment.objects.bulk_create(rows, batch_size=2_000)
+        self.treat(campaign, [a for a in created if a.group == Assignment.Group.TREATMENT], expires)
 
     def validate(self, campaign: Campaign) -> dict[str, str]:
         """Problems with the campaign's settings for this action, by field."""

@@ -26,12 +26,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from behavior.actions import action_register
 from behavior.broker import hand_over
 from behavior.services.deliveries import DeliveryReport, deliveries_send
 from campaigns.actions.base import Action
 from campaigns.models import Campaign, Message, MessagingSettings
 
 
+@action_register
 class MessageAction(Action):
     kind = "message"
     label = "message (e-mail or app)"

@@ -11,6 +11,7 @@ from django.db.models import Avg, F, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from behavior.actions import action_register
 from behavior.charts import line_chart
 from behavior.conf import foresight_settings
 from behavior.models import Event
@@ -19,6 +20,7 @@ from campaigns.models import Campaign, Coupon
 from campaigns.signals import coupons_minted
 
 
+@action_register
 class PriceOffer(Action):
     kind = "price_offer"
     label = "price offer"

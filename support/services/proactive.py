@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import numpy as np
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -22,9 +21,9 @@ from behavior.conditions import parse
 from behavior.core.outreach import Outcome
 from behavior.models import Event, ScoringRun
 from behavior.services.outreach import outreach_reach
-from support.facts import facts_json, ticket_reasons
+from support.actions import PROACTIVE_TICKET
 from support.models import OutboxMessage, SupportRule, Ticket
-from support.selectors import rule_frame, rule_select, support_risk_scores, ticket_facts_for
+from support.selectors import rule_frame, rule_select
 from support.services.outbox import outbox_enqueue
 from support.services.tickets import CUSTOMER_GROUP, CUSTOMER_SLA
 
@@ -48,28 +47,8 @@ def _rule_evaluate(rule, condition, frame, now, run) -> Outcome:
         rule = SupportRule.objects.select_for_update().get(pk=rule.pk)
         if not rule.active:
             return Outcome.nothing(rule.pk)
-        return outreach_reach(
-            rule=rule.pk, selection=rule_select(rule=rule, condition=condition, frame=frame, now=now),
-            source=f"support rule {rule.pk}", at=now,
-            record=lambda control, reached: outbox_enqueue(tickets=_open(rule, reached, now, run),
-                                                           kind=OutboxMessage.Kind.OPENED, now=now))
-
-
-def _open(rule: SupportRule, customer_ids: np.ndarray, now: datetime, run: ScoringRun | None) -> list[Ticket]:
-    if len(customer_ids) == 0:
-        return []
-    facts = facts_json(ticket_facts_for(customer_ids=customer_ids, now=now))
-    scores = support_risk_scores(customer_ids=customer_ids)
-    tickets = []
-    for customer_id in customer_ids.tolist():
-        found = facts.get(customer_id, {})
-        risk, score_reasons = scores.get(customer_id, (None, []))
-        tickets.append(Ticket(
-            customer_id=customer_id, rule=rule, origin=Ticket.Origin.PROACTIVE, priority=rule.priority,
-            group=rule.group, subject=rule.subject, facts=found, reasons=ticket_reasons(found, risk, score_reasons),
-            run=run, opened_at=now, due_at=now + timedelta(hours=rule.sla_hours),
-        ))
-    return Ticket.objects.bulk_create(tickets, batch_size=2_000)
+        return outreach_reach(rule=rule, action=PROACTIVE_TICKET, at=now, run=run,
+                              selection=rule_select(rule=rule, condition=condition, frame=frame, now=now))
 
 
 def tickets_open_from_contacts(*, now: datetime | None = None) -> int:
