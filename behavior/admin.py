@@ -148,6 +148,10 @@ class CustomerAdmin(admin.ModelAdmin):
             return [(None, {"fields": ["external_id", "marketing_consent", "attributes"]})]
         return super().get_fieldsets(request, obj)
 
+    def get_readonly_fields(self, request, obj=None):
+        # The shop's id, as its events and API calls name the customer: set once, never renamed here.
+        return [*self.readonly_fields, "external_id"] if obj is not None else self.readonly_fields
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["related_sections"] = self.related_sections(request, obj)

@@ -448,16 +448,16 @@ class WebhookDelivery(models.Model):
         abstract = True
 
     def send(self, session: requests.Session, destination: WebhookDestination, *, body: bytes, event: str,
-             clock: Callable[[], datetime]) -> tuple[bool | None, bytes]:
+             clock: Callable[[], datetime], still: Q | None = None) -> tuple[bool | None, bytes]:
         """Deliver it once: (True, the answer) when delivered; False when it failed, to be tried again with
         backoff; None when another sender holds it. A sender takes it by a conditional update of its lease
         (the row count says who won) and sends with no transaction open, so two workers never send it at
         once and no database lock waits on the network; one whose answer was lost is sent again with the same
-        Idempotency-Key, for the receiver to drop."""
+        Idempotency-Key, for the receiver to drop. `still`: what must hold when the lease is taken, or it is not."""
         at = clock()
         free = Q(lease_until__isnull=True) | Q(lease_until__lt=at)
         mine = type(self)._default_manager.filter(pk=self.pk, delivered_at__isnull=True)
-        if not mine.filter(free).update(lease_until=at + self.LEASE):
+        if not mine.filter(free, still or Q()).update(lease_until=at + self.LEASE):
             return None, b""
         error, answer = post_signed(session, url=destination.url, secret=destination.secret, body=body,
                                     headers={"Idempotency-Key": str(self.idempotency_key), "X-Foresight-Event": event})

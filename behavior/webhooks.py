@@ -162,7 +162,7 @@ def post_signed(session: requests.Session, *, url: str, secret: str, body: bytes
 
 def backoff(base_seconds: int, attempts: int) -> timedelta:
     """How long to wait after a failed attempt: doubling from `base_seconds`, at most an hour."""
-    return min(timedelta(seconds=base_seconds) * 2 ** attempts, MAX_BACKOFF)
+    return min(timedelta(seconds=base_seconds) * 2 ** min(attempts, 20), MAX_BACKOFF)  # 2**20 x base: past the hour
 
 
 _SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)

@@ -41,8 +41,13 @@ class CampaignAdmin(StatusButtonsAdmin):
 
     def get_fieldsets(self, request, obj=None):
         actions = [obj.action] if obj is not None and obj.kind in registry() else list(registry().values())
-        return [*self.fieldsets, *[(a.label.capitalize(), {"fields": list(a.fields)}) for a in actions if a.fields],
-                ("Results", {"fields": ["assignments", "results"]})]
+        sections, shown = [], set()
+        for action in actions:  # a setting two actions share (the headline) is shown once
+            fields = [f for f in action.fields if f not in shown]
+            shown.update(fields)
+            if fields:
+                sections.append((action.label.capitalize(), {"fields": fields}))
+        return [*self.fieldsets, *sections, ("Results", {"fields": ["assignments", "results"]})]
 
     @admin.display(description="Discount spent")
     def spent(self, campaign):
@@ -149,8 +154,10 @@ def _rate_bar(name, group) -> Bar:
                min(group.rate + half, 1))
 
 
+# Assignments and coupons are records evaluation and redemption keep (results and placements read them):
+# read here, never changed by hand.
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ["assigned_at", "campaign", "customer", "group", "offer", "impressions", "expires_at"]
     list_filter = ["group", "campaign"]
     list_select_related = ["campaign", "customer", "coupon"]
@@ -165,7 +172,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(admin.ModelAdmin):
+class CouponAdmin(ReadOnlyAdmin):
     list_display = ["code", "customer", "campaign", "expires_at", "redeemed_at", "discount"]
     list_select_related = ["customer", "assignment__campaign"]
     raw_id_fields = ["assignment", "customer"]

@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     admin_groups = {"Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,
                                          "campaigns.coupon": VIEW, "campaigns.message": VIEW,
-                                         "campaigns.messagingsettings": ("view", "change")}}
+                                         "campaigns.messagingsettings": VIEW}}  # where messages go: administrators
 
     def ready(self):
         from django.db.models.signals import post_delete, post_save

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection, transaction
 
@@ -44,9 +46,11 @@ logger = logging.getLogger(__name__)
 
 # Above this many customers in one change, every customer's entries are retired instead of each one's.
 MAX_CUSTOMERS_BUMPED = 1_000
-# What an unreachable or failing Redis raises; anything else is a fault of this code, and not hidden.
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
-NO_EXPIRY = 1e10  # epoch seconds (the year 2286) for an answer without an assignment: its hash's lifetime bounds it
+FLUSH_LOCK_SECONDS = 300  # a flush holds its lock at most this long (a worker killed mid-flush)
+# What an unreachable or failing Redis raises (read-only after a failover, out of memory, ...): the call is
+# answered from the database instead. Anything else is a fault of this code, and not hidden.
+UNREACHABLE = redis.RedisError
+MAX_SLOTS = 16  # answers kept per customer: a shopper asking for made-up slots cannot grow Redis without end
 
 # KEYS: the call's throttle counters, then the customer's hash, the generation, impressions, first shown.
 # ARGV: the number of counters, each counter's lifetime and limit, then the slot and now (epoch seconds).
@@ -75,7 +79,7 @@ return {counts, false, stamp}
 """
 
 # KEYS: the customer's hash, the generation. ARGV: the stamp read before the SQL, slot, until, assignment
-# ids, answer, lifetime, a new generation (the first store ever makes one and stores nothing).
+# ids, answer, lifetime, a new generation (the first store ever makes one and stores nothing), most fields.
 _STORE = """
 local generation = redis.call('GET', KEYS[2])
 if not generation then
@@ -84,6 +88,9 @@ if not generation then
 end
 if generation .. '/' .. (redis.call('HGET', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
 local slot = ARGV[2]
+if redis.call('HEXISTS', KEYS[1], 's:' .. slot) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[8]) then
+    return 0
+end
 redis.call('HSET', KEYS[1], 's:' .. slot, ARGV[1], 'u:' .. slot, ARGV[3], 'i:' .. slot, ARGV[4], 'b:' .. slot, ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
@@ -116,7 +123,8 @@ def _cache() -> RedisCache | None:
 
 
 def _entry_key(cache: RedisCache, customer: str) -> str:
-    return cache.make_key(f"placements:{customer}")
+    # Under its own prefix: a customer id (any text) never names one of the shared keys below.
+    return cache.make_key(f"placements:customer:{customer}")
 
 
 def _keys(cache: RedisCache, *names: str) -> list[str]:
@@ -157,8 +165,11 @@ def placements_store(*, customer: str, slot: str, stamp: str, answer: bytes, ass
     if cache is None:
         return
     lifetime = foresight_settings.PLACEMENTS_CACHE_SECONDS
-    args = [stamp, slot, (until.timestamp() if until else NO_EXPIRY), ",".join(map(str, assignments)), answer, lifetime,
-            secrets.token_hex(8)]
+    # Served until its first assignment expires, and never past its lifetime: storing another slot refreshes
+    # the hash's expiry, not this answer's.
+    last = time.time() + lifetime
+    args = [stamp, slot, min(until.timestamp(), last) if until else last, ",".join(map(str, assignments)), answer,
+            lifetime, secrets.token_hex(8), 4 * MAX_SLOTS]
     try:
         shared_cache.script(cache, _STORE)(keys=[_entry_key(cache, customer), *_keys(cache, "generation")], args=args)
     except UNREACHABLE as error:
@@ -168,12 +179,13 @@ def placements_store(*, customer: str, slot: str, stamp: str, answer: bytes, ass
 def placements_changed(customers: Iterable[str] | None = None) -> None:
     """Retire the kept answers of these customers (external ids; None: everyone's), after the commit."""
     chosen = None if customers is None else list(customers)
-    transaction.on_commit(lambda: _bump(chosen))
+    transaction.on_commit(lambda: _bump(chosen), robust=True)  # the change is committed: never fail its request
 
 
 def _bump(customers: list[str] | None) -> None:
-    cache = _cache()
-    if cache is None or customers == []:
+    # Tried even while this process rests the cache after a failure: other processes may be serving from it.
+    cache = caches[DEFAULT_CACHE_ALIAS]
+    if connection.vendor != "postgresql" or not isinstance(cache, RedisCache) or customers == []:
         return
     token = secrets.token_hex(8)
     try:
@@ -194,8 +206,18 @@ def impressions_flush() -> int:
     cache = _cache()
     if cache is None:
         return 0
-    keys = _keys(cache, "impressions", "first-shown", "impressions-flushing", "first-shown-flushing")
-    counts, first = shared_cache.script(cache, _TAKE)(keys=keys)
+    keys = _keys(cache, "impressions", "first-shown", "impressions-flushing", "first-shown-flushing", "flush-lock")
+    client = shared_cache.client(cache)
+    if not client.set(keys[4], 1, nx=True, ex=FLUSH_LOCK_SECONDS):  # another flush runs: it takes these too
+        return 0
+    try:
+        return _flush(cache, client, keys)
+    finally:
+        client.delete(keys[4])
+
+
+def _flush(cache: RedisCache, client, keys: list[str]) -> int:
+    counts, first = shared_cache.script(cache, _TAKE)(keys=keys[:4])
     if not counts:
         return 0
     shown = dict(zip(counts[::2], counts[1::2], strict=True))
@@ -206,7 +228,7 @@ def impressions_flush() -> int:
             " first_shown_at = LEAST(a.first_shown_at, f.t)"
             " FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[]) AS f(id, n, t) WHERE a.id = f.id",
             [[int(i) for i in shown], [int(n) for n in shown.values()],
-             [datetime.fromtimestamp(float(first_shown[i]), UTC) for i in shown]],
+             [datetime.fromtimestamp(float(first_shown.get(i, time.time())), UTC) for i in shown]],
         )
-    shared_cache.client(cache).delete(keys[2], keys[3])
+    client.delete(keys[2], keys[3])
     return sum(int(n) for n in shown.values())

@@ -57,11 +57,12 @@ def assignments_left(campaign: Campaign) -> int | None:
     return max(campaign.max_assignments - used, 0)
 
 
-def audience_select(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime) -> Selection:
+def audience_select(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime,
+                    cap: int | None) -> Selection:
     """Whom the campaign would treat and hold out among the frame's customers, as an evaluation would."""
     return select(ids=frame.index.to_numpy(np.int64), mask=audience_mask(campaign, condition, frame, now),
                   rule_key=campaign.pk or 0, holdout_percent=float(campaign.holdout_percent),
-                  rank=frame["score.purchase_intent"].astype("float64"), cap=assignments_left(campaign))
+                  rank=frame["score.purchase_intent"].astype("float64"), cap=cap)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def campaign_preview(*, campaign: Campaign, now: datetime | None = None) -> Audi
     now = now or timezone.now()
     condition = condition_of(campaign)
     frame = audience_frame([condition], now)
-    selection = audience_select(campaign, condition, frame, now)
+    selection = audience_select(campaign, condition, frame, now, cap=assignments_left(campaign))
     treated = selection.wanted
     intent = frame["score.purchase_intent"].reindex(treated).fillna(0).to_numpy()
     expected = float(intent.sum())
@@ -191,7 +192,7 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         for name in (*ALWAYS_LOADED, *condition.fields):
             if name not in frame:
                 frame[name] = np.nan
-        selection = audience_select(campaign, condition, frame, at)
+        selection = audience_select(campaign, condition, frame, at, cap=campaign.max_assignments)  # as if never run
         treated = selection.wanted
         inside = purchases["occurred_at"].ge(at) & purchases["occurred_at"].lt(at + window)
         bought = purchases["customer_id"].isin(treated) & inside

@@ -73,14 +73,18 @@ def messages_deliver(*, now: datetime | None = None, limit: int = 1_000) -> Deli
     return deliveries_send(destination=service, due=_due, now=now, limit=limit,
                            send=lambda session, message, clock: message.send(
                                session, service, body=orjson.dumps(payload(message)), event="message",
-                               clock=clock)[0])
+                               clock=clock, still=_sendable(clock()))[0])
+
+
+def _sendable(at: datetime) -> Q:
+    """A message may go out only while its campaign is active, its assignment live and its customer consenting."""
+    return Q(assignment__expires_at__gt=at, assignment__customer__marketing_consent=True,
+             assignment__campaign__status=Campaign.Status.ACTIVE)
 
 
 def _due(at: datetime):
     return (Message.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=at)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=at))
-            .filter(assignment__expires_at__gt=at, assignment__customer__marketing_consent=True,
-                    assignment__campaign__status=Campaign.Status.ACTIVE)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=at)).filter(_sendable(at))
             .select_related("assignment__campaign", "assignment__customer").order_by("next_attempt_at", "pk"))
 
 

@@ -30,7 +30,6 @@ from behavior.services.deliveries import DeliveryReport, deliveries_send
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
-BATCH = 100
 
 
 def outbox_enqueue(*, tickets: list[Ticket], kind: str, now: datetime, details: dict | None = None) -> int:

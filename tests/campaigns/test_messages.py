@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from behavior.models import Contact
+from behavior.webhooks import backoff
 from campaigns.actions.message import messages_deliver
 from campaigns.models import Assignment, Campaign, Message, MessagingSettings
 from campaigns.selectors import campaign_results
@@ -139,6 +140,11 @@ def test_no_message_once_consent_is_withdrawn_or_the_campaign_paused(scored_cust
     Message.objects.filter(assignment__campaign=campaign).update(delivered_at=None)  # as if never sent
     messages_deliver()
     assert [m["campaign"]["id"] for m in receiver.messages()[1:]] == [campaign.pk + 1]
+
+
+def test_retries_wait_at_most_an_hour_however_often_a_send_failed():
+    assert backoff(10, 0) == timedelta(seconds=10) and backoff(10, 3) == timedelta(seconds=80)
+    assert backoff(10, 60) == backoff(10, 10_000) == timedelta(hours=1)
 
 
 def test_a_message_campaign_needs_the_messaging_service_and_a_headline(db):

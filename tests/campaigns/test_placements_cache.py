@@ -34,7 +34,7 @@ def shown(storefront, customer) -> list[str]:
 
 
 def kept(customer: str) -> bool:
-    return bool(cache._cache.get_client().hexists(cache.make_key(f"placements:{customer}"), "b:home"))
+    return bool(cache._cache.get_client().hexists(cache.make_key(f"placements:customer:{customer}"), "b:home"))
 
 
 def _pause():
@@ -142,3 +142,24 @@ def test_with_redis_down_placements_are_read_from_the_database(alice, storefront
 
     assert shown(storefront, alice.external_id) == []
     assert Assignment.objects.get().impressions == 4
+
+
+def test_a_customer_named_like_the_caches_own_keys_is_kept_apart(scored_customers, storefront):
+    from behavior.models import Customer
+
+    [alice] = scored_customers([0.9])
+    Customer.objects.filter(pk=alice.pk).update(external_id="generation")  # ids are the shop's: any text
+    offer(slot="home")
+    campaigns_evaluate(now=timezone.now() - timedelta(hours=1))
+
+    assert shown(storefront, "generation") == ["price_offer"] and kept("generation")
+    placements_changed(["generation"])  # her consent changed, say
+    assert shown(storefront, "generation") == ["price_offer"] and impressions_flush() == 0  # one from the database
+
+
+def test_a_shopper_cannot_grow_the_cache_with_made_up_slots(alice, storefront):
+    for i in range(40):
+        storefront.get(f"customers/{alice.external_id}/placements", params={"slot": f"slot-{i}"})
+
+    fields = cache._cache.get_client().hlen(cache.make_key(f"placements:customer:{alice.external_id}"))
+    assert 0 < fields <= 4 * 16 + 1  # sixteen answers of four fields, and the customer's version
