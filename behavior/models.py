@@ -402,7 +402,7 @@ class WebhookDestination(models.Model):
     """A service of the shop's that Foresight posts signed webhooks to (behavior.webhooks): one row each."""
 
     service: str  # what the service is called, in messages: "helpdesk"
-    enabled = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=False, help_text="Send to this service.")
     url = models.URLField(blank=True, help_text="The service's webhook receiver.")
     secret = models.CharField(
         max_length=255, blank=True,

@@ -173,15 +173,11 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
 @admin.register(Coupon)
 class CouponAdmin(ReadOnlyAdmin):
-    list_display = ["code", "customer", "campaign", "expires_at", "redeemed_at", "discount"]
+    list_display = ["code", "customer", "assignment__campaign", "expires_at", "redeemed_at", "discount"]
     list_select_related = ["customer", "assignment__campaign"]
     raw_id_fields = ["assignment", "customer"]
     search_fields = ["=code", "=customer__external_id"]
     show_full_result_count = False
-
-    @admin.display(description="Campaign")
-    def campaign(self, coupon):
-        return coupon.assignment.campaign
 
     @admin.display(description="Discount", ordering="discount_amount")
     def discount(self, coupon):
@@ -195,16 +191,9 @@ class MessagingSettingsAdmin(WebhookDestinationAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "campaign", "customer", "attempts", "next_attempt_at", "delivered_at", "last_error"]
+    list_display = ["pk", "assignment__campaign", "assignment__customer", "attempts", "next_attempt_at",
+                    "delivered_at", "last_error"]
     list_filter = [("delivered_at", admin.EmptyFieldListFilter), "assignment__campaign"]
     list_select_related = ["assignment__campaign", "assignment__customer"]
     search_fields = ["=assignment__customer__external_id", "=idempotency_key"]
     show_full_result_count = False
-
-    @admin.display(description="Campaign")
-    def campaign(self, message):
-        return message.assignment.campaign
-
-    @admin.display(description="Customer")
-    def customer(self, message):
-        return message.assignment.customer

@@ -168,8 +168,6 @@ class MessagingSettings(WebhookDestination):
     """Where message campaigns send their messages: the shop's own e-mail or messaging service; one row."""
 
     service = "messaging service"
-    enabled = models.BooleanField(default=False, help_text="Send message campaigns' messages to this service.")
-    url = models.URLField(blank=True, help_text="The e-mail or messaging service's webhook receiver.")
 
     class Meta:
         verbose_name_plural = "messaging settings"

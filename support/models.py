@@ -157,8 +157,6 @@ class HelpdeskSettings(WebhookDestination):
     """Where ticket changes are sent: one row, edited in the admin."""
 
     service = "helpdesk"
-    enabled = models.BooleanField(default=False, help_text="Queue and send ticket changes to the helpdesk.")
-    url = models.URLField(blank=True, help_text="The helpdesk's webhook receiver.")
 
     class Meta:
         verbose_name_plural = "helpdesk settings"

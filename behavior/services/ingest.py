@@ -124,10 +124,10 @@ def events_store(events: pd.DataFrame | StagedRows) -> list[str]:
     now = timezone.now()
     with transaction.atomic(), _staging() as cursor:
         _load(cursor, staged)
-        _add_missing_customers(cursor, now)
+        _add_missing(cursor, "customer", now)
         while not _lock_customers(cursor):  # one named was erased meanwhile: it starts again, as a new customer
-            _add_missing_customers(cursor, now)
-        _add_missing_products(cursor, now)
+            _add_missing(cursor, "customer", now)
+        _add_missing(cursor, "product", now)
         return _insert_events(cursor, now)
 
 
@@ -156,13 +156,22 @@ def _load(cursor, staged: StagedRows) -> None:
 # an insert for each of them, which costs about a third more on the events table.
 
 
-def _add_missing_customers(cursor, now: datetime) -> None:
-    table = Customer._meta.db_table
+# What a new customer or product gets from the batch's staged column of that name, besides its times.
+_NEW_ROWS = {
+    "customer": (Customer, "external_id, attributes, marketing_consent", "customer, '{}', false"),
+    "product": (Product, "external_id, name, category, brand, price, active",
+                "product, '', COALESCE(MAX(category), ''), '', MAX(price), true"),
+}
+
+
+def _add_missing(cursor, staged: str, now: datetime) -> None:
+    """Create the customers (or products) the batch names that are not stored yet."""
+    model, columns, values = _NEW_ROWS[staged]
+    table = model._meta.db_table
     cursor.execute(
-        f"INSERT INTO {table} (external_id, attributes, marketing_consent, created_at, updated_at)"
-        f" SELECT customer, '{{}}', false, %s, %s FROM {STAGING} s WHERE customer IS NOT NULL"
-        f" AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.external_id = s.customer)"
-        " GROUP BY customer ON CONFLICT (external_id) DO NOTHING",
+        f"INSERT INTO {table} ({columns}, created_at, updated_at) SELECT {values}, %s, %s FROM {STAGING} s"
+        f" WHERE {staged} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.{staged})"
+        f" GROUP BY {staged} ON CONFLICT (external_id) DO NOTHING",
         [now, now],
     )
 
@@ -189,18 +198,6 @@ def _lock_customers(cursor) -> bool:
     )
     locked, named = cursor.fetchone()
     return locked == named
-
-
-def _add_missing_products(cursor, now: datetime) -> None:
-    table = Product._meta.db_table
-    cursor.execute(
-        f"INSERT INTO {table} (external_id, name, category, brand, price, active, created_at, updated_at)"
-        f" SELECT product, '', COALESCE(MAX(category), ''), '', MAX(price), true, %s, %s"
-        f" FROM {STAGING} s WHERE product IS NOT NULL"
-        f" AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.external_id = s.product)"
-        " GROUP BY product ON CONFLICT (external_id) DO NOTHING",
-        [now, now],
-    )
 
 
 def _insert_events(cursor, now: datetime) -> list[str]:

@@ -19,8 +19,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('secret', models.CharField(blank=True, help_text='Shared secret: each request carries an HMAC-SHA256 of its timestamp and body in X-Foresight-Signature (t=<unix time>,v1=<hex>).', max_length=255)),
                 ('retry_base_seconds', models.PositiveIntegerField(default=10, help_text='First retry after this long, doubling after each failure up to an hour.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('enabled', models.BooleanField(default=False, help_text="Send message campaigns' messages to this service.")),
-                ('url', models.URLField(blank=True, help_text="The e-mail or messaging service's webhook receiver.")),
+                ('enabled', models.BooleanField(default=False, help_text='Send to this service.')),
+                ('url', models.URLField(blank=True, help_text="The service's webhook receiver.")),
             ],
             options={
                 'verbose_name_plural': 'messaging settings',
