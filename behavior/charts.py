@@ -5,7 +5,7 @@ Every label goes through format_html, so a campaign or stage name cannot inject 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.utils.html import format_html, format_html_join
@@ -72,7 +72,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_format: Callable[[float]
                 format_html("{}{}{}", zero, axis, format_html_join("", "{}", ((r,) for r in rows))))
 
 
-def line_chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str,
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str,
                x_format: Callable[[float], str] = "{:g}".format, y_format: Callable[[float], str] = "{:g}".format,
                x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None,
                diagonal: str | None = None, width: int = 420, height: int = 280) -> SafeString:

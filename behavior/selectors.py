@@ -2,6 +2,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import orjson
@@ -9,7 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from django.db import connection
-from django.db.models import Count, Max, Min, Model, Q
+from django.db.models import Avg, Count, F, Max, Min, Model, Q
+from django.db.models.functions import Coalesce
 
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
 from behavior.core.events import TIME_RANGE
@@ -304,9 +306,21 @@ def condition_frame(*, fields: Iterable[str], customer_ids: Iterable[int] | None
 def condition_features_frame(*, fields: Iterable[str], now: datetime, customers: tuple[int, int] | None = None
                              ) -> pd.DataFrame:
     """The feature-based condition fields of every customer (or an id range) at `now`, from the events before it."""
+    return feature_columns(features_at(now, customers=customers), fields)
+
+
+def features_at(now: datetime, *, customers: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Every customer's (or an id range's) features at `now` (build_features), from the events before it."""
     norms = shop_norms_at(now) if customers is not None else None  # an id range is not the whole shop
-    return feature_columns(build_features(events_frame(until=now, customers=customers), now,
-                                          customers_frame(customers=customers), norms=norms), fields)
+    return build_features(events_frame(until=now, customers=customers), now, customers_frame(customers=customers),
+                          norms=norms)
+
+
+def average_order_value(now: datetime, days: int = 90) -> Decimal:
+    """What the shop's orders of the last `days` were worth on average (0 without any)."""
+    average = (Event.objects.filter(type="purchase", occurred_at__gte=now - timedelta(days=days), occurred_at__lt=now)
+               .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"])
+    return Decimal(str(average or 0))
 
 
 def conditions_frame(conditions: Iterable, now: datetime, *, also: Iterable[str] = (),

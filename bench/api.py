@@ -158,7 +158,7 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
 
     from behavior.models import Customer, Event, ModelVersion, Product, Score, Target
     from campaigns.models import Assignment, Campaign, Coupon
-    from campaigns.services import campaigns_evaluate
+    from campaigns.services import campaign_create, campaigns_evaluate
 
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(seed)
@@ -187,12 +187,12 @@ def shop_create(*, customers: int, seed: int, now: datetime) -> dict:
         (Event(event_id=_uuid(rng), customer_id=int(c), type="product_view", product_id=int(p),
                category=f"category-{int(p) % 20}", occurred_at=now - timedelta(seconds=float(a)), received_at=now)
          for c, p, a in zip(viewers, viewed, ages, strict=True)), batch_size=5000)
-    Campaign.objects.create(
+    campaign_create(
         name="bench: ten percent for likely buyers", kind="price_offer", status=Campaign.Status.ACTIVE,
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5}, priority=10, slot=SLOT,
-        holdout_percent=10, discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=20,
+        holdout_percent=10, discount_kind="percent", discount_value=10, min_order=20,
         valid_days=7, budget=10_000_000)
-    Campaign.objects.create(
+    campaign_create(
         name="bench: picked for you", kind="ad", status=Campaign.Status.ACTIVE, headline="Picked for you",
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0.2}, priority=5, slot=SLOT,
         holdout_percent=10, products_per_ad=4)

@@ -5,19 +5,56 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
-from behavior.charts import Bar, bar_chart
+from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from campaigns.actions import registry
 from campaigns.actions.base import money
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
-from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results
+from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results, campaign_targeting
 from campaigns.services import NEXT_STATUSES, CampaignError, campaign_set_status
+from campaigns.uplift import ranking_in_words
 
 BUTTONS = {Campaign.Status.ACTIVE: "Activate", Campaign.Status.PAUSED: "Pause", Campaign.Status.ENDED: "End"}
+
+
+class ActionSettingsFormSet(BaseInlineFormSet):
+    """One action's settings of the campaign being edited. A new campaign shows every action's (its kind is not
+    chosen yet); only the chosen kind's are checked and saved, at their defaults too."""
+
+    kind = ""
+
+    def _chosen(self) -> bool:
+        return self.instance.kind == self.kind
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if self.is_bound and self._chosen():
+            form.empty_permitted = False
+            form.has_changed = lambda: True
+        return form
+
+    def is_valid(self):
+        return not self.is_bound or not self._chosen() or super().is_valid()
+
+    def save(self, commit=True):
+        if self._chosen():
+            return super().save(commit)
+        self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+        return []
+
+
+def settings_inline(action) -> type[admin.StackedInline]:
+    model = action.settings_model
+    return type(f"{model.__name__}Inline", (admin.StackedInline,), {
+        "model": model, "formset": type(f"{model.__name__}FormSet", (ActionSettingsFormSet,), {"kind": action.kind}),
+        "verbose_name": action.label.capitalize(), "verbose_name_plural": action.label.capitalize(),
+        "extra": 1, "max_num": 1, "can_delete": False, "classes": ["action-settings", f"kind-{action.kind}"],
+        "readonly_fields": [f.name for f in model._meta.concrete_fields if not f.editable]})
 
 
 @admin.register(Campaign)
@@ -28,7 +65,7 @@ class CampaignAdmin(StatusButtonsAdmin):
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "spent", "condition_in_words", "condition_reference", "audience_now",
+    readonly_fields = ["status", "condition_in_words", "condition_reference", "audience_now", "uplift_model",
                        "assignments", "results"]
     actions = ["activate", "pause", "end"]
     fieldsets = [
@@ -36,22 +73,27 @@ class CampaignAdmin(StatusButtonsAdmin):
         ("Audience", {"fields": ["condition", "condition_in_words", "audience_now", "condition_reference"]}),
         ("Schedule and caps", {"fields": ["starts_at", "ends_at", "period_days", "max_assignments",
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
-        # Then each action's own settings (all of them while the kind is not chosen yet), then "Results".
+        ("Targeting by uplift", {"fields": ["uplift_top_percent", "uplift_top_count", "uplift_model"]}),
+        ("Results", {"fields": ["assignments", "results"]}),
     ]
+    # Each action's own settings, below: the chosen kind's (a new campaign's page switches them with the kind).
+    inlines = [settings_inline(action) for action in registry().values() if action.settings_model is not None]
 
-    def get_fieldsets(self, request, obj=None):
-        actions = [obj.action] if obj is not None and obj.kind in registry() else list(registry().values())
-        sections, shown = [], set()
-        for action in actions:  # a setting two actions share (the headline) is shown once
-            fields = [f for f in action.fields if f not in shown]
-            shown.update(fields)
-            if fields:
-                sections.append((action.label.capitalize(), {"fields": fields}))
-        return [*self.fieldsets, *sections, ("Results", {"fields": ["assignments", "results"]})]
+    class Media:
+        js = ["campaigns/action_settings.js"]
 
-    @admin.display(description="Discount spent")
-    def spent(self, campaign):
-        return money(campaign.discount_spent)
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields  # its settings' model
+
+    def get_inline_instances(self, request, obj=None):
+        return [inline for inline in super().get_inline_instances(request, obj)
+                if obj is None or inline.formset.kind == obj.kind]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        settings = form.instance.settings
+        if settings is not None and settings._state.adding:  # no form of them was sent: the defaults
+            settings.save()
 
     @admin.display(description="In words")
     def condition_in_words(self, campaign):
@@ -80,8 +122,20 @@ class CampaignAdmin(StatusButtonsAdmin):
         except ConditionError:
             return "Fix the condition to see the audience."
         cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
-        return (f"{p.audience:,} customers match with consent: {p.holdout:,} held out, {p.treated:,} treated; "
-                f"{p.expected_redemptions:,.0f} expected to buy{cost}")
+        kept = f", of whom it keeps {p.kept:,}" if p.kept != p.audience else ""
+        extra = "" if p.expected_uplift is None else f" ({p.expected_uplift:+,.1f} because of it)"
+        return (f"{p.audience:,} customers match with consent; it picks them {p.targeting}{kept}: {p.holdout:,} "
+                f"held out, {p.treated:,} treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")
+
+    @admin.display(description="Uplift model")
+    def uplift_model(self, campaign):
+        if campaign.pk is None or not campaign.targets_by_uplift:
+            return ("Off. Give a share or a count to keep to the customers the action persuades most, once the "
+                    "campaign has learnt whom from its own treatment and control groups.")
+        targeting = campaign_targeting(campaign)
+        if targeting.model is None:
+            return f"The campaign picks its audience {targeting.says}."
+        return qini_summary(targeting.model.metrics)
 
     @admin.display(description="Assignments")
     def assignments(self, campaign):
@@ -145,6 +199,19 @@ def _extra_in_words(r: CampaignResults) -> str:
     cheapest, dearest = r.cost_interval
     return (f"{words}, {money(r.cost_per_extra_conversion)} per extra conversion "
             f"[{money(cheapest)}, {'no upper bound' if dearest is None else money(dearest)}]")
+
+
+def qini_summary(m: dict) -> str:
+    """An uplift model's validation: its Qini curve beside the response model's and a random ranking's, in words
+    and as a chart (customers it did not learn from)."""
+    n = m["validation_assignments"]
+    curves = {name: [(x / n, y) for x, y in m[f"{prefix}qini_curve"]]
+              for name, prefix in (("uplift model", ""), ("response model", "response_"))}
+    curves["random"] = [(0.0, 0.0), curves["uplift model"][-1]]
+    chart = line_chart(curves, title=f"Extra conversions by share targeted ({n:,} customers it did not learn from)",
+                       x_format=percent, y_format="{:+,.0f}".format, width=520)
+    return format_html("<p>Uplift model: {}. Response model (likeliest buyers first): {}.</p>{}",
+                       ranking_in_words(m), ranking_in_words(m, "response_"), chart)
 
 
 def _rate_bar(name, group) -> Bar:

@@ -7,22 +7,27 @@ class CampaignsConfig(AppConfig):
     """Personalized ads and price offers, chosen by rules over behaviour scores."""
 
     name = "campaigns"
-    admin_groups = {"Campaign managers": {**READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.assignment": VIEW,
-                                         "campaigns.coupon": VIEW, "campaigns.message": VIEW,
-                                         "campaigns.messagingsettings": VIEW}}  # where messages go: administrators
+    admin_groups = {"Campaign managers": {
+        **READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.adsettings": ALL, "campaigns.priceoffersettings": ALL,
+        "campaigns.messagecontent": ALL, "campaigns.assignment": VIEW, "campaigns.coupon": VIEW,
+        "campaigns.message": VIEW, "campaigns.messagingsettings": VIEW}}  # where messages go: administrators
 
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
         from behavior.models import Customer
         from behavior.signals import customers_changed, scoring_finished
+        from campaigns.actions import registry
         from campaigns.models import Campaign
 
         scoring_finished.connect(_evaluate_after_scoring, dispatch_uid="campaigns.evaluate")
         # What the storefront is shown changes with a campaign, a customer's consent or erasure: kept answers
         # are retired (the services retire them where they write in bulk: evaluation, redemption).
+        campaign_models = [Campaign, *(a.settings_model for a in registry().values() if a.settings_model)]
         for name, signal in (("save", post_save), ("delete", post_delete)):
-            signal.connect(_campaign_changed, sender=Campaign, dispatch_uid=f"campaigns.placements.campaign_{name}")
+            for model in campaign_models:
+                signal.connect(_campaign_changed, sender=model,
+                               dispatch_uid=f"campaigns.placements.{model._meta.model_name}_{name}")
             signal.connect(_customer_changed, sender=Customer, dispatch_uid=f"campaigns.placements.customer_{name}")
         customers_changed.connect(_customers_changed, dispatch_uid="campaigns.placements.customers")
 

@@ -1,6 +1,6 @@
 import secrets
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -9,8 +9,8 @@ from django.db.models import Q
 
 from behavior.conditions import validate_condition
 from behavior.models import Customer, ScoringRun, WebhookDelivery, WebhookDestination
-from campaigns.actions import Action, action_of, kind_choices, registry
-from campaigns.recommend import STRATEGIES
+from campaigns.actions import Action, action_of, kind_choices
+from campaigns.actions.base import ActionSettings
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
 CODE_LENGTH = 12  # 32**12 = 2**60 codes: guessing one of a million live codes takes ~10**12 tries
@@ -24,15 +24,6 @@ class Campaign(models.Model):
         ACTIVE = "active"
         PAUSED = "paused"
         ENDED = "ended"
-
-    class Discount(models.TextChoices):
-        PERCENT = "percent", "percent off"
-        FIXED = "fixed", "fixed amount off"
-
-    class Scope(models.TextChoices):
-        ALL = "all", "whole order"
-        CATEGORY = "category", "one category"
-        PRODUCT = "product", "one product"
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=kind_choices, help_text="What its treated customers get.")
@@ -64,38 +55,35 @@ class Campaign(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Leave out customers whose purchase intent is at least this: they would buy anyway.",
     )
-    # Ads
-    headline = models.CharField(max_length=200, blank=True, help_text="e.g. Picked for you")
-    strategy = models.CharField(max_length=32, choices=list(STRATEGIES.items()), default="blend")
-    products_per_ad = models.PositiveSmallIntegerField(default=4, validators=[MinValueValidator(1),
-                                                                              MaxValueValidator(20)])
-    # Price offers
-    discount_kind = models.CharField(max_length=16, choices=Discount.choices, default=Discount.PERCENT)
-    discount_value = models.DecimalField(max_digits=10, decimal_places=2, default=0)
-    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
-    scope_value = models.CharField(max_length=255, blank=True, help_text="The category, or the product's id.")
-    min_order = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    valid_days = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(1)])
-    budget = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Total discount this campaign may grant."
+    uplift_top_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(100)],
+        help_text="Keep to this share of the audience: those the campaign's uplift model expects its action to "
+        "persuade most (the control group is held out from them). Until the campaign has such a model, learnt "
+        "from its own treatment and control groups, the condition alone chooses.",
     )
-    discount_spent = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+    uplift_top_count = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Keep to at most this many customers of the audience, those with the highest predicted uplift "
+        "(with the share above, the smaller of the two).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(budget__isnull=True) | Q(discount_spent__lte=models.F("budget")),
-                name="campaign_spend_within_budget",
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def targets_by_uplift(self) -> bool:
+        return self.uplift_top_percent is not None or self.uplift_top_count is not None
+
+    @property
+    def uplift_target(self) -> str:
+        """The name its uplift models are registered under (behavior's model registry)."""
+        return f"uplift:campaign:{self.pk}"
+
     def clean(self):
-        errors = action_of(self.kind).validate(self) if self.kind in registry() else {}
+        errors = {}
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end must come after the start."
         if errors:
@@ -109,11 +97,17 @@ class Campaign(models.Model):
     def action(self) -> Action:
         return action_of(self.kind)
 
-    def discount_on(self, eligible: Decimal) -> Decimal:
-        """The offer's discount on an amount in its scope: a percentage of it, or the fixed value up to it."""
-        value = Decimal(self.discount_value)
-        discount = eligible * value / 100 if self.discount_kind == self.Discount.PERCENT else min(value, eligible)
-        return discount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    @property
+    def settings(self) -> ActionSettings | None:
+        """The campaign's settings of its action (each action's own model, in its module), None for an action
+        without any; a campaign not given its settings yet has the defaults (unsaved)."""
+        model = self.action.settings_model
+        if model is None:
+            return None
+        try:
+            return getattr(self, model._meta.get_field("campaign").remote_field.get_accessor_name())
+        except model.DoesNotExist:
+            return model(campaign=self)
 
 
 class Assignment(models.Model):
@@ -184,3 +178,8 @@ class Message(WebhookDelivery):
 
     def __str__(self) -> str:
         return f"message {self.pk}"
+
+
+# Each action keeps its settings model in its own module: importing them here registers the models and the
+# actions (campaigns.actions.registry).
+from campaigns.actions import ad, message, price_offer  # noqa: E402, F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,10 +16,22 @@ from django.utils import timezone
 from behavior.conditions import Condition, feature_columns, parse
 from behavior.core.features import build_features
 from behavior.core.outreach import Selection, select
-from behavior.models import Event
-from behavior.selectors import condition_frame, conditions_frame, customers_frame, events_frame
+from behavior.core.training import ModelArtifactError
+from behavior.core.uplift import Blend
+from behavior.models import Event, ModelVersion
+from behavior.selectors import (
+    average_order_value,
+    condition_frame,
+    conditions_frame,
+    customers_frame,
+    events_frame,
+    features_at,
+)
+from behavior.services.registry import uplift_version_load
 from behavior.services.scoring import champions_predict
 from campaigns.models import Assignment, Campaign, Coupon
+
+log = logging.getLogger(__name__)
 
 ALWAYS_LOADED = ("customer.marketing_consent", "score.purchase_intent")
 Z95 = 1.959964
@@ -57,12 +70,20 @@ def assignments_left(campaign: Campaign) -> int | None:
     return max(campaign.max_assignments - used, 0)
 
 
-def audience_select(campaign: Campaign, condition: Condition, frame: pd.DataFrame, now: datetime,
-                    cap: int | None) -> Selection:
-    """Whom the campaign would treat and hold out among the frame's customers, as an evaluation would."""
-    return select(ids=frame.index.to_numpy(np.int64), mask=audience_mask(campaign, condition, frame, now),
-                  rule_key=campaign.pk or 0, holdout_percent=float(campaign.holdout_percent),
-                  rank=frame["score.purchase_intent"].astype("float64"), cap=cap)
+def audience_rank(audience: pd.DataFrame) -> pd.Series:
+    """The order a campaign reaches its audience in when caps or budgets run short: by predicted uplift where it
+    targets by it, else the likeliest buyers first."""
+    return audience["uplift"] if audience["uplift"].notna().any() else audience["intent"]
+
+
+def audience_select(campaign: Campaign, matched: pd.DataFrame, now: datetime, cap: int | None
+                    ) -> tuple[Selection, pd.DataFrame]:
+    """Whom the campaign would treat and hold out among the customers its mask keeps (rows of an audience_frame),
+    as an evaluation would, targeting by uplift with the features of `now`; and the audience it kept."""
+    audiences = {campaign.pk: matched["score.purchase_intent"].astype("float64").to_frame("intent")}
+    audience = uplift_choose([campaign], uplift_predict([campaign], audiences, now), now)[campaign.pk]
+    return select(ids=audience.index.to_numpy(np.int64), rule_key=campaign.pk or 0,
+                  holdout_percent=float(campaign.holdout_percent), rank=audience_rank(audience), cap=cap), audience
 
 
 @dataclass(frozen=True)
@@ -97,16 +118,8 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
     A customer converted who bought (a purchase event) or redeemed their coupon (an order with the code,
     whether or not the shop also sent its purchase) within the window after their assignment.
     """
-    window = timedelta(days=campaign.attribution_days)
-    window_end = ExpressionWrapper(OuterRef("assigned_at") + window, output_field=Event.occurred_at.field)
-    bought = Event.objects.filter(customer_id=OuterRef("customer_id"), type="purchase",
-                                  occurred_at__gte=OuterRef("assigned_at"), occurred_at__lt=window_end)
-    redeemed = Coupon.objects.filter(assignment_id=OuterRef("pk"), redeemed_at__gte=OuterRef("assigned_at"),
-                                     redeemed_at__lt=window_end)
-    rows = (Assignment.objects.filter(campaign=campaign).annotate(bought=Exists(bought), redeemed=Exists(redeemed))
-            .values("group").annotate(customers=Count("pk"),
-                                      converted_count=Count("pk", filter=Q(bought=True) | Q(redeemed=True)))
-            .order_by())
+    rows = (_assignments_converted(campaign).values("group")
+            .annotate(customers=Count("pk"), converted_count=Count("pk", filter=Q(converted=True))).order_by())
     groups = {r["group"]: GroupResult(r["customers"], r["converted_count"]) for r in rows}
     treatment = groups.get(Assignment.Group.TREATMENT, GroupResult(0, 0))
     control = groups.get(Assignment.Group.CONTROL, GroupResult(0, 0))
@@ -129,6 +142,140 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
                            cost_interval)
 
 
+def _assignments_converted(campaign: Campaign):
+    """The campaign's assignments, each with `converted`: bought (a purchase event) or redeemed its coupon within
+    the attribution window after it was made."""
+    window = timedelta(days=campaign.attribution_days)
+    window_end = ExpressionWrapper(OuterRef("assigned_at") + window, output_field=Event.occurred_at.field)
+    bought = Event.objects.filter(customer_id=OuterRef("customer_id"), type="purchase",
+                                  occurred_at__gte=OuterRef("assigned_at"), occurred_at__lt=window_end)
+    redeemed = Coupon.objects.filter(assignment_id=OuterRef("pk"), redeemed_at__gte=OuterRef("assigned_at"),
+                                     redeemed_at__lt=window_end)
+    return Assignment.objects.filter(campaign=campaign).annotate(converted=Exists(bought) | Exists(redeemed))
+
+
+@dataclass(frozen=True)
+class History:
+    """What a campaign did and what came of it: one row per assignment whose attribution window has closed."""
+
+    X: pd.DataFrame  # the customer's features when assigned (build_features)
+    treated: np.ndarray
+    converted: np.ndarray
+    customer_ids: np.ndarray
+
+
+def campaign_history(*, campaign: Campaign, now: datetime | None = None) -> History:
+    """Each assignment with a closed window: the customer's features as they were at its moment, its group and
+    whether it converted. One features pass per evaluation moment (assignments share their run's moment)."""
+    now = now or timezone.now()
+    closed = now - timedelta(days=campaign.attribution_days)
+    rows = pd.DataFrame.from_records(
+        list(_assignments_converted(campaign).filter(assigned_at__lte=closed)
+             .values_list("customer_id", "assigned_at", "group", "converted").order_by("assigned_at", "pk")),
+        columns=["customer_id", "assigned_at", "group", "converted"])
+    if rows.empty:
+        return History(pd.DataFrame(), np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64))
+    events, customers = events_frame(until=rows["assigned_at"].max()), customers_frame()
+    parts = []
+    for moment, assigned in rows.groupby("assigned_at", sort=True):
+        X = build_features(events, moment, customers[customers["customer_id"].isin(assigned["customer_id"])])
+        parts.append(X.reindex(assigned["customer_id"].to_numpy()))
+    return History(X=pd.concat(parts, ignore_index=True),
+                   treated=(rows["group"] == Assignment.Group.TREATMENT).to_numpy(),
+                   converted=rows["converted"].to_numpy(bool), customer_ids=rows["customer_id"].to_numpy(np.int64))
+
+
+# Below these, a campaign's history says too little about whom it persuades: targeting keeps to the condition.
+MIN_HISTORY = 200  # assignments with a closed attribution window, in each group
+MIN_CONVERSIONS = 20  # conversions, in each group
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """How a campaign picks its audience now: by its champion uplift model, or by its condition alone (and why)."""
+
+    model: ModelVersion | None
+    says: str  # in words, for the preview, the admin and the log
+
+
+def campaign_targeting(campaign: Campaign) -> Targeting:
+    if not campaign.targets_by_uplift:
+        return Targeting(None, "by its condition")
+    champion = ModelVersion.objects.filter(target=campaign.uplift_target, status=ModelVersion.Status.CHAMPION).first()
+    if champion is None:
+        return Targeting(None, "by its condition alone for now: it has no uplift model yet (one is learnt from at "
+                               f"least {MIN_HISTORY:,} treated and {MIN_HISTORY:,} control assignments with a closed "
+                               f"attribution window, {MIN_CONVERSIONS:,} conversions in each)")
+    return Targeting(champion, f"by predicted uplift (model version {champion.pk}, {champion.params['learner']})")
+
+
+def uplift_predict(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame], now: datetime,
+                   customers: tuple[int, int] | None = None) -> dict[int, pd.DataFrame]:
+    """Add each audience's predicted uplift (`uplift`, NaN where the campaign does not target by it), from the
+    features its customers have now: built once, only if some campaign has a model to use."""
+    models: dict[int, tuple[ModelVersion, Blend]] = {}
+    for campaign in campaigns:
+        targeting = campaign_targeting(campaign)
+        if targeting.model is None:
+            if campaign.targets_by_uplift:
+                log.info("campaign %s picks its audience %s", campaign.pk, targeting.says)
+            continue
+        try:
+            models[campaign.pk] = targeting.model, uplift_version_load(targeting.model)
+        except ModelArtifactError as error:  # one broken artifact leaves its campaign to its condition
+            log.error("campaign %s picks its audience by its condition alone: %s", campaign.pk, error)
+    X = features_at(now, customers=customers) if models else None
+    out = {}
+    for pk, audience in audiences.items():
+        audience = audience.assign(uplift=np.nan)
+        if pk in models and X is not None and len(audience):
+            version, model = models[pk]
+            rows = X.reindex(index=audience.index, columns=version.feature_names)
+            audience["uplift"] = model(rows)
+        out[pk] = audience
+    return out
+
+
+def uplift_choose(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame], now: datetime
+                  ) -> dict[int, pd.DataFrame]:
+    """Keep each uplift-targeted audience to its top share or count, then give a customer several of them want to
+    the one with the highest expected gain net of its cost (none if no gain is left).
+
+    The expected gain of treating a customer: the extra orders (predicted uplift) times the shop's average order,
+    less what the action costs on the orders it expects to pay for (purchase intent plus uplift, each at the
+    action's cost per buyer). Audiences without an uplift are left as they are.
+    """
+    by_uplift = [c for c in campaigns if c.pk in audiences and audiences[c.pk]["uplift"].notna().any()]
+    if not by_uplift:
+        return audiences
+    order_value = float(average_order_value(now))
+    gains = {}
+    for campaign in by_uplift:
+        audience = _top(campaign, audiences[campaign.pk])
+        cost = float(campaign.action.expected_cost(campaign, 1, now) or 0)
+        buying = (audience["intent"].fillna(0) + audience["uplift"]).clip(0, 1)
+        # Without a recent order to value the extra ones by, the uplift alone ranks.
+        gains[campaign.pk] = (audience["uplift"] * order_value - buying * cost) if order_value else audience["uplift"]
+    table = pd.DataFrame(gains)  # customers by campaign; NaN: not in that campaign's top
+    best = table.idxmax(axis=1, skipna=True)
+    keep = table.max(axis=1) > 0
+    out = dict(audiences)
+    for pk in gains:
+        chosen = best.index[keep & best.eq(pk)]
+        out[pk] = audiences[pk].loc[audiences[pk].index.isin(chosen)]
+    return out
+
+
+def _top(campaign: Campaign, audience: pd.DataFrame) -> pd.DataFrame:
+    """The audience's customers with the highest predicted uplift: its share, or its count if fewer."""
+    size = len(audience)
+    if campaign.uplift_top_percent is not None:
+        size = math.ceil(len(audience) * float(campaign.uplift_top_percent) / 100)
+    if campaign.uplift_top_count is not None:
+        size = min(size, campaign.uplift_top_count)
+    return audience.sort_values("uplift", ascending=False, kind="stable").head(size)
+
+
 def _per(amount: Decimal, count: float) -> Decimal:
     return (amount / Decimal(str(count))).quantize(Decimal("0.01"))
 
@@ -136,9 +283,12 @@ def _per(amount: Decimal, count: float) -> Decimal:
 @dataclass(frozen=True)
 class AudiencePreview:
     audience: int  # match the condition now, with consent
+    targeting: str  # how it picks among them (campaign_targeting), in words
+    kept: int  # of the audience, those its uplift targeting keeps (all without it)
     holdout: int  # expected control group
     treated: int  # expected treated, after the campaign's cap
-    expected_redemptions: float  # treated x their mean purchase intent
+    expected_redemptions: float  # treated x their chance of buying (purchase intent, plus the uplift if predicted)
+    expected_uplift: float | None  # extra conversions expected among the treated (their predicted uplift)
     expected_cost: Decimal | None  # expected redemptions x the discount of an average order; None for ads
 
 
@@ -147,12 +297,15 @@ def campaign_preview(*, campaign: Campaign, now: datetime | None = None) -> Audi
     now = now or timezone.now()
     condition = condition_of(campaign)
     frame = audience_frame([condition], now)
-    selection = audience_select(campaign, condition, frame, now, cap=assignments_left(campaign))
-    treated = selection.wanted
-    intent = frame["score.purchase_intent"].reindex(treated).fillna(0).to_numpy()
-    expected = float(intent.sum())
-    cost = campaign.action.expected_cost(campaign, expected, now)
-    return AudiencePreview(selection.matched, len(selection.control), len(treated), expected, cost)
+    mask = audience_mask(campaign, condition, frame, now)
+    selection, audience = audience_select(campaign, frame[mask], now, cap=assignments_left(campaign))
+    treated = audience.reindex(selection.wanted)
+    uplift = treated["uplift"].sum() if treated["uplift"].notna().any() else None
+    expected = float((treated["intent"].fillna(0) + (treated["uplift"].fillna(0))).clip(0, 1).sum())
+    return AudiencePreview(int(mask.sum()), campaign_targeting(campaign).says, len(audience),
+                           len(selection.control), len(selection.wanted), expected,
+                           None if uplift is None else float(uplift),
+                           campaign.action.expected_cost(campaign, expected, now))
 
 
 @dataclass(frozen=True)
@@ -192,7 +345,8 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         for name in (*ALWAYS_LOADED, *condition.fields):
             if name not in frame:
                 frame[name] = np.nan
-        selection = audience_select(campaign, condition, frame, at, cap=campaign.max_assignments)  # as if never run
+        mask = audience_mask(campaign, condition, frame, at)
+        selection, _ = audience_select(campaign, frame[mask], at, cap=campaign.max_assignments)  # as if never run
         treated = selection.wanted
         inside = purchases["occurred_at"].ge(at) & purchases["occurred_at"].lt(at + window)
         bought = purchases["customer_id"].isin(treated) & inside
@@ -201,7 +355,7 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         lines = purchases.loc[bought].assign(spend=spend[bought]).sort_values("occurred_at")
         orders = lines.groupby(["customer_id", lines["order_id"].fillna("")], sort=False)["spend"].sum()
         at_stake = campaign.action.cost_of_orders(campaign, orders.groupby(level="customer_id").first())
-        periods.append(DryRunPeriod(at, selection.matched, len(treated), buyers,
+        periods.append(DryRunPeriod(at, int(mask.sum()), len(treated), buyers,
                                     buyers / len(treated) if len(treated) else None, at_stake))
         at += timedelta(days=campaign.period_days)
     return periods

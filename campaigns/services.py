@@ -29,11 +29,22 @@ from behavior.core.outreach import Outcome, select
 from behavior.models import Customer, ScoringRun
 from behavior.selectors import events_frame
 from behavior.services.outreach import outreach_reach
-from campaigns.actions import shown_kinds
+from campaigns.actions import registry, shown_kinds
+from campaigns.actions.ad import AdSettings
 from campaigns.actions.base import CampaignError
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.placements_cache import placements_changed
-from campaigns.selectors import assignments_left, audience_frame, audience_mask, campaigns_live, condition_of
+from campaigns.selectors import (
+    assignments_left,
+    audience_frame,
+    audience_mask,
+    audience_rank,
+    campaigns_live,
+    condition_of,
+    uplift_choose,
+    uplift_predict,
+)
 
 CENT = Decimal("0.01")
 
@@ -42,8 +53,9 @@ def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = 
                        audiences: dict[int, pd.Series] | None = None) -> list[Outcome]:
     """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing.
 
-    `audiences` (campaign id -> purchase intent by customer id) are computed here unless given: workers
-    compute them range by range (campaigns_audiences) and one task assigns, with the same result.
+    `audiences` (campaign id -> its audience: purchase intent and predicted uplift by customer id) are computed
+    here unless given: workers compute them range by range (campaigns_audiences) and one task assigns, with the
+    same result. Campaigns that target by uplift keep to their top first (campaigns.uplift.uplift_choose).
     """
     now = now or (run.as_of if run else timezone.now())
     campaigns = list(campaigns_live(now))
@@ -51,35 +63,42 @@ def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = 
         return []
     if audiences is None:
         audiences = campaigns_audiences(now=now)
+    audiences = uplift_choose(campaigns, audiences, now)
     events = None
     outcomes = []
     for campaign in campaigns:
         if campaign.action.reads_events and events is None:
             events = events_frame(until=now)
-        audience = audiences.get(campaign.pk, pd.Series(dtype="float64"))
+        audience = audiences.get(campaign.pk, AUDIENCE_NONE)
         outcomes.append(_campaign_evaluate(campaign, audience, now, run, events))
     return outcomes
 
 
-def campaigns_audiences(*, now: datetime, customers: tuple[int, int] | None = None) -> dict[int, pd.Series]:
-    """Each live campaign's audience among all customers (or an id range): their purchase intent, by customer id."""
+AUDIENCE_COLUMNS = ("intent", "uplift")  # an audience: purchase intent and predicted uplift by customer id
+AUDIENCE_NONE = pd.DataFrame({c: pd.Series(dtype="float64") for c in AUDIENCE_COLUMNS},
+                             index=pd.Index([], dtype="int64"))
+
+
+def campaigns_audiences(*, now: datetime, customers: tuple[int, int] | None = None) -> dict[int, pd.DataFrame]:
+    """Each live campaign's audience among all customers (or an id range): their purchase intent and, for a
+    campaign that targets by uplift and has a model, their predicted uplift (else NaN), by customer id."""
     campaigns = list(campaigns_live(now))
     conditions = {c.pk: condition_of(c) for c in campaigns}
     frame = audience_frame(conditions.values(), now, customers=customers)
     intent = frame["score.purchase_intent"].astype("float64")
-    return {c.pk: intent[audience_mask(c, conditions[c.pk], frame, now)] for c in campaigns}
+    audiences = {c.pk: intent[audience_mask(c, conditions[c.pk], frame, now)].to_frame("intent") for c in campaigns}
+    return uplift_predict(campaigns, audiences, now, customers)
 
 
-def _campaign_evaluate(campaign, audience: pd.Series, now, run, events) -> Outcome:
+def _campaign_evaluate(campaign, audience: pd.DataFrame, now, run, events) -> Outcome:
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status != Campaign.Status.ACTIVE:
             return Outcome.nothing(campaign.pk)
         assigned = (Assignment.objects.filter(campaign=campaign, period=campaign.period_at(now))
                     .values_list("customer_id", flat=True))
-        # The likeliest buyers first: when caps or budgets run short, they are the ones reached.
         selection = select(ids=audience.index.to_numpy(np.int64), reached=assigned, rule_key=campaign.pk,
-                           holdout_percent=float(campaign.holdout_percent), rank=audience,
+                           holdout_percent=float(campaign.holdout_percent), rank=audience_rank(audience),
                            cap=assignments_left(campaign))
         outcome = outreach_reach(rule=campaign, action=campaign.action, selection=selection, at=now, run=run,
                                  events=events)
@@ -100,12 +119,32 @@ NEXT_STATUSES = {
 }
 
 
+def campaign_create(**fields) -> Campaign:
+    """A campaign and its action's settings (campaign.settings), from one set of fields: each goes where it
+    belongs. Checked as the admin checks them."""
+    kind = fields.get("kind")
+    model = registry()[kind].settings_model if kind in registry() else None
+    own = {name: fields.pop(name) for name in list(fields)
+           if model is not None and name in {f.name for f in model._meta.concrete_fields}}
+    with transaction.atomic():
+        campaign = Campaign(**fields)
+        campaign.full_clean()
+        campaign.save()
+        if model is not None:
+            settings = model(campaign=campaign, **own)
+            settings.full_clean()
+            settings.save()
+    return campaign
+
+
 def campaign_set_status(*, campaign: Campaign, status: str) -> Campaign:
     """Activate, pause or end a campaign (NEXT_STATUSES)."""
     if status not in NEXT_STATUSES[Campaign.Status(campaign.status)]:
         raise CampaignError(f"a {campaign.status} campaign cannot become {status}")
     if status == Campaign.Status.ACTIVE:
         campaign.full_clean()
+        if campaign.settings is not None:
+            campaign.settings.full_clean()
     campaign.status = status
     campaign.save(update_fields=["status", "updated_at"])
     return campaign
@@ -147,13 +186,15 @@ class Placement:
 # (2-core machine, busy).
 _SHOWN_KINDS = ", ".join(f"'{kind}'" for kind in shown_kinds())  # the registry's names: code, not input
 _LIVE_PLACEMENTS = f"""live AS (
-    SELECT a.id, a.campaign_id, c.name, c.kind, c.headline, a.reason, a.products, a.expires_at, c.priority,
-           k.code, c.discount_kind, c.discount_value, c.scope, c.scope_value, c.min_order,
+    SELECT a.id, a.campaign_id, c.name, c.kind, COALESCE(ad.headline, o.headline, ''), a.reason, a.products,
+           a.expires_at, c.priority, k.code, o.discount_kind, o.discount_value, o.scope, o.scope_value, o.min_order,
            k.expires_at AS coupon_expires_at
     FROM {Customer._meta.db_table} cu
     JOIN {Assignment._meta.db_table} a ON a.customer_id = cu.id
     JOIN {Campaign._meta.db_table} c ON c.id = a.campaign_id
+    LEFT JOIN {AdSettings._meta.db_table} ad ON ad.campaign_id = c.id
     LEFT JOIN {Coupon._meta.db_table} k ON k.assignment_id = a.id
+    LEFT JOIN {PriceOfferSettings._meta.db_table} o ON o.campaign_id = c.id
     WHERE cu.external_id = %(customer)s AND cu.marketing_consent AND a."group" = %(treatment)s
       AND a.expires_at > %(now)s AND c.slot = %(slot)s AND c.status = %(active)s AND c.kind IN ({_SHOWN_KINDS})
       AND k.redeemed_at IS NULL  -- no coupon, or an unused one
@@ -275,29 +316,32 @@ class Redemption:
 
 # What the checks need, read without a lock: the statement below decides under row locks.
 _COUPON_SQL = f"""
-SELECT k.id, k.redeemed_at, k.expires_at, cu.external_id, c.id, c.status, c.discount_kind, c.discount_value,
-       c.scope, c.scope_value, c.min_order, c.budget, c.discount_spent
+SELECT k.id, k.redeemed_at, k.expires_at, cu.external_id, c.id, c.status, o.discount_kind, o.discount_value,
+       o.scope, o.scope_value, o.min_order, o.budget, o.discount_spent
 FROM {Coupon._meta.db_table} k
 JOIN {Customer._meta.db_table} cu ON cu.id = k.customer_id
 JOIN {Assignment._meta.db_table} a ON a.id = k.assignment_id
 JOIN {Campaign._meta.db_table} c ON c.id = a.campaign_id
+JOIN {PriceOfferSettings._meta.db_table} o ON o.campaign_id = c.id
 WHERE k.code = %(code)s
 """
-# One statement, so one round trip and one commit: lock the coupon if still unused, then spend the budget if
-# the coupon was locked and the discount fits, then mark the coupon used if the budget was spent. Each step
-# reads the one before it, so all happen or none. Two redemptions of one code: the second waits for the
-# coupon's lock and then finds it used. Of two coupons against the last of a budget, the second waits for
-# the campaign's row and then finds the budget short, and its coupon stays unused. Locks are taken coupon
-# first, then campaign, so two redemptions cannot deadlock. Before: BEGIN, SELECT .. FOR UPDATE, two
-# UPDATEs, COMMIT, each a round trip.
+# One statement, so one round trip and one commit: lock the coupon if still unused, then spend the offer's
+# budget if the coupon was locked, its campaign has not ended and the discount fits, then mark the coupon used
+# if the budget was spent. Each step reads the one before it, so all happen or none. Two redemptions of one
+# code: the second waits for the coupon's lock and then finds it used. Of two coupons against the last of a
+# budget, the second waits for the offer's row and then finds the budget short, and its coupon stays unused.
+# Locks are taken coupon first, then offer, so two redemptions cannot deadlock; the campaign's row is read,
+# not locked, so an evaluation (which holds it) never holds up a checkout. Before: BEGIN, SELECT .. FOR UPDATE,
+# two UPDATEs, COMMIT, each a round trip.
 _REDEEM_SQL = f"""
 WITH locked AS (
     SELECT id FROM {Coupon._meta.db_table} WHERE id = %(coupon)s AND redeemed_at IS NULL FOR UPDATE
 ), spent AS (
-    UPDATE {Campaign._meta.db_table} SET discount_spent = discount_spent + %(discount)s
-    WHERE id = %(campaign)s AND EXISTS (SELECT 1 FROM locked) AND status <> %(ended)s
+    UPDATE {PriceOfferSettings._meta.db_table} SET discount_spent = discount_spent + %(discount)s
+    WHERE campaign_id = %(campaign)s AND EXISTS (SELECT 1 FROM locked)
+      AND EXISTS (SELECT 1 FROM {Campaign._meta.db_table} WHERE id = %(campaign)s AND status <> %(ended)s)
       AND (budget IS NULL OR discount_spent <= budget - %(discount)s)
-    RETURNING id
+    RETURNING campaign_id
 ), used AS (
     UPDATE {Coupon._meta.db_table} SET redeemed_at = %(now)s, order_id = %(order_id)s, discount_amount = %(discount)s
     WHERE id IN (SELECT id FROM locked) AND EXISTS (SELECT 1 FROM spent)
@@ -341,9 +385,9 @@ def coupon_quote(*, code: str, customer_external_id: str, items: list[OrderItem]
     if status == Campaign.Status.ENDED:
         raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
     # Only the fields the discount arithmetic reads; never saved.
-    campaign = Campaign(pk=campaign_id, discount_kind=discount_kind, discount_value=discount_value, scope=scope,
-                        scope_value=scope_value, min_order=min_order)
-    discount = order_discount(campaign, items)
+    offer = PriceOfferSettings(campaign_id=campaign_id, discount_kind=discount_kind, discount_value=discount_value,
+                               scope=scope, scope_value=scope_value, min_order=min_order)
+    discount = order_discount(offer, items)
     if budget is not None and spent + discount > budget:
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
     return Quote(code=code, coupon=coupon, campaign=campaign_id, discount=discount)
@@ -374,7 +418,7 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
         locked, used = _redeem_in_transaction(quote.coupon, quote.campaign, quote.discount, now, order_id)
     if not locked:  # used (or gone) since the read: another redemption won
         raise RedemptionError("already_redeemed", "this coupon was used a moment ago")
-    if not used:  # the campaign's row, under its lock, refused: ended meanwhile, or its budget is spent
+    if not used:  # the offer's row, under its lock, refused: its campaign ended meanwhile, or its budget is spent
         if Campaign.objects.filter(pk=quote.campaign, status=Campaign.Status.ENDED).exists():
             raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
@@ -388,7 +432,8 @@ def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: d
     with transaction.atomic():
         if not Coupon.objects.filter(pk=coupon, redeemed_at__isnull=True).exists():
             return 0, 0
-        spend = Campaign.objects.filter(pk=campaign).exclude(status=Campaign.Status.ENDED).filter(
+        spend = PriceOfferSettings.objects.filter(campaign=campaign).exclude(
+            campaign__status=Campaign.Status.ENDED).filter(
             Q(budget__isnull=True) | Q(discount_spent__lte=F("budget") - discount))
         if not spend.update(discount_spent=F("discount_spent") + discount):
             return 1, 0
@@ -400,7 +445,7 @@ def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: d
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
 
 
-def order_discount(campaign: Campaign, items: list[OrderItem]) -> Decimal:
+def order_discount(offer: PriceOfferSettings, items: list[OrderItem]) -> Decimal:
     """The discount an order gets: on the items in scope, once the whole order reaches the minimum."""
     if not items:
         raise RedemptionError("empty_order", "the order has no items")
@@ -408,15 +453,15 @@ def order_discount(campaign: Campaign, items: list[OrderItem]) -> Decimal:
     if total > MAX_ORDER_TOTAL:
         raise RedemptionError("order_too_large", f"the order total {total} is more than the {MAX_ORDER_TOTAL} "
                                                  "that amounts are kept to")
-    if total < campaign.min_order:
-        raise RedemptionError("below_minimum", f"the order total {total} is below the minimum {campaign.min_order}")
+    if total < offer.min_order:
+        raise RedemptionError("below_minimum", f"the order total {total} is below the minimum {offer.min_order}")
     in_scope = {
-        Campaign.Scope.ALL: lambda i: True,
-        Campaign.Scope.CATEGORY: lambda i: i.category == campaign.scope_value,
-        Campaign.Scope.PRODUCT: lambda i: i.product == campaign.scope_value,
-    }[Campaign.Scope(campaign.scope)]
+        offer.Scope.ALL: lambda i: True,
+        offer.Scope.CATEGORY: lambda i: i.category == offer.scope_value,
+        offer.Scope.PRODUCT: lambda i: i.product == offer.scope_value,
+    }[offer.Scope(offer.scope)]
     eligible = sum((i.price * i.quantity for i in items if in_scope(i)), Decimal(0))
     if eligible <= 0:
-        raise RedemptionError("out_of_scope", f"no item of the order is in the offer's {campaign.scope} "
-                                              f"{campaign.scope_value!r}")
-    return campaign.discount_on(eligible)
+        raise RedemptionError("out_of_scope", f"no item of the order is in the offer's {offer.scope} "
+                                              f"{offer.scope_value!r}")
+    return offer.discount_on(eligible)

@@ -12,7 +12,8 @@ from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
 from campaigns.actions.message import messages_deliver
 from campaigns.placements_cache import impressions_flush
-from campaigns.services import campaigns_audiences, campaigns_evaluate
+from campaigns.services import AUDIENCE_COLUMNS, campaigns_audiences, campaigns_evaluate
+from campaigns.uplift import uplift_learn_all
 
 RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
                              max_retries=5)
@@ -33,21 +34,28 @@ def evaluate_campaigns(run_id: int) -> list[dict] | None:
 
 @shared_task(**RETRY)
 def campaign_audiences(run_id: int, first: int, last: int) -> dict[str, list]:
-    """Each live campaign's audience among customers first..last: [ids, purchase intents (None: unscored)]."""
+    """Each live campaign's audience among customers first..last: [ids, purchase intents, predicted uplifts]
+    (None: unscored, not targeted by uplift)."""
     run = ScoringRun.objects.get(pk=run_id)
     audiences = campaigns_audiences(now=run.as_of, customers=(first, last))
-    return {str(pk): [a.index.tolist(), a.astype(object).where(a.notna(), None).tolist()]
+    return {str(pk): [a.index.tolist(), *(_json_floats(a[column]) for column in AUDIENCE_COLUMNS)]
             for pk, a in audiences.items()}
+
+
+def _json_floats(values: pd.Series) -> list[float | None]:
+    return values.astype(object).where(values.notna(), None).tolist()
 
 
 @shared_task(**RETRY)
 def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
     """Assign from the audiences of every range, campaign by campaign in priority order."""
-    audiences: dict[int, list[pd.Series]] = {}
+    audiences: dict[int, list[pd.DataFrame]] = {}
     for part in parts:
-        for pk, (ids, intents) in part.items():
-            audiences.setdefault(int(pk), []).append(pd.Series(intents, index=ids, dtype="float64"))
-    merged = {pk: pd.concat(series).sort_index() for pk, series in audiences.items()}
+        for pk, (ids, *columns) in part.items():
+            frame = pd.DataFrame(dict(zip(AUDIENCE_COLUMNS, columns, strict=True)), index=pd.Index(ids, dtype="int64"),
+                                 dtype="float64")
+            audiences.setdefault(int(pk), []).append(frame)
+    merged = {pk: pd.concat(frames).sort_index() for pk, frames in audiences.items()}
     run = ScoringRun.objects.get(pk=run_id)
     return [asdict(outcome) for outcome in campaigns_evaluate(run=run, audiences=merged)]
 
@@ -62,3 +70,9 @@ def flush_impressions() -> int:
 def deliver_messages() -> dict:
     """Send message campaigns' due messages (after each evaluation's commit, and every minute)."""
     return asdict(messages_deliver())
+
+
+@shared_task(**RETRY)
+def learn_uplift() -> dict[int, str]:
+    """Weekly: each campaign that targets by uplift learns again from its history (champion only if better)."""
+    return uplift_learn_all()

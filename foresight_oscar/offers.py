@@ -1,11 +1,14 @@
 """Foresight's coupons as Oscar vouchers: each minted coupon becomes a single-use voucher of the same code and
 expiry, attached to its campaign's Oscar offer, in the transaction that minted it."""
 
+from typing import cast
+
 from django.dispatch import receiver
 from django.utils import timezone
 from oscar.apps.offer.custom import create_benefit, create_condition
 from oscar.core.loading import get_model
 
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign
 from campaigns.signals import coupons_minted
 from foresight_oscar.models import ForesightBenefit, ForesightCondition
@@ -24,12 +27,13 @@ def campaign_offer(campaign: Campaign):
     if offer is not None:
         return offer
     name = f"{campaign.name[:100]} {key}"
-    scope = Range.objects.create(name=f"{name}: {campaign.get_scope_display()}"[:128],
-                                 includes_all_products=campaign.scope == Campaign.Scope.ALL)
-    if campaign.scope == Campaign.Scope.CATEGORY:
-        scope.included_categories.set(Category.objects.filter(name=campaign.scope_value))
-    elif campaign.scope == Campaign.Scope.PRODUCT and campaign.scope_value.isdigit():
-        for product in get_model("catalogue", "Product").objects.filter(pk=int(campaign.scope_value)):
+    settings = cast(PriceOfferSettings, campaign.settings)
+    scope = Range.objects.create(name=f"{name}: {settings.get_scope_display()}"[:128],
+                                 includes_all_products=settings.scope == settings.Scope.ALL)
+    if settings.scope == settings.Scope.CATEGORY:
+        scope.included_categories.set(Category.objects.filter(name=settings.scope_value))
+    elif settings.scope == settings.Scope.PRODUCT and settings.scope_value.isdigit():
+        for product in get_model("catalogue", "Product").objects.filter(pk=int(settings.scope_value)):
             scope.add_product(product)  # a product deleted since: the range is empty, the offer gives nothing
     # A coupon takes its discount once a basket (Oscar would apply an offer again while its condition holds).
     return ConditionalOffer.objects.create(

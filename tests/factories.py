@@ -81,7 +81,7 @@ def shop_with_history(*external_ids: str) -> dict:
     from behavior.services.ingest import events_ingest
     from behavior.services.scoring import scoring_cycle_run
     from campaigns.models import Campaign, Coupon, MessagingSettings
-    from campaigns.services import campaigns_evaluate
+    from campaigns.services import campaign_create, campaigns_evaluate
     from support.models import OutboxMessage, Priority, SupportRule, Ticket
     from support.services.proactive import tickets_open_proactively
     from support.services.tickets import ticket_note_add, ticket_open_for_customer
@@ -106,12 +106,13 @@ def shop_with_history(*external_ids: str) -> dict:
     run = scoring_cycle_run(as_of=now)  # the day's first run: it keeps a copy of its scores
     assert run.status == "succeeded", run.error
 
-    campaign = Campaign.objects.create(
+    campaign = campaign_create(
         name="Ten percent for everyone scored", kind="price_offer", status=Campaign.Status.ACTIVE,
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0,
-        discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
-    MessagingSettings.objects.create(enabled=True, url="http://127.0.0.1:9/messages", secret="a-shared-secret")
-    Campaign.objects.create(
+        discount_kind="percent", discount_value=10, valid_days=7)
+    MessagingSettings.objects.update_or_create(pk=1, defaults=dict(enabled=True, url="http://127.0.0.1:9/messages",
+                                                                   secret="a-shared-secret"))
+    campaign_create(
         name="We miss you", kind="message", status=Campaign.Status.ACTIVE, headline="New in your size",
         condition={"field": "score.purchase_intent", "op": "gte", "value": 0}, holdout_percent=0)
     campaigns_evaluate(run=run, now=now)

@@ -16,6 +16,8 @@ numbers (spend) give changes in the expected value.
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -131,48 +133,73 @@ def _predict(booster: xgb.Booster, X: pd.DataFrame) -> np.ndarray:
     return booster.predict(xgb.DMatrix(X, enable_categorical=True, nthread=PARAMS["nthread"])).astype(np.float64)
 
 
-Predictor = Callable[[pd.DataFrame], np.ndarray]
+@dataclass
+class Blend:
+    """A prediction every learner here makes: a weighted sum of boosters' predictions plus a constant. Kept as
+    one artifact (each booster in XGBoost's own format, no pickle)."""
+
+    terms: list[tuple[float, xgb.Booster]]
+    constant: float = 0.0
+
+    def __call__(self, X: pd.DataFrame) -> np.ndarray:
+        return self.constant + sum((w * _predict(booster, X) for w, booster in self.terms), np.zeros(len(X)))
+
+    def to_bytes(self) -> bytes:
+        parts = [bytes(booster.save_raw("ubj")) for _, booster in self.terms]
+        head = json.dumps({"constant": self.constant, "weights": [w for w, _ in self.terms],
+                           "sizes": [len(p) for p in parts]}).encode()
+        return struct.pack(">I", len(head)) + head + b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Blend:
+        (size,) = struct.unpack(">I", data[:4])
+        head = json.loads(data[4:4 + size])
+        terms, at = [], 4 + size
+        for weight, length in zip(head["weights"], head["sizes"], strict=True):
+            terms.append((weight, xgb.Booster(model_file=bytearray(data[at:at + length]))))
+            at += length
+        return cls(terms, head["constant"])
 
 
 def _outcome_objective(y: np.ndarray) -> str:
     return "binary:logistic" if _binary(y) else "reg:squarederror"
 
 
-def two_models(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Predictor:
+def two_models(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Blend:
     objective = _outcome_objective(y)
     on = _fit(X[treated], y[treated], objective=objective, seed=seed)
     off = _fit(X[~treated], y[~treated], objective=objective, seed=seed + 1)
-    return lambda Z: _predict(on, Z) - _predict(off, Z)
+    return Blend([(1.0, on), (-1.0, off)])
 
 
-def x_learner(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Predictor:
+def x_learner(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Blend:
     objective = _outcome_objective(y)
     on = _fit(X[treated], y[treated], objective=objective, seed=seed)
     off = _fit(X[~treated], y[~treated], objective=objective, seed=seed + 1)
     effect_on = _fit(X[treated], y[treated] - _predict(off, X[treated]), objective="reg:squarederror", seed=seed + 2)
     effect_off = _fit(X[~treated], _predict(on, X[~treated]) - y[~treated], objective="reg:squarederror",
                       seed=seed + 3)
-    share = treated.mean()  # randomized: the same propensity for everyone
-    return lambda Z: share * _predict(effect_off, Z) + (1 - share) * _predict(effect_on, Z)
+    share = float(treated.mean())  # randomized: the same propensity for everyone
+    return Blend([(share, effect_off), (1 - share, effect_on)])
 
 
-def class_transformation(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Predictor:
+def class_transformation(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, seed: int) -> Blend:
     if not _binary(y):
         raise UpliftError("class transformation needs an outcome of 0 and 1")
     z = (treated == (y == 1)).astype(np.float64)
     weight = np.where(treated, 0.5 / treated.mean(), 0.5 / (1 - treated.mean()))  # both groups weigh the same
     booster = _fit(X, z, objective="binary:logistic", seed=seed, weight=weight)
-    return lambda Z: 2 * _predict(booster, Z) - 1
+    return Blend([(2.0, booster)], -1.0)
 
 
-LEARNERS: dict[str, Callable[[pd.DataFrame, np.ndarray, np.ndarray, int], Predictor]] = {
+LEARNERS: dict[str, Callable[[pd.DataFrame, np.ndarray, np.ndarray, int], Blend]] = {
     "two models": two_models, "X-learner": x_learner, "class transformation": class_transformation}
 
 
 @dataclass
 class UpliftModel:
     learner: str
-    predict: Predictor
+    predict: Blend
     validation: dict[str, float] = field(default_factory=dict)  # each learner's Qini on the held-out rows
 
 
@@ -223,8 +250,7 @@ def uplift_fit(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, seed: int
     return UpliftModel(learner=best, predict=LEARNERS[best](X, treated, y, seed), validation=scores)
 
 
-def response_ranking(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Predictor:
+def response_ranking(X: pd.DataFrame, treated: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Blend:
     """The baseline an uplift model must beat: how likely a treated customer is to convert, by one model."""
     treated, y = np.asarray(treated, bool), np.asarray(y, np.float64)
-    booster = _fit(X[treated], y[treated], objective=_outcome_objective(y), seed=seed)
-    return lambda Z: _predict(booster, Z)
+    return Blend([(1.0, _fit(X[treated], y[treated], objective=_outcome_objective(y), seed=seed))])

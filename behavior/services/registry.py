@@ -23,6 +23,7 @@ from django.utils import timezone
 from behavior.core.features import TargetDefinition
 from behavior.core.scorers import SCORERS, scorer_predict
 from behavior.core.training import ModelArtifactError, booster_from_bytes, booster_to_bytes, predict, roc_auc
+from behavior.core.uplift import Blend, qini_coefficient
 from behavior.models import ModelVersion, Target
 
 Status = ModelVersion.Status
@@ -67,6 +68,57 @@ def model_version_load(version: ModelVersion) -> xgb.Booster | None:
     if hashlib.sha256(data).hexdigest() != version.sha256:
         raise ModelArtifactError(f"the artifact of model version {version.pk} does not match its checksum")
     return booster_from_bytes(data, expected_features=version.feature_names)
+
+
+def uplift_version_register(*, target: str, model: Blend, learner: str, feature_names: list[str], metrics: dict,
+                            trained_from: datetime | None = None, validated_at: datetime | None = None
+                            ) -> ModelVersion:
+    """Store a new uplift candidate (which customers an action persuades), its boosters in one artifact."""
+    data = model.to_bytes()
+    version = ModelVersion(target=target, kind=ModelVersion.Kind.UPLIFT, feature_names=feature_names,
+                           metrics=metrics, params={"learner": learner}, trained_from=trained_from,
+                           validated_at=validated_at, sha256=hashlib.sha256(data).hexdigest())
+    version.artifact.save(f"{target.replace(':', '-')}-{uuid.uuid4().hex}.uplift", ContentFile(data), save=False)
+    version.save()
+    return version
+
+
+def uplift_version_load(version: ModelVersion) -> Blend:
+    """An uplift version's model, refusing a corrupt or mismatched artifact."""
+    try:
+        with version.artifact.open("rb") as file:
+            data = file.read()
+        if hashlib.sha256(data).hexdigest() != version.sha256:
+            raise ModelArtifactError(f"the artifact of model version {version.pk} does not match its checksum")
+        return Blend.from_bytes(data)
+    except (OSError, ValueError, KeyError, xgb.core.XGBoostError) as error:
+        raise ModelArtifactError(f"the artifact of model version {version.pk} cannot be read: {error}") from error
+
+
+@transaction.atomic
+def uplift_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.DataFrame, treated: np.ndarray,
+                                     y: np.ndarray) -> bool:
+    """Make an uplift candidate champion of its target if it ranked its validation rows better than the response
+    model did (its metrics) and better than the current champion ranks them, by the Qini coefficient."""
+    champion = ModelVersion.objects.select_for_update().filter(target=candidate.target, status=Status.CHAMPION).first()
+    better = candidate.metrics["qini"] > candidate.metrics["response_qini"]
+    if better and champion is not None:
+        try:
+            theirs = qini_coefficient(y, uplift_version_load(champion)(X_valid), treated)
+        except (ModelArtifactError, KeyError, ValueError):
+            theirs = None  # a champion that cannot rank these rows cannot serve either
+        candidate.metrics = {**candidate.metrics, "champion_qini": theirs, "champion_version": champion.pk}
+        better = theirs is None or candidate.metrics["qini"] > theirs
+    if not better:
+        candidate.status = Status.RETIRED
+        candidate.save(update_fields=["metrics", "status"])
+        return False
+    if champion is not None:
+        champion.status = Status.RETIRED
+        champion.save(update_fields=["status"])
+    candidate.status, candidate.promoted_at = Status.CHAMPION, timezone.now()
+    candidate.save()
+    return True
 
 
 class LoadedModel:

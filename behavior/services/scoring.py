@@ -116,7 +116,8 @@ def champions_predict(*, X: pd.DataFrame) -> dict[str, np.ndarray]:
     NaN outside a target's population, where the cycle stores no score either.
     """
     out = {}
-    for version in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION):
+    for version in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).exclude(
+            kind=ModelVersion.Kind.UPLIFT):
         model = LoadedModel(version)
         inside = model.definition.in_population(X)
         probability = np.full(len(X), np.nan)

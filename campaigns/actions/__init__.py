@@ -1,7 +1,8 @@
 """What a campaign does for the customers it treats: one module per action, registered in behavior.actions.
 
-Adding an action is a module with an `@action_register` `Action` subclass, and its name below; the
-campaign's kind choices, the admin, evaluation, placements, the preview and the dry run all read the registry.
+Adding an action is a module with an `@action_register` `Action` subclass and its settings model, named in
+the last line of campaigns/models.py; the campaign's kind choices, the admin, evaluation, placements, the
+preview and the dry run all read the registry.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from campaigns.actions.base import Action
 
 @functools.cache
 def registry() -> dict[str, Action]:
-    from campaigns.actions import ad, message, price_offer  # noqa: F401  (registering; imported here: they import the models)
+    import campaigns.models  # noqa: F401  (its last line imports each action's module, registering it)
 
     return cast(dict[str, Action], actions("campaigns"))
 

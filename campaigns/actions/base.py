@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from django.db import models
 
 from behavior import actions
 from behavior.conf import foresight_settings
@@ -21,13 +22,27 @@ class CampaignError(Exception):
     """A campaign cannot be evaluated or changed, said in words a campaign manager understands."""
 
 
+class ActionSettings(models.Model):
+    """A campaign's settings of its action: subclasses add the action's fields, validated by their `clean`."""
+
+    campaign = models.OneToOneField("campaigns.Campaign", on_delete=models.CASCADE, primary_key=True,
+                                    related_name="%(class)s")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} of {self.campaign}"
+
+
 class Action(actions.Action):
-    """One thing a campaign does for the customers it treats. Subclasses set `kind`, `label` and `fields`, and
+    """One thing a campaign does for the customers it treats. Subclasses set `kind`, `label` and the model of a
+    campaign's settings for it (`settings_model`, one row per campaign, beside the action in its module), and
     override what they do; the engine (behavior.core.outreach) has already chosen, held out and claimed budget,
     and `record` stores the assignments (treated and control) and has the action `prepare` and `treat` them."""
 
     rules = "campaigns"
-    fields: tuple[str, ...] = ()  # the campaign's settings of this action, shown in their own admin section
+    settings_model: type[ActionSettings] | None = None
     shown_in_placements = False  # the storefront's placements call shows its live assignments
     reads_events = False  # `prepare` needs the events frame (recommendations)
 
@@ -45,10 +60,6 @@ class Action(actions.Action):
                             **prepared.get(int(c), {}), **common) for c in reached]
         created = Assignment.objects.bulk_create(rows, batch_size=2_000)
         self.treat(campaign, [a for a in created if a.group == Assignment.Group.TREATMENT], expires)
-
-    def validate(self, campaign: Campaign) -> dict[str, str]:
-        """Problems with the campaign's settings for this action, by field."""
-        return {}
 
     def valid_days(self, campaign: Campaign) -> int:
         """How long a treatment lasts after its assignment."""

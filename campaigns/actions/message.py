@@ -20,33 +20,38 @@ its window stays unsent, and says so in the admin.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import orjson
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from behavior.actions import action_register
 from behavior.broker import hand_over
 from behavior.services.deliveries import DeliveryReport, deliveries_send
-from campaigns.actions.base import Action
+from campaigns.actions.base import Action, ActionSettings
 from campaigns.models import Campaign, Message, MessagingSettings
+
+
+class MessageContent(ActionSettings):
+    headline = models.CharField(max_length=200, help_text="The shop's service gets it as the subject.")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "message content"
+
+    def clean(self):
+        if not MessagingSettings.current().enabled:
+            raise ValidationError("Messages go through the shop's e-mail or messaging service: set it up in the "
+                                  "admin's Messaging settings first.")
 
 
 @action_register
 class MessageAction(Action):
     kind = "message"
     label = "message (e-mail or app)"
-    fields = ("headline",)
-
-    def validate(self, campaign):
-        errors = {}
-        if not campaign.headline:
-            errors["headline"] = "A message needs a headline: the shop's service gets it as the subject."
-        if not MessagingSettings.current().enabled:
-            errors["kind"] = ("Messages go through the shop's e-mail or messaging service: set it up in "
-                              "the admin's Messaging settings first.")
-        return errors
+    settings_model = MessageContent
 
     def what_it_did(self, campaign, results):
         messages = Message.objects.filter(assignment__campaign=campaign)
@@ -85,13 +90,15 @@ def _sendable(at: datetime) -> Q:
 def _due(at: datetime):
     return (Message.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=at)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=at)).filter(_sendable(at))
-            .select_related("assignment__campaign", "assignment__customer").order_by("next_attempt_at", "pk"))
+            .select_related("assignment__campaign__messagecontent", "assignment__customer")
+            .order_by("next_attempt_at", "pk"))
 
 
 def payload(message: Message) -> dict:
     assignment = message.assignment
+    content = cast(MessageContent, assignment.campaign.settings)
     return {"id": str(message.idempotency_key), "campaign": {"id": assignment.campaign_id,
                                                              "name": assignment.campaign.name},
-            "customer": assignment.customer.external_id, "subject": assignment.campaign.headline,
+            "customer": assignment.customer.external_id, "subject": content.headline,
             "reason": assignment.reason, "assigned_at": assignment.assigned_at.isoformat(),
             "expires_at": assignment.expires_at.isoformat()}

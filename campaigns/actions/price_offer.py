@@ -3,43 +3,80 @@ minimum order, expiry and budget (redeemed by campaigns.services.coupon_redeem).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import Avg, F, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from behavior.actions import action_register
 from behavior.charts import line_chart
 from behavior.conf import foresight_settings
-from behavior.models import Event
-from campaigns.actions.base import Action, CampaignError, money
+from behavior.selectors import average_order_value
+from campaigns.actions.base import Action, ActionSettings, CampaignError, money
 from campaigns.models import Campaign, Coupon
 from campaigns.signals import coupons_minted
+
+
+class PriceOfferSettings(ActionSettings):
+    class Discount(models.TextChoices):
+        PERCENT = "percent", "percent off"
+        FIXED = "fixed", "fixed amount off"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "whole order"
+        CATEGORY = "category", "one category"
+        PRODUCT = "product", "one product"
+
+    headline = models.CharField(max_length=200, blank=True, help_text="e.g. Ten percent off, for you")
+    discount_kind = models.CharField(max_length=16, choices=Discount.choices, default=Discount.PERCENT)
+    discount_value = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
+    scope_value = models.CharField(max_length=255, blank=True, help_text="The category, or the product's id.")
+    min_order = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    valid_days = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(1)])
+    budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True,
+                                 help_text="Total discount this campaign may grant.")
+    discount_spent = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "price offer settings"
+        constraints = [models.CheckConstraint(condition=Q(budget__isnull=True) | Q(discount_spent__lte=F("budget")),
+                                              name="offer_spend_within_budget")]
+
+    def clean(self):
+        errors = {}
+        if self.discount_value is None:
+            pass  # a field error already
+        elif self.discount_value <= 0:
+            errors["discount_value"] = "A price offer needs a discount above zero."
+        elif self.discount_kind == self.Discount.PERCENT and self.discount_value > 100:
+            errors["discount_value"] = "A percent discount is at most 100."
+        if self.scope != self.Scope.ALL and not self.scope_value:
+            errors["scope_value"] = f"Name the {self.scope} the discount applies to."
+        if errors:
+            raise ValidationError(errors)
+
+    def discount_on(self, eligible: Decimal) -> Decimal:
+        """The discount on an amount in the offer's scope: a percentage of it, or the fixed value up to it."""
+        value = Decimal(self.discount_value)
+        discount = eligible * value / 100 if self.discount_kind == self.Discount.PERCENT else min(value, eligible)
+        return discount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 @action_register
 class PriceOffer(Action):
     kind = "price_offer"
     label = "price offer"
-    fields = ("discount_kind", "discount_value", "scope", "scope_value", "min_order", "valid_days", "budget",
-              "spent")
+    settings_model = PriceOfferSettings
     shown_in_placements = True
 
-    def validate(self, campaign):
-        errors = {}
-        if campaign.discount_value <= 0:
-            errors["discount_value"] = "A price offer needs a discount above zero."
-        elif campaign.discount_kind == Campaign.Discount.PERCENT and campaign.discount_value > 100:
-            errors["discount_value"] = "A percent discount is at most 100."
-        if campaign.scope != Campaign.Scope.ALL and not campaign.scope_value:
-            errors["scope_value"] = f"Name the {campaign.scope} the discount applies to."
-        return errors
-
     def valid_days(self, campaign):
-        return campaign.valid_days
+        return campaign.settings.valid_days
 
     def treat(self, campaign, assignments, expires):
         """One unguessable code per treated assignment; a (vanishingly rare) clash draws new codes."""
@@ -60,12 +97,10 @@ class PriceOffer(Action):
 
     def expected_cost(self, campaign, buyers, now):
         """Each expected buyer redeems on the shop's average order (of the last 90 days)."""
-        discount = Decimal(campaign.discount_value)
-        if campaign.discount_kind == Campaign.Discount.PERCENT:
-            average = (Event.objects.filter(type="purchase", occurred_at__gte=now - timedelta(days=90),
-                                            occurred_at__lt=now)
-                       .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"]) or Decimal(0)
-            discount = Decimal(str(average)) * discount / 100
+        offer = campaign.settings
+        discount = Decimal(offer.discount_value)
+        if offer.discount_kind == offer.Discount.PERCENT:
+            discount = average_order_value(now) * discount / 100
         return (Decimal(str(buyers)) * discount).quantize(Decimal("0.01"))
 
     converted = "bought or redeemed their coupon"
@@ -92,5 +127,6 @@ class PriceOffer(Action):
                            x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)]
 
     def cost_of_orders(self, campaign, first_orders):
-        return sum((campaign.discount_on(Decimal(f"{v:.2f}")) for v in first_orders if v >= campaign.min_order),
+        offer = campaign.settings
+        return sum((offer.discount_on(Decimal(f"{v:.2f}")) for v in first_orders if v >= offer.min_order),
                    Decimal(0))

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from behavior.api.serializers import StrictSerializer
 from campaigns.actions import shown_kinds
-from campaigns.models import Campaign
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.services import Placement, Redemption
 
 
@@ -30,9 +30,9 @@ class RedeemOut(serializers.Serializer):
 
 class OfferOut(serializers.Serializer):
     code = serializers.CharField()
-    discount_kind = serializers.ChoiceField(choices=Campaign.Discount.choices)
+    discount_kind = serializers.ChoiceField(choices=PriceOfferSettings.Discount.choices)
     discount_value = serializers.DecimalField(max_digits=10, decimal_places=2)
-    scope = serializers.ChoiceField(choices=Campaign.Scope.choices)
+    scope = serializers.ChoiceField(choices=PriceOfferSettings.Scope.choices)
     scope_value = serializers.CharField()
     min_order = serializers.DecimalField(max_digits=12, decimal_places=2)
     expires_at = serializers.DateTimeField()

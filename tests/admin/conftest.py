@@ -9,6 +9,7 @@ from behavior.core.training import score_metrics
 from behavior.models import AnonymousLink, Contact, ModelVersion, Score, ScoringRun
 from behavior.services.api_keys import api_key_create
 from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.services import campaign_create
 from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory, ProductFactory
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
@@ -52,8 +53,8 @@ def champion(target: str = "purchase_intent") -> ModelVersion:
 def price_offer(**fields) -> Campaign:
     values = dict(name="Ten percent for likely buyers", kind="price_offer",
                   condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5}, holdout_percent=10,
-                  discount_kind=Campaign.Discount.PERCENT, discount_value=10, valid_days=7)
-    return Campaign.objects.create(**{**values, **fields})
+                  discount_kind="percent", discount_value=10, valid_days=7)
+    return campaign_create(**{**values, **fields})
 
 
 def one_of_everything(version: ModelVersion, campaign: Campaign) -> None:

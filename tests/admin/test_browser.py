@@ -60,7 +60,7 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
     page.click("a.addlink")
     page.fill("#id_name", "Ten percent for the keenest fifth")
     page.select_option("#id_kind", "price_offer")
-    page.fill("#id_discount_value", "10")
+    page.fill("#id_priceoffersettings-0-discount_value", "10")
     # Who is held out hangs on the campaign's id; a quarter of some 40 customers leaves the control group
     # empty once in millions (a tenth: once in a hundred), and the uplift chart needs both groups.
     page.fill("#id_holdout_percent", "25")

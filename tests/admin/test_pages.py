@@ -11,7 +11,10 @@ from django.utils import timezone
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.models import Customer, ScoringRun
 from campaigns.models import Campaign, Coupon
+from campaigns.uplift import campaign_uplift_learn
 from tests.admin.conftest import champion, one_of_everything, price_offer
+from tests.campaigns.conftest import NOW
+from tests.campaigns.test_uplift_learning import campaign_with_history
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,10 +23,13 @@ pytestmark = pytest.mark.django_db
 def test_a_bad_condition_is_refused_beside_the_field_naming_the_node(client_of):
     client = client_of("Campaign managers")
     form = {"name": "Winback", "kind": "price_offer", "priority": 0, "period_days": 7, "holdout_percent": 10,
-            "attribution_days": 7, "slot": "home", "strategy": "blend", "products_per_ad": 4,
-            "discount_kind": "percent", "discount_value": 10, "scope": "all", "min_order": 0, "valid_days": 7,
+            "attribution_days": 7, "slot": "home",
             "condition": '{"all": [{"field": "score.purchase_intent", "op": "gte", "value": 0.5},'
-                         ' {"field": "customer.country", "op": "gte", "value": "DE"}]}'}
+                         ' {"field": "customer.country", "op": "gte", "value": "DE"}]}',
+            **settings_form("adsettings", strategy="blend", products_per_ad=4),
+            **settings_form("priceoffersettings", discount_kind="percent", discount_value=10, scope="all",
+                            min_order=0, valid_days=7),
+            **settings_form("messagecontent")}
 
     page = client.post("/admin/campaigns/campaign/add/", form).content.decode()
 
@@ -32,6 +38,13 @@ def test_a_bad_condition_is_refused_beside_the_field_naming_the_node(client_of):
     form["condition"] = '{"field": "score.purchase_intent", "op": "gte", "value": 0.5}'
     assert client.post("/admin/campaigns/campaign/add/", form).status_code == 302
     assert Campaign.objects.get().status == "draft"
+    assert Campaign.objects.get().settings.discount_value == 10
+
+
+def settings_form(prefix: str, **fields) -> dict:
+    """An action's settings as the campaign page's inline sends them: a form set of one, new."""
+    return {f"{prefix}-TOTAL_FORMS": 1, f"{prefix}-INITIAL_FORMS": 0, f"{prefix}-MIN_NUM_FORMS": 0,
+            f"{prefix}-MAX_NUM_FORMS": 1, **{f"{prefix}-0-{name}": value for name, value in fields.items()}}
 
 
 def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of, settings):
@@ -55,6 +68,25 @@ def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of,
     assert page.count('class="foresight-chart"') == 2 and "cdn" not in page.lower()
     assert "3 treated, 0 in the control group" in page
     assert ">Pause</button>" in page and ">End</button>" in page
+
+
+def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response_model_and_random(
+        client_of, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    campaign, _ = campaign_with_history(per_kind=300)
+    Campaign.objects.filter(pk=campaign.pk).update(uplift_top_percent=30)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    before = client_of("Campaign managers").get(url).content.decode()
+    version = campaign_uplift_learn(campaign=campaign, now=NOW)
+
+    page = client_of("Campaign managers").get(url).content.decode()
+
+    assert "it has no uplift model yet" in before  # falls back to the condition, and says so
+    assert f"by predicted uplift (model version {version.pk}" in page
+    chart = page[page.index("Uplift model: Qini"):]
+    assert "Response model (likeliest buyers first): Qini" in chart and "uplift in its top 30%" in chart
+    assert "Extra conversions by share targeted" in chart and chart.count("<polyline") >= 3  # and the random line
+    assert ">random<" in chart and ">response model<" in chart
 
 
 def test_the_status_buttons_go_through_the_lifecycle_service(client_of):

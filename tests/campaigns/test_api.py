@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from behavior.models import ApiKey
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.placements_cache import impressions_flush
 from campaigns.services import campaigns_evaluate
@@ -81,7 +82,7 @@ def test_redeeming_applies_the_discount_once(minted, checkout, storefront):
     assert response.json()["discount"] == "8.50"  # 10% of 2 x 40.00 + 5.00
     again = _redeem(checkout, codes[alice], alice, order_id="order-2")
     assert again.status_code == 409 and again.json()["reason"] == "already_redeemed"
-    assert Campaign.objects.get().discount_spent == 8.5
+    assert Campaign.objects.get().settings.discount_spent == 8.5
     placements = storefront.get(f"customers/{alice}/placements", params={"slot": "home"}).json()["placements"]
     assert placements == []  # a used coupon is not offered again
 
@@ -107,9 +108,9 @@ def test_redemption_abuse_is_refused_with_a_reason(minted, checkout, case, statu
     elif case == "below the minimum":
         items = [{"product": "sku-2", "category": "socks", "price": "5.00"}]
     elif case == "nothing in scope":
-        Campaign.objects.filter(pk=campaign.pk).update(scope="category", scope_value="hats")
+        PriceOfferSettings.objects.filter(campaign=campaign).update(scope="category", scope_value="hats")
     elif case == "budget spent":
-        Campaign.objects.filter(pk=campaign.pk).update(discount_spent="95.00")
+        PriceOfferSettings.objects.filter(campaign=campaign).update(discount_spent="95.00")
 
     response = _redeem(checkout, code, customer, items)
 
@@ -151,4 +152,4 @@ def test_two_redemptions_at_once_one_wins(scored_customers, make_api):
         t.join()
 
     assert sorted(statuses) == [200, 409]
-    assert Campaign.objects.get().discount_spent == 8.5
+    assert Campaign.objects.get().settings.discount_spent == 8.5

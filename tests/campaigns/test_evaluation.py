@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from behavior.core.outreach import in_holdout
 from behavior.models import Contact, ContactPolicy
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.services import campaigns_evaluate
+from campaigns.services import campaign_create, campaigns_evaluate
 from tests.campaigns.conftest import NOW, offer
 from tests.factories import EventFactory, ProductFactory
 
@@ -113,10 +113,11 @@ def test_a_bad_condition_is_refused_naming_the_node(db):
 
 
 def test_a_price_offer_needs_a_sensible_discount(db):
-    campaign = Campaign(name="x", kind="price_offer", discount_value=120, scope=Campaign.Scope.CATEGORY)
     with pytest.raises(ValidationError) as error:
-        campaign.full_clean()
+        campaign_create(name="x", kind="price_offer", condition={"field": "customer.country", "op": "eq",
+                                                                 "value": "DE"}, discount_value=120, scope="category")
     assert set(error.value.message_dict) >= {"discount_value", "scope_value"}
+    assert not Campaign.objects.exists()  # the campaign and its settings, or neither
 
 
 def test_an_ad_fills_its_slots_with_recommended_products(scored_customers):

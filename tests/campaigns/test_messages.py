@@ -17,7 +17,7 @@ from behavior.webhooks import backoff
 from campaigns.actions.message import messages_deliver
 from campaigns.models import Assignment, Campaign, Message, MessagingSettings
 from campaigns.selectors import campaign_results
-from campaigns.services import campaign_set_status, campaigns_evaluate, placements_show
+from campaigns.services import campaign_create, campaign_set_status, campaigns_evaluate, placements_show
 from tests.campaigns.conftest import offer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,9 +148,8 @@ def test_retries_wait_at_most_an_hour_however_often_a_send_failed():
 
 
 def test_a_message_campaign_needs_the_messaging_service_and_a_headline(db):
-    campaign = Campaign(name="x", kind="message", condition={"field": "score.purchase_intent", "op": "gte",
-                                                             "value": 0.5})
     with pytest.raises(ValidationError) as refused:
-        campaign.full_clean()
-    assert "Messaging settings" in str(refused.value.message_dict["kind"])
+        campaign_create(name="x", kind="message", condition={"field": "score.purchase_intent", "op": "gte",
+                                                             "value": 0.5})
+    assert "Messaging settings" in str(refused.value.message_dict["__all__"])
     assert "headline" in refused.value.message_dict

@@ -42,9 +42,9 @@ def _pause():
 
 
 def _rename():
-    campaign = Campaign.objects.get()
-    campaign.headline = "Now fifteen"
-    campaign.save()
+    offer = Campaign.objects.get().settings
+    offer.headline = "Now fifteen"
+    offer.save()
 
 
 def _another_campaign():

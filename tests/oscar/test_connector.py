@@ -14,8 +14,9 @@ from oscar.core.loading import get_model
 from behavior.models import Customer, Event, Product, Score
 from behavior.services.customers import customer_upsert
 from behavior.services.scoring import scoring_cycle_run
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign, Coupon
-from campaigns.services import campaigns_evaluate
+from campaigns.services import campaign_create, campaigns_evaluate
 from support.models import Ticket
 from tests.conftest import screenshot
 from tests.factories import ModelVersionFactory
@@ -100,10 +101,10 @@ def _offer_to_readers(*users, **fields) -> Campaign:
     """A 10% price offer to every consenting customer, no control group, evaluated: each user gets a coupon."""
     for user in users:
         customer_upsert(external_id=str(user.pk), marketing_consent=True)
-    campaign = Campaign.objects.create(**{
+    campaign = campaign_create(**{
         "name": "Ten percent for our readers", "kind": "price_offer", "status": Campaign.Status.ACTIVE,
         "condition": {"field": "customer.marketing_consent", "op": "eq", "value": True}, "holdout_percent": 0,
-        "discount_kind": Campaign.Discount.PERCENT, "discount_value": 10, **fields})
+        "discount_kind": "percent", "discount_value": 10, **fields})
     campaigns_evaluate()
     return campaign
 
@@ -220,8 +221,7 @@ def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_o
     coupon = Coupon.objects.get(code=ada_code)
     assert coupon.redeemed_at is not None and coupon.order_id == str(order.number)
     assert coupon.discount_amount == discount
-    campaign.refresh_from_db()
-    assert campaign.discount_spent == discount
+    assert PriceOfferSettings.objects.get(campaign=campaign).discount_spent == discount
 
     # Used once: Oscar's single-use voucher and Foresight's coupon both say so.
     ada.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=2)
@@ -260,9 +260,9 @@ def test_two_checkouts_racing_for_the_last_of_a_budget_redeem_it_once(live_serve
     for thread in threads:
         thread.join(timeout=90)
 
-    campaign.refresh_from_db()
+    offer = PriceOfferSettings.objects.get(campaign=campaign)
     redeemed = Coupon.objects.filter(redeemed_at__isnull=False)
-    assert redeemed.count() == 1 and campaign.discount_spent == Decimal("2.25") <= campaign.budget
+    assert redeemed.count() == 1 and offer.discount_spent == Decimal("2.25") <= offer.budget
     # No order carries a Foresight discount its coupon did not pay for.
     discounted = {d.voucher_code for d in get_model("order", "OrderDiscount").objects.exclude(voucher_code="")}
     assert discounted == {redeemed.get().code}

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from behavior.models import Contact, ContactPolicy
 from campaigns.models import Campaign
-from campaigns.services import campaigns_evaluate
+from campaigns.services import campaign_create, campaigns_evaluate
 from support.models import Priority, SupportRule, Ticket
 from support.selectors import rule_preview
 from support.services.proactive import tickets_open_from_contacts, tickets_open_proactively
@@ -131,7 +131,7 @@ def test_a_campaign_and_a_rule_share_a_contact_budget_of_one(risky_customers, fi
     [alice] = risky_customers([0.9])
     late_order(alice, "1", days_late=2)
     support_rule()
-    Campaign.objects.create(name="Ten percent", kind="price_offer", status=Campaign.Status.ACTIVE,
+    campaign_create(name="Ten percent", kind="price_offer", status=Campaign.Status.ACTIVE,
                             condition={"field": "customer.marketing_consent", "op": "eq", "value": True},
                             holdout_percent=0, discount_value=10)
 

@@ -5,7 +5,8 @@ from django.utils import timezone
 
 from behavior.management.commands._common import iso_time
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_dry_run, campaign_preview
+from campaigns.selectors import campaign_dry_run, campaign_preview, campaign_targeting
+from campaigns.uplift import ranking_in_words
 
 
 class Command(BaseCommand):
@@ -27,8 +28,16 @@ class Command(BaseCommand):
         preview = campaign_preview(campaign=chosen)
         cost = "" if preview.expected_cost is None else f", expected cost {preview.expected_cost:,.2f}"
         self.stdout.write(f"{chosen.name} ({chosen.kind}, {chosen.status})")
-        self.stdout.write(f"now: {preview.audience:,} in the audience, {preview.holdout:,} would be held out, "
-                          f"{preview.treated:,} treated, {preview.expected_redemptions:,.0f} expected to buy{cost}")
+        extra = "" if preview.expected_uplift is None else f" ({preview.expected_uplift:+,.1f} because of it)"
+        self.stdout.write(f"now: {preview.audience:,} in the audience, picked {preview.targeting}: {preview.kept:,} "
+                          f"kept, {preview.holdout:,} would be held out, {preview.treated:,} treated, "
+                          f"{preview.expected_redemptions:,.0f} expected to buy{extra}{cost}")
+        model = campaign_targeting(chosen).model
+        if model is not None:
+            self.stdout.write(f"\non its own history, customers the uplift model did not learn from "
+                              f"({model.metrics['validation_assignments']:,}):")
+            self.stdout.write(f"  by predicted uplift:            {ranking_in_words(model.metrics)}")
+            self.stdout.write(f"  by purchase intent (score band): {ranking_in_words(model.metrics, 'response_')}")
         try:
             periods = campaign_dry_run(campaign=chosen, start=start, end=end)
         except ValueError as error:

@@ -3,13 +3,13 @@ from django.core.management.base import BaseCommand, CommandError
 from behavior.models import ScoringRun
 from campaigns.models import Assignment, Campaign, Coupon
 from campaigns.selectors import campaign_preview
-from campaigns.services import campaigns_evaluate, placements_show
+from campaigns.services import campaign_create, campaigns_evaluate, placements_show
 
 DEMO_CAMPAIGNS = [
     dict(name="Demo: 10% off for hesitant shoppers", kind="price_offer", priority=10,
          condition={"all": [{"field": "score.purchase_intent", "op": "between", "value": [0.05, 0.4]},
                             {"field": "feature.cart_adds_unbought_30d", "op": "gte", "value": 1}]},
-         holdout_percent=10, discount_kind=Campaign.Discount.PERCENT, discount_value=10, min_order=30,
+         holdout_percent=10, discount_kind="percent", discount_value=10, min_order=30,
          valid_days=7, budget=5_000, skip_likely_buyers_above=0.4),
     dict(name="Demo: picked for you", kind="ad", priority=5, headline="Picked for you",
          condition={"field": "score.purchase_intent", "op": "gte", "value": 0.02}, holdout_percent=10,
@@ -28,8 +28,8 @@ class Command(BaseCommand):
         self.stdout.write(heading("\nCampaigns on the scored customers"))
         campaigns = []
         for values in DEMO_CAMPAIGNS:
-            campaign, _ = Campaign.objects.get_or_create(name=values["name"], defaults={
-                **values, "status": Campaign.Status.ACTIVE})
+            campaign = (Campaign.objects.filter(name=values["name"]).first()
+                        or campaign_create(**values, status=Campaign.Status.ACTIVE))
             campaigns.append(campaign)
             p = campaign_preview(campaign=campaign, now=run.as_of)
             cost = "" if p.expected_cost is None else f", expected cost {p.expected_cost:,.2f}"
