@@ -81,6 +81,7 @@ class CampaignAdmin(StatusButtonsAdmin):
 
     class Media:
         js = ["campaigns/action_settings.js"]
+        css = {"all": ["campaigns/action_settings.css"]}
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields  # its settings' model
@@ -122,10 +123,12 @@ class CampaignAdmin(StatusButtonsAdmin):
         except ConditionError:
             return "Fix the condition to see the audience."
         cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
-        kept = f", of whom it keeps {p.kept:,}" if p.kept != p.audience else ""
+        picked = ""
+        if campaign.targets_by_uplift:
+            picked = f"; {p.targeting}" + (f" it keeps {p.kept:,}" if p.expected_uplift is not None else "")
         extra = "" if p.expected_uplift is None else f" ({p.expected_uplift:+,.1f} because of it)"
-        return (f"{p.audience:,} customers match with consent; it picks them {p.targeting}{kept}: {p.holdout:,} "
-                f"held out, {p.treated:,} treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")
+        return (f"{p.audience:,} customers match with consent{picked}: {p.holdout:,} held out, {p.treated:,} "
+                f"treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")
 
     @admin.display(description="Uplift model")
     def uplift_model(self, campaign):
@@ -209,7 +212,7 @@ def qini_summary(m: dict) -> str:
               for name, prefix in (("uplift model", ""), ("response model", "response_"))}
     curves["random"] = [(0.0, 0.0), curves["uplift model"][-1]]
     chart = line_chart(curves, title=f"Extra conversions by share targeted ({n:,} customers it did not learn from)",
-                       x_format=percent, y_format="{:+,.0f}".format, width=520)
+                       x_format="{:.0%}".format, y_format="{:+,.0f}".format, width=520)
     return format_html("<p>Uplift model: {}. Response model (likeliest buyers first): {}.</p>{}",
                        ranking_in_words(m), ranking_in_words(m, "response_"), chart)
 

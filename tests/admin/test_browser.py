@@ -14,8 +14,11 @@ from behavior.services.scoring import scoring_cycle_run
 from campaigns.models import Assignment, Campaign
 from campaigns.selectors import campaign_preview
 from campaigns.services import campaigns_evaluate
+from campaigns.uplift import campaign_uplift_learn
 from foresight_demo.services import shop_simulate
 from tests.admin.conftest import PASSWORD
+from tests.campaigns.conftest import NOW
+from tests.campaigns.test_uplift_learning import campaign_with_history
 from tests.conftest import screenshot
 from tests.factories import ModelVersionFactory
 
@@ -111,6 +114,25 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
     coupon = customer.coupons.get().code
     assert coupon in page.locator(".foresight-related").all_inner_texts()[1]
     screenshot(page, "campaign-6-customer")
+
+
+def test_a_campaign_manager_turns_on_targeting_by_uplift_and_reads_whom_the_campaign_persuades(
+        login, live_server, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    campaign, _ = campaign_with_history(per_kind=300)  # a past month of treatment and control
+    campaign_uplift_learn(campaign=campaign, now=NOW)
+    page = login("Campaign managers")
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert "Off. Give a share or a count" in page.locator(".field-uplift_model").inner_text()
+
+    page.fill("#id_uplift_top_percent", "30")
+    page.click("input[name=_continue]")
+
+    assert "by predicted uplift (model version" in page.locator(".field-audience_now").inner_text()
+    model = page.locator(".field-uplift_model")
+    assert "Response model (likeliest buyers first): Qini" in model.inner_text()
+    assert model.locator("svg polyline").count() == 3  # the uplift model, the response model and chance
+    screenshot(page, "campaign-7-uplift")
 
 
 def test_a_support_agent_works_a_proactive_ticket(login, live_server, scored_shop):

@@ -11,7 +11,15 @@ from behavior.core.event_types import EVENT_TYPES
 from behavior.core.events import FIELDS, Limits, clean_events
 from behavior.models import Customer, Event, Product
 from foresight_demo.services import shop_simulate
-from foresight_demo.simulation import simulate_block, simulate_catalogue, simulation_rates
+from foresight_demo.simulation import (
+    RESPONSES,
+    response_draw,
+    response_effect,
+    response_kinds,
+    simulate_block,
+    simulate_catalogue,
+    simulation_rates,
+)
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 90
@@ -202,3 +210,22 @@ def test_the_command_reports_what_it_stored(capsys):
     assert Event.objects.exists()
     with pytest.raises(CommandError, match="future"):
         call_command("simulate_shop", customers=5, end=datetime.now(UTC) + timedelta(days=1), verbosity=0)
+
+
+def test_customers_answer_an_offer_as_their_hidden_kind_does_and_busier_ones_show_it(shop):
+    kinds = response_kinds(shop)
+    treated = np.random.default_rng(1).random(len(kinds)) < 0.5
+    bought = response_draw(np.random.default_rng(2), kinds, treated)
+
+    shares = kinds.value_counts(normalize=True)
+    assert set(shares.index) == set(RESPONSES) and shares.min() > 0.05
+    for kind, (without, with_offer) in RESPONSES.items():
+        of_kind = (kinds == kind).to_numpy()
+        assert bought[of_kind & ~treated].mean() == pytest.approx(without, abs=0.03)
+        assert bought[of_kind & treated].mean() == pytest.approx(with_offer, abs=0.03)
+    assert response_effect(kinds)[(kinds == "persuadable").to_numpy()].min() > 0.2
+    # The kinds come from the traits behind the events: sure things and persuadables visit more than lost causes.
+    visits = shop.events[shop.events["type"].eq("page_view")].groupby("customer").size().reindex(kinds.index,
+                                                                                                 fill_value=0)
+    by_kind = visits.groupby(kinds).mean()
+    assert by_kind["sure thing"] > by_kind["persuadable"] > 2 * by_kind["lost cause"]
