@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from django.db import connection
-from django.db.models import Avg, Count, F, Max, Min, Model, Q
+from django.db.models import Count, F, Max, Min, Model, Q, Sum
 from django.db.models.functions import Coalesce
 
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
@@ -317,10 +317,15 @@ def features_at(now: datetime, *, customers: tuple[int, int] | None = None) -> p
 
 
 def average_order_value(now: datetime, days: int = 90) -> Decimal:
-    """What the shop's orders of the last `days` were worth on average (0 without any)."""
-    average = (Event.objects.filter(type="purchase", occurred_at__gte=now - timedelta(days=days), occurred_at__lt=now)
-               .aggregate(v=Avg(F("price") * Coalesce(F("quantity"), 1)))["v"])
-    return Decimal(str(average or 0))
+    """What the shop's orders of the last `days` were worth on average (0 without any): their lines' total over
+    the orders (a purchase without an order id is an order of its own)."""
+    lines = Event.objects.filter(type="purchase", occurred_at__gte=now - timedelta(days=days), occurred_at__lt=now)
+    unnumbered = Q(order_id__isnull=True) | Q(order_id="")
+    totals = lines.aggregate(spent=Sum(F("price") * Coalesce(F("quantity"), 1)),
+                             orders=Count("order_id", distinct=True, filter=~unnumbered),
+                             unnumbered=Count("pk", filter=unnumbered))
+    orders = totals["orders"] + totals["unnumbered"]
+    return Decimal(str(totals["spent"])) / orders if orders and totals["spent"] is not None else Decimal(0)
 
 
 def conditions_frame(conditions: Iterable, now: datetime, *, also: Iterable[str] = (),

@@ -125,7 +125,7 @@ class CampaignAdmin(StatusButtonsAdmin):
         cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
         picked = ""
         if campaign.targets_by_uplift:
-            picked = f"; {p.targeting}" + (f" it keeps {p.kept:,}" if p.expected_uplift is not None else "")
+            picked = f"; picked {p.targeting}" + (f", {p.kept:,} kept" if p.expected_uplift is not None else "")
         extra = "" if p.expected_uplift is None else f" ({p.expected_uplift:+,.1f} because of it)"
         return (f"{p.audience:,} customers match with consent{picked}: {p.holdout:,} held out, {p.treated:,} "
                 f"treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")

@@ -86,6 +86,9 @@ class Campaign(models.Model):
         errors = {}
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end must come after the start."
+        if self.targets_by_uplift and self.holdout_percent is not None and self.holdout_percent <= 0:
+            errors["holdout_percent"] = ("Targeting by uplift learns whom the action persuades from the control "
+                                         "group: hold some of the audience out.")
         if errors:
             raise ValidationError(errors)
 

@@ -6,10 +6,11 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from django.db.models import Count, Exists, ExpressionWrapper, OuterRef, Q, Sum
 from django.utils import timezone
 
@@ -175,7 +176,7 @@ def campaign_history(*, campaign: Campaign, now: datetime | None = None) -> Hist
         columns=["customer_id", "assigned_at", "group", "converted"])
     if rows.empty:
         return History(pd.DataFrame(), np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, np.int64))
-    events, customers = events_frame(until=rows["assigned_at"].max()), customers_frame()
+    events, customers = events_frame(until=rows["assigned_at"].max().to_pydatetime()), customers_frame()
     parts = []
     for moment, assigned in rows.groupby("assigned_at", sort=True):
         X = build_features(events, moment, customers[customers["customer_id"].isin(assigned["customer_id"])])
@@ -203,16 +204,19 @@ def campaign_targeting(campaign: Campaign) -> Targeting:
         return Targeting(None, "by its condition")
     champion = ModelVersion.objects.filter(target=campaign.uplift_target, status=ModelVersion.Status.CHAMPION).first()
     if champion is None:
-        return Targeting(None, "by its condition alone for now: it has no uplift model yet (one is learnt from at "
-                               f"least {MIN_HISTORY:,} treated and {MIN_HISTORY:,} control assignments with a closed "
+        return Targeting(None, "by its condition alone for now: it has no uplift model that ranks better than "
+                               "purchase intent yet (one is learnt from at least "
+                               f"{MIN_HISTORY:,} treated and {MIN_HISTORY:,} control assignments with a closed "
                                f"attribution window, {MIN_CONVERSIONS:,} conversions in each)")
-    return Targeting(champion, f"by predicted uplift (model version {champion.pk}, {champion.params['learner']})")
+    learner = champion.params.get("learner", "a learner")
+    return Targeting(champion, f"by predicted uplift (model version {champion.pk}, {learner})")
 
 
 def uplift_predict(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame], now: datetime,
                    customers: tuple[int, int] | None = None) -> dict[int, pd.DataFrame]:
     """Add each audience's predicted uplift (`uplift`, NaN where the campaign does not target by it), from the
-    features its customers have now: built once, only if some campaign has a model to use."""
+    features its customers have now: built once, only if some campaign has a model to use. A model that cannot
+    be read or cannot rank these customers leaves its campaign to its condition, and the others go on."""
     models: dict[int, tuple[ModelVersion, Blend]] = {}
     for campaign in campaigns:
         targeting = campaign_targeting(campaign)
@@ -222,7 +226,7 @@ def uplift_predict(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame]
             continue
         try:
             models[campaign.pk] = targeting.model, uplift_version_load(targeting.model)
-        except ModelArtifactError as error:  # one broken artifact leaves its campaign to its condition
+        except ModelArtifactError as error:
             log.error("campaign %s picks its audience by its condition alone: %s", campaign.pk, error)
     X = features_at(now, customers=customers) if models else None
     out = {}
@@ -230,22 +234,27 @@ def uplift_predict(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame]
         audience = audience.assign(uplift=np.nan)
         if pk in models and X is not None and len(audience):
             version, model = models[pk]
-            rows = X.reindex(index=audience.index, columns=version.feature_names)
-            audience["uplift"] = model(rows)
+            try:
+                audience["uplift"] = model(X.reindex(index=audience.index, columns=version.feature_names))
+            except (ValueError, TypeError, xgb.core.XGBoostError) as error:
+                log.error("campaign %s picks its audience by its condition alone: model version %s cannot rank "
+                          "its customers: %s", pk, version.pk, error)
         out[pk] = audience
     return out
 
 
 def uplift_choose(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame], now: datetime
                   ) -> dict[int, pd.DataFrame]:
-    """Keep each uplift-targeted audience to its top share or count, then give a customer several of them want to
-    the one with the highest expected gain net of its cost (none if no gain is left).
+    """Keep each uplift-targeted audience to its top share or count and to the customers worth treating, and give
+    a customer several of them want to the one with the highest expected gain net of its cost.
 
     The expected gain of treating a customer: the extra orders (predicted uplift) times the shop's average order,
     less what the action costs on the orders it expects to pay for (purchase intent plus uplift, each at the
-    action's cost per buyer). Audiences without an uplift are left as they are.
+    action's cost per buyer); a customer with no gain left is not treated. A customer one of them already
+    assigned this period (treated or held out) stays with it. Audiences without an uplift are left as they are.
     """
-    by_uplift = [c for c in campaigns if c.pk in audiences and audiences[c.pk]["uplift"].notna().any()]
+    by_uplift = [c for c in campaigns if c.targets_by_uplift and c.pk in audiences
+                 and audiences[c.pk]["uplift"].notna().any() and assignments_left(c) != 0]
     if not by_uplift:
         return audiences
     order_value = float(average_order_value(now))
@@ -257,23 +266,29 @@ def uplift_choose(campaigns: list[Campaign], audiences: dict[int, pd.DataFrame],
         # Without a recent order to value the extra ones by, the uplift alone ranks.
         gains[campaign.pk] = (audience["uplift"] * order_value - buying * cost) if order_value else audience["uplift"]
     table = pd.DataFrame(gains)  # customers by campaign; NaN: not in that campaign's top
-    best = table.idxmax(axis=1, skipna=True)
+    for campaign in by_uplift:
+        held = table.index.intersection(list(Assignment.objects.filter(
+            campaign=campaign, period=campaign.period_at(now)).values_list("customer_id", flat=True)))
+        table.loc[held] = np.nan
+        table.loc[held, campaign.pk] = np.inf  # evaluation finds them reached already
+    table = table.dropna(how="all")
+    best = table.fillna(-np.inf).idxmax(axis=1)
     keep = table.max(axis=1) > 0
     out = dict(audiences)
     for pk in gains:
-        chosen = best.index[keep & best.eq(pk)]
-        out[pk] = audiences[pk].loc[audiences[pk].index.isin(chosen)]
+        out[pk] = audiences[pk].loc[audiences[pk].index.isin(best.index[keep & best.eq(pk)])]
     return out
 
 
 def _top(campaign: Campaign, audience: pd.DataFrame) -> pd.DataFrame:
     """The audience's customers with the highest predicted uplift: its share, or its count if fewer."""
-    size = len(audience)
+    ranked = audience[audience["uplift"].notna()].sort_values("uplift", ascending=False, kind="stable")
+    size = len(ranked)
     if campaign.uplift_top_percent is not None:
-        size = math.ceil(len(audience) * float(campaign.uplift_top_percent) / 100)
+        size = int((len(ranked) * Decimal(campaign.uplift_top_percent) / 100).to_integral_value(ROUND_CEILING))
     if campaign.uplift_top_count is not None:
         size = min(size, campaign.uplift_top_count)
-    return audience.sort_values("uplift", ascending=False, kind="stable").head(size)
+    return ranked.head(size)
 
 
 def _per(amount: Decimal, count: float) -> Decimal:

@@ -50,12 +50,12 @@ CENT = Decimal("0.01")
 
 
 def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None,
-                       audiences: dict[int, pd.Series] | None = None) -> list[Outcome]:
+                       audiences: dict[int, pd.DataFrame] | None = None) -> list[Outcome]:
     """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing.
 
     `audiences` (campaign id -> its audience: purchase intent and predicted uplift by customer id) are computed
     here unless given: workers compute them range by range (campaigns_audiences) and one task assigns, with the
-    same result. Campaigns that target by uplift keep to their top first (campaigns.uplift.uplift_choose).
+    same result. Campaigns that target by uplift keep to their top first (campaigns.selectors.uplift_choose).
     """
     now = now or (run.as_of if run else timezone.now())
     campaigns = list(campaigns_live(now))

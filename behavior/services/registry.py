@@ -10,6 +10,7 @@ definition of its target can never be champion again.
 from __future__ import annotations
 
 import hashlib
+import struct
 import uuid
 from datetime import datetime
 
@@ -90,9 +91,12 @@ def uplift_version_load(version: ModelVersion) -> Blend:
             data = file.read()
         if hashlib.sha256(data).hexdigest() != version.sha256:
             raise ModelArtifactError(f"the artifact of model version {version.pk} does not match its checksum")
-        return Blend.from_bytes(data)
-    except (OSError, ValueError, KeyError, xgb.core.XGBoostError) as error:
+        blend = Blend.from_bytes(data)
+    except (OSError, ValueError, KeyError, TypeError, struct.error, xgb.core.XGBoostError) as error:
         raise ModelArtifactError(f"the artifact of model version {version.pk} cannot be read: {error}") from error
+    if any(booster.feature_names != version.feature_names for _, booster in blend.terms):
+        raise ModelArtifactError(f"the artifact of model version {version.pk} reads other features than it records")
+    return blend
 
 
 @transaction.atomic

@@ -73,7 +73,7 @@ def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of,
 def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response_model_and_random(
         client_of, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    campaign, _ = campaign_with_history(per_kind=300)
+    campaign, _ = campaign_with_history(per_kind=500)
     Campaign.objects.filter(pk=campaign.pk).update(uplift_top_percent=30)
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
     before = client_of("Campaign managers").get(url).content.decode()
@@ -81,7 +81,7 @@ def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response
 
     page = client_of("Campaign managers").get(url).content.decode()
 
-    assert "it has no uplift model yet" in before  # falls back to the condition, and says so
+    assert "it has no uplift model that ranks better" in before  # falls back to the condition, and says so
     assert f"by predicted uplift (model version {version.pk}" in page
     chart = page[page.index("Uplift model: Qini"):]
     assert "Response model (likeliest buyers first): Qini" in chart and "uplift in its top 30%" in chart

@@ -1,11 +1,13 @@
 """A campaign learns whom its action persuades from its own treatment and control groups."""
 
+import io
 from datetime import timedelta
 from decimal import Decimal
 from uuid import uuid4
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 
 from behavior.models import Customer, Event, ModelVersion
 from behavior.services.registry import uplift_version_load
@@ -25,7 +27,7 @@ KINDS = {"persuadable": (0.45, 0.05), "sure thing": (0.55, 0.55), "lost cause": 
 def campaign_with_history(per_kind: int, seed: int = 1):
     rng = np.random.default_rng(seed)
     campaign = offer(holdout_percent=50)
-    customers = Customer.objects.bulk_create([Customer(external_id=f"{kind}-{i}", marketing_consent=True)
+    customers = Customer.objects.bulk_create([Customer(external_id=f"{kind}-{campaign.pk}-{i}", marketing_consent=True)
                                               for kind in KINDS for i in range(per_kind)])
     events, assignments, truth = [], [], {}
 
@@ -33,7 +35,7 @@ def campaign_with_history(per_kind: int, seed: int = 1):
         events.append(Event(event_id=uuid4(), customer=customer, type=type, occurred_at=at, received_at=at, **fields))
 
     for customer in customers:
-        kind = customer.external_id.rsplit("-", 1)[0]
+        kind = customer.external_id.split("-")[0]
         if kind == "persuadable":
             for day in range(1, 6):
                 event(customer, "product_view", ASSIGNED - timedelta(days=day), category="shoes")
@@ -103,3 +105,20 @@ def test_too_little_history_says_what_is_short_and_registers_nothing(db):
     with pytest.raises(CampaignError, match=f"it needs at least {MIN_HISTORY}"):
         campaign_uplift_learn(campaign=campaign, now=NOW)
     assert not ModelVersion.objects.filter(kind=ModelVersion.Kind.UPLIFT).exists()
+
+
+def test_the_command_prints_both_rankings_and_the_verdict_or_what_is_short(db):
+    campaign, _ = campaign_with_history(per_kind=500)
+    out = io.StringIO()
+
+    call_command("campaign_learn_uplift", str(campaign.pk), stdout=out)
+
+    text = out.getvalue()
+    assert "uplift model:   Qini" in text and "response model: Qini" in text and "uplift in its top 30%" in text
+    version = ModelVersion.objects.get(target=campaign.uplift_target)
+    assert f"model version {version.pk}: champion" in text
+    with pytest.raises(CommandError, match="no campaign 999"):
+        call_command("campaign_learn_uplift", "999")
+    small, _ = campaign_with_history(per_kind=30, seed=2)
+    with pytest.raises(CommandError, match="too little history"):
+        call_command("campaign_learn_uplift", str(small.pk))

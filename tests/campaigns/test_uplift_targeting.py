@@ -1,15 +1,19 @@
 """A campaign keeps to the customers its action persuades, holds its control group out of them, and a customer
 several offers want gets the one that gains the most for its cost."""
 
+import json
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from django.db.models import Count
 
-from behavior.models import ModelVersion
+from behavior.models import Customer, ModelVersion, ScoringRun
 from behavior.services.registry import uplift_version_load, uplift_version_register
 from campaigns.models import Assignment, Campaign, Coupon
-from campaigns.selectors import MIN_HISTORY, campaign_preview
-from campaigns.services import campaign_create, campaigns_evaluate
+from campaigns.selectors import MIN_HISTORY, campaign_preview, uplift_choose
+from campaigns.services import campaign_create, campaigns_audiences, campaigns_evaluate
+from campaigns.tasks import assign_campaigns, campaign_audiences
 from campaigns.uplift import campaign_uplift_learn
 from tests.campaigns.conftest import NOW
 from tests.campaigns.test_uplift_learning import campaign_with_history
@@ -80,8 +84,8 @@ def test_without_a_model_it_says_so_and_the_condition_alone_chooses(learnt):
     campaigns_evaluate(now=NOW)
 
     assert preview.kept == preview.audience == len(truth) and preview.expected_uplift is None
-    assert f"by its condition alone for now: it has no uplift model yet (one is learnt from at least {MIN_HISTORY}" \
-        in preview.targeting
+    assert preview.targeting.startswith("by its condition alone for now: it has no uplift model that ranks better")
+    assert f"(one is learnt from at least {MIN_HISTORY} treated" in preview.targeting
     assert Assignment.objects.filter(campaign=campaign).count() == len(truth)
 
 
@@ -100,3 +104,49 @@ def test_a_customer_two_offers_want_gets_the_one_that_gains_more_for_its_cost(le
     # Nobody is assigned twice, and the cheaper offer's control group is never treated by either.
     assert not Assignment.objects.values("customer").annotate(n=Count("pk")).filter(n__gt=1, campaign__in=[dear, cheap])
     assert not Coupon.objects.filter(customer_id__in=cheap_groups["control"], assignment__campaign__in=[dear, cheap])
+
+
+def test_audiences_computed_range_by_range_assign_as_one_evaluation_does(learnt):
+    past, _, _ = learnt
+    campaign = _targeting(past, uplift_top_percent=30)
+    run = ScoringRun.objects.create(as_of=NOW, status=ScoringRun.Status.SUCCEEDED)
+    ids = sorted(Customer.objects.values_list("pk", flat=True))
+    middle = ids[len(ids) // 2]
+    expected = uplift_choose([campaign], campaigns_audiences(now=NOW), NOW)[campaign.pk]
+
+    # What the workers' tasks send each other: JSON lists, a range each, then one assignment.
+    parts = [json.loads(json.dumps(campaign_audiences(run.pk, first, last)))
+             for first, last in ((ids[0], middle), (middle + 1, ids[-1]))]
+    assign_campaigns(parts, run.pk)
+
+    groups = _groups(campaign)
+    assert groups["treatment"] | groups["control"] == set(expected.index)
+
+
+def test_a_model_that_cannot_be_read_leaves_its_campaign_to_its_condition_and_the_others_go_on(learnt, caplog):
+    past, _, truth = learnt
+    broken = _targeting(past, name="Broken model", uplift_top_percent=30, priority=5)
+    sound = _targeting(past, name="Sound model", uplift_top_percent=30)
+    artifact = ModelVersion.objects.get(target=broken.uplift_target, status="champion").artifact
+    with open(artifact.path, "wb") as file:
+        file.write(b"not a model")
+
+    outcomes = {outcome.rule: outcome for outcome in campaigns_evaluate(now=NOW)}
+
+    assert f"campaign {broken.pk} picks its audience by its condition alone" in caplog.text
+    assert outcomes[broken.pk].matched == len(truth)  # everyone its condition matches
+    assert outcomes[sound.pk].matched > 400 and outcomes[sound.pk].reached > 0
+
+
+def test_a_customer_assigned_earlier_in_the_period_stays_with_that_offer(learnt):
+    past, _, _ = learnt
+    dear = _targeting(past, name="Twenty off", discount_value="20.00", uplift_top_percent=30)
+    campaigns_evaluate(now=NOW)
+    cheap = _targeting(past, name="Five off", discount_value="5.00", uplift_top_percent=30)
+
+    campaigns_evaluate(now=NOW + timedelta(hours=6))  # the next scoring run, the same period
+
+    dear_groups, cheap_groups = _groups(dear), _groups(cheap)
+    assert len(dear_groups["treatment"]) > 300  # won them while alone
+    assert not (dear_groups["treatment"] | dear_groups["control"]) & (cheap_groups["treatment"]
+                                                                     | cheap_groups["control"])

@@ -36,8 +36,9 @@ class Command(BaseCommand):
         if model is not None:
             self.stdout.write(f"\non its own history, customers the uplift model did not learn from "
                               f"({model.metrics['validation_assignments']:,}):")
-            self.stdout.write(f"  by predicted uplift:            {ranking_in_words(model.metrics)}")
-            self.stdout.write(f"  by purchase intent (score band): {ranking_in_words(model.metrics, 'response_')}")
+            self.stdout.write(f"  by predicted uplift: {ranking_in_words(model.metrics)}")
+            self.stdout.write(f"  by likelihood to buy when treated (a response model, as score bands rank): "
+                              f"{ranking_in_words(model.metrics, 'response_')}")
         try:
             periods = campaign_dry_run(campaign=chosen, start=start, end=end)
         except ValueError as error:
