@@ -41,6 +41,14 @@ class ActionSettingsFormSet(BaseInlineFormSet):
     def is_valid(self):
         return not self.is_bound or not self._chosen() or super().is_valid()
 
+    def save_existing(self, form, obj, commit=True):
+        # Only the fields the page edits: a redemption may have spent some of the budget since it was read.
+        obj = form.save(commit=False)
+        if commit:
+            edited = {f.name for f in obj._meta.concrete_fields if not f.primary_key} & set(form.fields)
+            obj.save(update_fields=sorted(edited))
+        return obj
+
     def save(self, commit=True):
         if self._chosen():
             return super().save(commit)

@@ -27,6 +27,7 @@ from behavior.selectors import (
     customers_frame,
     events_frame,
     features_at,
+    shop_norms_at,
 )
 from behavior.services.registry import uplift_version_load
 from behavior.services.scoring import champions_predict
@@ -179,8 +180,11 @@ def campaign_history(*, campaign: Campaign, now: datetime | None = None) -> Hist
     events, customers = events_frame(until=rows["assigned_at"].max().to_pydatetime()), customers_frame()
     parts = []
     for moment, assigned in rows.groupby("assigned_at", sort=True):
-        X = build_features(events, moment, customers[customers["customer_id"].isin(assigned["customer_id"])])
-        parts.append(X.reindex(assigned["customer_id"].to_numpy()))
+        ids = assigned["customer_id"].to_numpy()
+        # The assigned customers' own events, measured against the whole shop's norms of that moment.
+        X = build_features(events[events["customer_id"].isin(ids)], moment,
+                           customers[customers["customer_id"].isin(ids)], norms=shop_norms_at(moment.to_pydatetime()))
+        parts.append(X.reindex(ids))
     return History(X=pd.concat(parts, ignore_index=True),
                    treated=(rows["group"] == Assignment.Group.TREATMENT).to_numpy(),
                    converted=rows["converted"].to_numpy(bool), customer_ids=rows["customer_id"].to_numpy(np.int64))

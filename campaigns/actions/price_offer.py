@@ -58,6 +58,8 @@ class PriceOfferSettings(ActionSettings):
             errors["discount_value"] = "A percent discount is at most 100."
         if self.scope != self.Scope.ALL and not self.scope_value:
             errors["scope_value"] = f"Name the {self.scope} the discount applies to."
+        if self.budget is not None and self.budget < self.discount_spent:
+            errors["budget"] = f"The offer has spent {money(self.discount_spent)} already: the budget cannot be less."
         if errors:
             raise ValidationError(errors)
 

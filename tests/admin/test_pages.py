@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.models import Customer, ScoringRun
+from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign, Coupon
 from campaigns.uplift import campaign_uplift_learn
 from tests.admin.conftest import champion, one_of_everything, price_offer
@@ -87,6 +88,26 @@ def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response
     assert "Response model (likeliest buyers first): Qini" in chart and "uplift in its top 30%" in chart
     assert "Extra conversions by share targeted" in chart and chart.count("<polyline") >= 3  # and the random line
     assert ">random<" in chart and ">response model<" in chart
+
+
+def test_saving_an_offer_keeps_what_it_spent_and_refuses_a_budget_below_it(client_of):
+    campaign = price_offer(budget="50.00")
+    PriceOfferSettings.objects.filter(pk=campaign.pk).update(discount_spent="30.00")  # redemptions meanwhile
+    form = {"name": "Ten percent, renamed", "priority": 0, "slot": "home", "period_days": 7, "holdout_percent": 10,
+            "attribution_days": 7, "condition": '{"field": "score.purchase_intent", "op": "gte", "value": 0.5}',
+            **settings_form("priceoffersettings", campaign=campaign.pk, discount_kind="percent", discount_value=15,
+                            scope="all", min_order=0, valid_days=7, budget="20.00"),
+            "priceoffersettings-INITIAL_FORMS": 1}
+    url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    client = client_of("Campaign managers")
+
+    page = client.post(url, form).content.decode()
+
+    assert "The offer has spent 30.00 EUR already: the budget cannot be less." in page
+    form["priceoffersettings-0-budget"] = "60.00"
+    assert client.post(url, form).status_code == 302
+    offer = PriceOfferSettings.objects.get(pk=campaign.pk)
+    assert (offer.budget, offer.discount_value, offer.discount_spent) == (60, 15, 30)
 
 
 def test_the_status_buttons_go_through_the_lifecycle_service(client_of):

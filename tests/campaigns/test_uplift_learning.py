@@ -20,7 +20,8 @@ from tests.campaigns.conftest import NOW, offer
 ASSIGNED = NOW - timedelta(days=30)
 # Who buys within the week after the assignment, treated and not. Persuadables browse without buying and
 # buy far more often with the offer; sure things bought twice last month and buy again either way (a
-# response model ranks them first); lost causes looked once, long ago.
+# response model ranks them first); lost causes looked once, long ago. Each does the same again before NOW,
+# when a campaign targets them.
 KINDS = {"persuadable": (0.45, 0.05), "sure thing": (0.55, 0.55), "lost cause": (0.03, 0.03)}
 
 
@@ -36,15 +37,16 @@ def campaign_with_history(per_kind: int, seed: int = 1):
 
     for customer in customers:
         kind = customer.external_id.split("-")[0]
-        if kind == "persuadable":
-            for day in range(1, 6):
-                event(customer, "product_view", ASSIGNED - timedelta(days=day), category="shoes")
-        elif kind == "sure thing":
-            for day in (5, 20):
-                event(customer, "purchase", ASSIGNED - timedelta(days=day), price=Decimal("30"), quantity=1,
-                      order_id=f"{customer.pk}-{day}")
-        else:
-            event(customer, "product_view", ASSIGNED - timedelta(days=80), category="hats")
+        for before in (ASSIGNED, NOW):  # each kind behaves alike before the assignment and before now
+            if kind == "persuadable":
+                for day in range(1, 6):
+                    event(customer, "product_view", before - timedelta(days=day), category="shoes")
+            elif kind == "sure thing":
+                for day in (5, 20):
+                    event(customer, "purchase", before - timedelta(days=day), price=Decimal("30"), quantity=1,
+                          order_id=f"{customer.pk}-{before:%m%d}-{day}")
+            else:
+                event(customer, "product_view", before - timedelta(days=80), category="hats")
         treated = rng.random() < 0.5
         if rng.random() < KINDS[kind][0 if treated else 1]:
             event(customer, "purchase", ASSIGNED + timedelta(days=2), price=Decimal("40"), quantity=1,
@@ -58,6 +60,7 @@ def campaign_with_history(per_kind: int, seed: int = 1):
     return campaign, truth
 
 
+@pytest.mark.sqlite
 def test_the_history_holds_each_assignment_with_the_features_it_had_and_its_outcome(db):
     campaign, truth = campaign_with_history(per_kind=20)
 
@@ -82,7 +85,7 @@ def test_the_learnt_model_finds_the_persuadables_and_beats_the_response_ranking(
     m = version.metrics
     assert version.target == campaign.uplift_target and version.kind == ModelVersion.Kind.UPLIFT
     assert version.status == ModelVersion.Status.CHAMPION, m
-    assert m["qini"] > m["response_qini"] and m["qini_interval"][0] > m["response_qini_interval"][1]
+    assert m["qini_interval"][0] > 0 and m["qini"] > m["response_qini"] + 0.1
     # Among the 30% it ranks highest, treatment adds some 40 points; the response model's top is sure things.
     assert m["top_uplift_interval"][0] > 0.2 and m["response_top_uplift"] < m["top_uplift_interval"][0]
     assert m["validation_assignments"] < m["assignments"] and len(m["qini_curve"]) <= 50

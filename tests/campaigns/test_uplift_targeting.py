@@ -49,6 +49,7 @@ def _groups(campaign: Campaign) -> dict[str, set[int]]:
     return {group: {c for g, c in rows if g == group} for group in ("treatment", "control")}
 
 
+@pytest.mark.sqlite
 def test_it_keeps_to_the_persuadables_and_holds_its_control_group_out_of_them(learnt):
     past, _, truth = learnt
     campaign = _targeting(past, uplift_top_percent=30)
