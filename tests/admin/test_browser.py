@@ -119,7 +119,7 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
 def test_a_campaign_manager_turns_on_targeting_by_uplift_and_reads_whom_the_campaign_persuades(
         login, live_server, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    campaign, _ = campaign_with_history(per_kind=500)  # a past month of treatment and control
+    campaign, _ = campaign_with_history(per_kind=1000)  # a past month of treatment and control
     campaign_uplift_learn(campaign=campaign, now=NOW)
     page = login("Campaign managers")
     page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")

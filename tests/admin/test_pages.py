@@ -74,7 +74,7 @@ def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of,
 def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response_model_and_random(
         client_of, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    campaign, _ = campaign_with_history(per_kind=500)
+    campaign, _ = campaign_with_history(per_kind=1000)
     Campaign.objects.filter(pk=campaign.pk).update(uplift_top_percent=30)
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
     before = client_of("Campaign managers").get(url).content.decode()
