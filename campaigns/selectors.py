@@ -321,7 +321,11 @@ def campaign_preview(*, campaign: Campaign, now: datetime | None = None) -> Audi
     treated = audience.reindex(selection.wanted)
     uplift = treated["uplift"].sum() if treated["uplift"].notna().any() else None
     expected = float((treated["intent"].fillna(0) + (treated["uplift"].fillna(0))).clip(0, 1).sum())
-    return AudiencePreview(int(mask.sum()), campaign_targeting(campaign).says, len(audience),
+    targeting = campaign_targeting(campaign)
+    says = targeting.says
+    if targeting.model is not None and mask.any() and audience["uplift"].isna().all():
+        says = f"by its condition alone: model version {targeting.model.pk} cannot rank them (the log says why)"
+    return AudiencePreview(int(mask.sum()), says, len(audience),
                            len(selection.control), len(selection.wanted), expected,
                            None if uplift is None else float(uplift),
                            campaign.action.expected_cost(campaign, expected, now))

@@ -133,9 +133,11 @@ def test_a_model_that_cannot_be_read_leaves_its_campaign_to_its_condition_and_th
         file.write(b"not a model")
 
     outcomes = {outcome.rule: outcome for outcome in campaigns_evaluate(now=NOW)}
+    preview = campaign_preview(campaign=broken, now=NOW)
 
     assert f"campaign {broken.pk} picks its audience by its condition alone" in caplog.text
     assert outcomes[broken.pk].matched == len(truth)  # everyone its condition matches
+    assert preview.targeting.startswith("by its condition alone: model version") and preview.kept == len(truth)
     assert outcomes[sound.pk].matched > 800 and outcomes[sound.pk].reached > 0
 
 
