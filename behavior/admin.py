@@ -304,9 +304,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["pk", "target", "kind", "status", "roc_auc", "top_lift", "validated_at", "promoted_at"]
     list_filter = ["target", "status", "kind"]
     readonly_fields = [*(f.name for f in ModelVersion._meta.fields if f.name != "metrics"), "chosen", "quality",
-                       "candidates", "charts"]
+                       "candidates", "charts", "promised", "delivered"]
     fieldsets = [
         (None, {"fields": ["target", "kind", "status", "threshold", "created_at", "promoted_at"]}),
+        ("Promised and delivered", {"fields": ["promised", "delivered"]}),
         ("Why this scorer", {"fields": ["chosen", "candidates"]}),
         ("Validation", {"fields": ["quality", "charts"]}),
         ("Training", {"fields": ["definition", "trained_from", "validated_at", "feature_names", "params", "artifact",

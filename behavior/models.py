@@ -273,6 +273,37 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.target} #{self.pk} ({self.status})"
 
+    @property
+    def promised(self) -> str:
+        """What its validation promised, in words: its ROC-AUC on the validation rows."""
+        metrics = self.metrics or {}
+        if metrics.get("unvalidated"):
+            return "nothing yet: unvalidated"
+        if metrics.get("roc_auc") is None:
+            return "no validation figure stored"
+        return f"ROC-AUC {_with_interval(metrics['roc_auc'], metrics.get('roc_auc_interval'))} on the validation rows"
+
+    @property
+    def delivered(self) -> str:
+        """What it delivered on the customers it scored once their horizon had passed, beside the best simple rule
+        on the same customers (behavior.services.outcomes)."""
+        d = (self.metrics or {}).get("delivered") or {}
+        if d.get("roc_auc") is None:
+            return "no outcome yet: the day's first scoring run is checked once its horizon has passed"
+        words = (f"ROC-AUC {_with_interval(d['roc_auc'], d.get('roc_auc_interval'))} on {d.get('n', 0):,} customers "
+                 f"scored {d['as_of'][:10]}")
+        gain, low, high = d.get("versus_rule") or (None, None, None)
+        if d.get("rule") and None not in (gain, low, high):
+            verdict = "below the rule" if d.get("below_rule") else "at or above the rule"
+            words += (f"; {d['rule']}, the best simple rule there, {d['rule_roc_auc']:.3f}: {verdict} "
+                      f"({gain:+.3f} [{low:+.3f}, {high:+.3f}])")
+        return words
+
+
+def _with_interval(value: float, interval) -> str:
+    low, high = interval or (None, None)
+    return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+
 
 class ScoringRun(models.Model):
     """One scoring cycle: what ran, when, how long each stage took, how many customers."""

@@ -18,10 +18,15 @@ those customers did in [T, T + H), pooled over the cutoffs, beside, on the same 
 - the one-line rules: recency (days since the customer's last event) and, for orders in flight, days late.
 
 ROC-AUC and PR-AUC come with 95% bootstrap intervals that draw whole customers (a customer appears at several
-cutoffs); "served - best transparent" is a paired bootstrap of the ROC-AUC difference on the same draws.
+cutoffs); "served - best transparent" is a paired bootstrap of the ROC-AUC difference on the same draws. Each
+replay also sets what training promised (the served version's validation ROC-AUC, averaged over the cutoffs where
+it was validated) beside what it delivered on the pooled rows.
 
 - CDNOW (the 1/10 sample of Fader, Hardie & Lee 2005; research and teaching use): purchase within 91 days and
-  within 30 days, the population active within four horizons.
+  within 30 days, the population active within four horizons; and the 91-day question of the shop nine months
+  after its first day (`nine_months`).
+- Young shops (`young`): CDNOW's 30-day purchase and Olist's support risk in shops 2, 4 and 8 weeks old (only
+  the events since a start date), pooled over start dates a quarter apart: the cold start, beside the rules.
 - Olist (CC BY-NC-SA 4.0), both samples: support risk (a support contact, return, refund or a review of 2 stars
   or less within 14 days) on the customers with an order in flight. The 250-order sample is stratified on edge
   cases, so its figures say whether the small-shop path holds, not how good a model is.
@@ -83,7 +88,7 @@ from behavior.core.training import (  # noqa: E402
 )
 from behavior.models import Customer, Event, ModelVersion, Target  # noqa: E402
 from behavior.selectors import customers_frame, events_frame, shop_norms_at  # noqa: E402
-from behavior.services.learning import candidate_predict, candidates_fit  # noqa: E402
+from behavior.services.learning import candidate_predict, candidates_fit, learner_refit  # noqa: E402
 from behavior.services.registry import LoadedModel  # noqa: E402
 from bench._common import DATASETS, read_source  # noqa: E402
 
@@ -100,8 +105,8 @@ class Pooled:
     groups: list[np.ndarray] = field(default_factory=list)
     scores: dict[str, list[np.ndarray]] = field(default_factory=dict)
     served_by: dict[str, int] = field(default_factory=dict)
+    promised: list[float] = field(default_factory=list)  # the served version's validation ROC-AUC at each cutoff
     cutoffs: int = 0
-    without_model: int = 0
     note: str = ""
 
     def add(self, y: np.ndarray, groups: np.ndarray, scores: dict[str, np.ndarray]) -> None:
@@ -140,12 +145,16 @@ def template(name: str, *import_args) -> Path:
     return path
 
 
-def replay(pooled: Pooled, source: Path, cutoff: pd.Timestamp, target_args: list[str], full: pd.DataFrame) -> None:
-    """One cutoff: a copy that knows only the past, the shop's commands, then the scores against what happened."""
+def replay(pooled: Pooled, source: Path, cutoff: pd.Timestamp, target_args: list[str], full: pd.DataFrame,
+           since: pd.Timestamp | None = None) -> None:
+    """One cutoff: a copy that knows only the past (since `since`: a shop that began then), the shop's commands,
+    then the scores against what happened."""
     database = WORK / "cutoff.sqlite3"
     shutil.copyfile(source, database)
     _use(database)
     Event.objects.filter(occurred_at__gte=cutoff).delete()
+    if since is not None:
+        Event.objects.filter(occurred_at__lt=since).delete()
     name = target_args[0]
     _command("targets", "set", *target_args)
     as_of = cutoff.isoformat()
@@ -154,10 +163,12 @@ def replay(pooled: Pooled, source: Path, cutoff: pd.Timestamp, target_args: list
     _command("score", "--as-of", as_of, "--export", export, "--top", "0", "--verbosity", "0")
     pooled.cutoffs += 1
     champion = ModelVersion.objects.filter(target=name, status=ModelVersion.Status.CHAMPION).first()
-    if champion is None:  # "not enough data": nothing served at this cutoff
-        pooled.without_model += 1
-        return
-    pooled.served_by[champion.get_kind_display()] = pooled.served_by.get(champion.get_kind_display(), 0) + 1
+    if champion is None:
+        raise SystemExit(f"{pooled.dataset} {cutoff:%Y-%m-%d}: `score` served no {name}")
+    kind = champion.get_kind_display() + (" unvalidated" if champion.metrics.get("unvalidated") else "")
+    pooled.served_by[kind] = pooled.served_by.get(kind, 0) + 1
+    if champion.metrics.get("roc_auc") is not None:
+        pooled.promised.append(champion.metrics["roc_auc"])
     definition = Target.objects.get(name=name).definition()
     ids = dict(Customer.objects.values_list("external_id", "pk"))
     served = {ids[r["customer"]]: float(r["probability"]) for r in csv.DictReader(export.open())
@@ -168,7 +179,8 @@ def replay(pooled: Pooled, source: Path, cutoff: pd.Timestamp, target_args: list
         raise SystemExit(f"{pooled.dataset} {cutoff:%Y-%m-%d}: the export's customers are not the population")
     y = build_labels(full, cutoff, definition, customer_ids=X.index).to_numpy()
     candidates = {c["kind"]: c for c in champion.metrics.get("candidates", [])}
-    transparent = max((c for c in candidates.values() if c["kind"] != "xgboost"), key=lambda c: c["roc_auc"] or 0)
+    rules = [c for c in candidates.values() if c["kind"] != "xgboost"]  # none while the champion is unvalidated
+    transparent = max(rules, key=lambda c: c["roc_auc"] or 0) if rules else None
     scores = {
         "served": np.array([served[i] for i in X.index]),
         "XGBoost": _candidate_scores(candidates.get("xgboost"), X),
@@ -200,13 +212,7 @@ def mondays(last: str, weeks: int) -> list[pd.Timestamp]:
 
 
 def cdnow(weeks: int) -> list[Pooled]:
-    raw = pd.read_csv(DATASETS / "cdnow_sample" / "CDNOW_sample.txt", sep=r"\s+", header=None,
-                      names=["full_id", "customer", "date", "cds", "dollars"])
-    converted = WORK / "cdnow.csv"
-    raw[["customer", "date", "cds", "dollars"]].to_csv(converted, index=False)
-    database = template("cdnow", "--format", "mapped", converted, "--customer", "customer", "--time", "date",
-                        "--time-format", "%Y%m%d", "--fixed-type", "purchase", "--price", "dollars")
-    full = _full_events(database)
+    database, full = _cdnow_template()
     out = []
     # The newest cutoffs whose whole horizon lies in the log (it ends 1998-06-30).
     for horizon, last in ((91, "1998-03-30"), (30, "1998-05-25")):
@@ -215,6 +221,50 @@ def cdnow(weeks: int) -> list[Pooled]:
             replay(pooled, database, cutoff, ["purchase_intent", "--horizon-days", horizon], full)
         out.append(pooled)
     return out
+
+
+def cdnow_nine_months() -> list[Pooled]:
+    """The quarterly question of a shop nine months in: CDNOW from its first day (1997-01-01), 91 days ahead, at the
+    four Mondays from 250 to 271 days in (training needs 210: a warm-up and two quarters)."""
+    database, full = _cdnow_template()
+    pooled = Pooled("cdnow nine months in", "purchase_91d")
+    for cutoff in mondays("1997-09-29", 4):
+        replay(pooled, database, cutoff, ["purchase_intent", "--horizon-days", 91], full)
+    return [pooled]
+
+
+def young(starts: int) -> list[Pooled]:
+    """Shops 2, 4 and 8 weeks old: each data set's events from a start date on only (a shop that began then, or
+    installed Foresight then without its history), scored at that age, pooled over `starts` start dates a quarter
+    apart: CDNOW's purchase within 30 days and Olist's support risk (4,000 orders)."""
+    cdnow_db, cdnow_full = _cdnow_template()
+    olist_db = template("sample_4000_orders", "--format", "olist", DATASETS / "olist" / "sample_4000_orders")
+    olist_full = _full_events(olist_db)
+    shops = [("cdnow", "purchase_30d", cdnow_db, cdnow_full, "1997-01-06", ["purchase_intent", "--horizon-days", 30]),
+             ("olist 4,000 orders", "support_risk", olist_db, olist_full, "2017-01-02",
+              ["support_risk", "--horizon-days", "14", "--population", "in_flight:14"])]
+    out = []
+    for weeks in (2, 4, 8):
+        for label, target, database, full, first, args in shops:
+            pooled = Pooled(f"{label}, a shop {weeks} weeks old", target)
+            for k in range(starts):
+                since = pd.Timestamp(first, tz="UTC") + pd.Timedelta(weeks=13 * k)
+                replay(pooled, database, since + pd.Timedelta(weeks=weeks), args, full, since=since)
+            pooled.note = f"{starts} shops, started a quarter apart from {first}"
+            out.append(pooled)
+    return out
+
+
+def _cdnow_template() -> tuple[Path, pd.DataFrame]:
+    path = WORK / "cdnow.sqlite3"
+    if not path.exists():
+        raw = pd.read_csv(DATASETS / "cdnow_sample" / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                          names=["full_id", "customer", "date", "cds", "dollars"])
+        converted = WORK / "cdnow.csv"
+        raw[["customer", "date", "cds", "dollars"]].to_csv(converted, index=False)
+        template("cdnow", "--format", "mapped", converted, "--customer", "customer", "--time", "date",
+                 "--time-format", "%Y%m%d", "--fixed-type", "purchase", "--price", "dollars")
+    return path, _full_events(path)
 
 
 def olist(weeks: int) -> list[Pooled]:
@@ -301,17 +351,19 @@ def taobao() -> list[Pooled]:
                                                          names=["cutoff", "customer_id"]))
     # Training's own recipe: every candidate fitted on the fit days, the choice made on the validation day.
     chosen, candidates, because = candidates_fit(target, X_fit, y_fit, X_valid, y_valid)
+    served = learner_refit(chosen, target, pd.concat([X_fit, X_valid]), np.r_[y_fit, y_valid], X_valid, y_valid)
     by_kind = {c.kind: c for c in candidates}
     transparent = max((c for c in candidates if c.booster is None), key=lambda c: c.metrics.roc_auc)
     xgboost = by_kind.get("xgboost")
     pooled = Pooled("taobao 814 users", "purchase_1d")
     pooled.served_by[chosen.label] = 1
     pooled.add(y_test, X_test.index.to_numpy(), {
-        "served": candidate_predict(chosen, target, X_test),
+        "served": candidate_predict(served, target, X_test),
         "XGBoost": candidate_predict(xgboost, target, X_test) if xgboost else np.full(len(X_test), np.nan),
         "best transparent": candidate_predict(transparent, target, X_test),
         "recency": -np.nan_to_num(X_test["days_since_event"].to_numpy(np.float64), nan=1e4)})
-    pooled.note = f"fit on 5 days, chosen on 12-01, judged on 12-03 after a gap day; {because}"
+    pooled.note = (f"fit on 5 days, chosen on 12-01 and fitted again on all 6, judged on 12-03 after a gap day; "
+                   f"{because}")
     return [pooled]
 
 
@@ -339,11 +391,13 @@ def report(pooled: Pooled, n_boot: int) -> list[str]:
     lines = [f"\n{pooled.dataset} / {pooled.target}: {len(y):,} rows ({int(y.sum()):,} positive, "
              f"{y.mean():.1%}) of {len(np.unique(groups)):,} customers"
              + (f" over {pooled.cutoffs} weekly cutoffs" if pooled.cutoffs else "")]
-    if pooled.without_model:
-        lines.append(f"  {pooled.without_model} of {pooled.cutoffs} cutoffs had not enough data to train: nothing "
-                     "served there, those rows are not counted")
     if pooled.served_by:
         lines.append("  served: " + ", ".join(f"{k} at {v} cutoffs" for k, v in pooled.served_by.items()))
+    if pooled.promised:
+        delivered = roc_auc(y, scores["served"])
+        lines.append(f"  promised (validation ROC-AUC, mean of {len(pooled.promised)} validated cutoffs) "
+                     f"{np.mean(pooled.promised):.3f}, delivered (pooled) {delivered:.3f}: gap "
+                     f"{delivered - np.mean(pooled.promised):+.3f}")
     lines.append(f"  {'scorer':<26}{'ROC-AUC [95%]':>24}{'PR-AUC [95%]':>24}   rows")
     for name, p in scores.items():
         known = ~np.isnan(p)
@@ -378,11 +432,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weeks", type=int, default=12, help="weekly cutoffs per replay (Olist: 17)")
     parser.add_argument("--boot", type=int, default=1_000, help="bootstrap samples per interval")
-    parser.add_argument("--only", nargs="*", choices=["cdnow", "olist", "shoppers", "taobao"])
+    parser.add_argument("--starts", type=int, default=4, help="young shops pooled per age")
+    parser.add_argument("--only", nargs="*", choices=["cdnow", "nine_months", "young", "olist", "shoppers", "taobao"])
     args = parser.parse_args()
     print(f"xgboost {xgb.__version__}, pandas {pd.__version__}, {os.cpu_count()} cores; "
           f"datasets in {DATASETS.relative_to(ROOT.parent)}; work in {WORK}")
-    runs = {"cdnow": lambda: cdnow(args.weeks), "olist": lambda: olist(max(args.weeks, 17)),
+    runs = {"cdnow": lambda: cdnow(args.weeks), "nine_months": cdnow_nine_months,
+            "young": lambda: young(args.starts), "olist": lambda: olist(max(args.weeks, 17)),
             "shoppers": online_shoppers, "taobao": taobao}
     try:
         for name in args.only or runs:

@@ -220,6 +220,48 @@ def scorer_fit(scorer: Scorer, X: pd.DataFrame, y: np.ndarray, target: TargetDef
     return {**params, "slope": slope, "intercept": intercept}
 
 
+def scorers_needing_no_fit(target: TargetDefinition) -> list[Scorer]:
+    """The scorers whose ranking is the rule's alone (only their probability curve is fitted): a young shop's
+    labels can choose among them without a validation split, since no fitted number moves the ranking."""
+    return [s for s in scorers_for(target) if s.name != "bg_nbd"]
+
+
+def scorer_first(target: TargetDefinition) -> Scorer:
+    """What serves a target before its labels can choose: recent browsing for purchases (it ranks a shop's first
+    visitors before anyone has bought), order timing for problems with orders in flight, else how often and how
+    lately the customer did what the target counts (for churn: bought)."""
+    if target.about_purchases and not target.churn:
+        return SCORERS["browsing"]
+    if target.population == "in_flight" and not target.about_purchases:
+        return SCORERS["order_timing"]
+    return SCORERS["recency_frequency"]
+
+
+# A young shop's curve is fitted only from this many positives (and negatives) on; below, a handful of outcomes
+# would set the slope by chance.
+UNVALIDATED_PLATT_OUTCOMES = 10
+
+
+def scorer_fit_unvalidated(scorer: Scorer, X: pd.DataFrame, y: np.ndarray, X_now: pd.DataFrame,
+                           target: TargetDefinition) -> dict:
+    """A young shop's probability curve for a rule: Platt's on the labelled rows `X`, `y` when both outcomes
+    occur there often enough and the rule ranks them the right way round; otherwise one standard deviation of the
+    rule among those rows (or, with none, among the customers scored now, `X_now`) per e-fold of the odds, around
+    the rate seen so far, (positives + 1) / (rows + 2) (Laplace's rule of succession; with no labelled row, none of
+    the customers now counts as positive yet)."""
+    y = np.asarray(y, dtype=np.float64)
+    if min(y.sum(), len(y) - y.sum()) >= UNVALIDATED_PLATT_OUTCOMES:
+        fitted = scorer_fit(scorer, X, y, target)
+        if fitted["slope"] > 0:  # a flat curve would throw away the rule's ranking, the one thing known to hold
+            return fitted
+    reference = X if len(X) else X_now
+    raw = scorer.rule(reference, target, {}) if len(reference) else np.zeros(1)
+    rows = len(reference)
+    rate = (y.sum() + 1) / (rows + 2)
+    slope = 1.0 / (float(raw.std()) or 1.0)
+    return {"slope": slope, "intercept": float(np.log(rate / (1 - rate))) - slope * float(raw.mean())}
+
+
 def scorer_predict(scorer: Scorer, X: pd.DataFrame, target: TargetDefinition, params: dict) -> np.ndarray:
     raw = scorer.rule(X, target, params)
     return special.expit(params["slope"] * raw + params["intercept"])

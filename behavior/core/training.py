@@ -1,9 +1,10 @@
 """Training and evaluation of the behaviour models: frames and arrays in, a booster and small dataclasses out.
 
-Pure pandas, NumPy and XGBoost, no database. The split is by time (a rolling origin): training cutoffs, then
-a gap of one horizon, then several validation cutoffs whose rows are pooled, so that a small shop's validation
-positives add up. Boosting stops early on a fifth of the training customers, never on validation rows, so
-the validation metrics are an honest estimate. Metrics are computed here with NumPy, without scikit-learn.
+Pure pandas, NumPy and XGBoost, no database. The split is by time (a rolling origin): training cutoffs whose
+labels end where the first of several validation cutoffs begins, whose rows are pooled so that a small shop's
+validation positives add up. Boosting stops early on a fifth of the training customers, never on validation rows,
+so the validation metrics are an honest estimate of the learner chosen on them. Metrics are computed here with
+NumPy, without scikit-learn.
 """
 
 from __future__ import annotations
@@ -75,34 +76,61 @@ def choose_cutoffs(
     """Training and validation cutoffs for a history from first_event to last_event (the as-of time).
 
     Cutoffs fall on midnights UTC on one grid, `cutoff_step` apart counted back from the as-of day, so targets
-    of different horizons share their features. Every label window ends by `last_event`. The newest training
-    label window ends one horizon before the first validation cutoff, so the same customers' purchases do not
-    sit on both sides of the split (on real data AUC was 0.761 with the gap and an optimistic 0.779 without).
-    Each training cutoff has at least WARMUP of history before it. With a short history fewer validation
-    cutoffs are used, down to one; no training cutoff at all is an error that says how much history is needed.
+    of different horizons share their features. Every label window ends by `last_event`, and the newest training
+    label window ends where the first validation cutoff begins, so no label is on both sides of the split: a
+    validated choice needs a warm-up and two horizons of history. Each training cutoff has at least WARMUP of
+    history before it. With a short history fewer validation cutoffs are used, down to one; no training cutoff at
+    all is a HistoryTooShort that says how much history is needed.
     """
     horizon, step = target.horizon, cutoff_step(target.horizon)
-    first, last = pd.Timestamp(first_event), pd.Timestamp(last_event)
-    if first.tzinfo is None or last.tzinfo is None:
-        raise ValueError("first_event and last_event must be timezone-aware")
-    first, last = first.tz_convert("UTC"), last.tz_convert("UTC")
-    anchor = last.floor("D")
-    newest_validation = anchor - step * int(np.ceil((horizon - (last - anchor)) / step))  # its labels end by `last`
+    first, last = _utc_pair(first_event, last_event)
+    newest_validation = _newest_labelled(last, horizon, step)
     earliest_allowed = first + WARMUP
     for count in range(validation, 0, -1):
         valid = [newest_validation - i * step for i in range(count)][::-1]
-        newest_training = valid[0] - 2 * horizon  # its label window ends one horizon before validation
+        newest_training = valid[0] - horizon  # its label window ends where validation begins
         train_cutoffs = [newest_training - i * step for i in range(training)]
         train_cutoffs = sorted(t for t in train_cutoffs if t >= earliest_allowed)
         if train_cutoffs:
             history = (train_cutoffs[0] - first) / pd.Timedelta(days=1)
             return TimeSplit(train_cutoffs, valid, step, history)
-    needed = (WARMUP + 3 * horizon) / pd.Timedelta(days=1) + 1
-    raise ValueError(
-        f"history too short to train {target.name}: {(last - first) / pd.Timedelta(days=1):.0f} days from the first "
-        f"event to the as-of time, at least {needed:.0f} needed (a {WARMUP.days}-day warm-up, a training horizon, "
-        f"a gap and a validation horizon of {horizon.days} days each)"
+    needed = (WARMUP + horizon + step * int(np.ceil(horizon / step))) / pd.Timedelta(days=1)
+    raise HistoryTooShort(
+        f"history too short to validate {target.name}: {(last - first) / pd.Timedelta(days=1):.0f} days from the "
+        f"first event to the as-of time, at least {needed:.0f} needed (a {WARMUP.days}-day warm-up, then a training "
+        f"and a validation horizon of {horizon.days} days each, on a {step.days}-day grid)"
     )
+
+
+class HistoryTooShort(ValueError):
+    """Too little history to split into training and validation cutoffs; the message says how much is needed."""
+
+
+def labelled_cutoffs(first_event: datetime, last_event: datetime, target: TargetDefinition, *,
+                     most: int = TRAINING_CUTOFFS + VALIDATION_CUTOFFS) -> list[pd.Timestamp]:
+    """Cutoffs of a history too short to validate on, oldest first: the grid's whose label windows end by the as-of
+    time and that have a day of history before them. With none, the middle of the history, whose label window the
+    as-of time cuts short (a rate of fewer days, better than none); none at all for an empty history."""
+    horizon, step = target.horizon, cutoff_step(target.horizon)
+    first, last = _utc_pair(first_event, last_event)
+    newest = _newest_labelled(last, horizon, step)
+    found = [c for c in (newest - i * step for i in range(most)) if c >= first + pd.Timedelta(days=1)]
+    if not found and last > first:
+        found = [first + (last - first) / 2]
+    return sorted(found)
+
+
+def _newest_labelled(last: pd.Timestamp, horizon: pd.Timedelta, step: pd.Timedelta) -> pd.Timestamp:
+    """The newest grid cutoff whose label window ends by `last`."""
+    anchor = last.floor("D")
+    return anchor - step * int(np.ceil((horizon - (last - anchor)) / step))
+
+
+def _utc_pair(first_event: datetime, last_event: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
+    first, last = pd.Timestamp(first_event), pd.Timestamp(last_event)
+    if first.tzinfo is None or last.tzinfo is None:
+        raise ValueError("first_event and last_event must be timezone-aware")
+    return first.tz_convert("UTC"), last.tz_convert("UTC")
 
 
 # --- training ---------------------------------------------------------------------------------------------------

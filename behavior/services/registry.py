@@ -140,17 +140,27 @@ class LoadedModel:
 
 
 @transaction.atomic
-def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.DataFrame, y_valid) -> bool:
-    """Make the candidate champion if there is none or it ranks this validation data better.
+def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.DataFrame, y_valid,
+                                    roc_auc_valid: float | None = None) -> bool:
+    """Make the candidate champion if there is none, the champion is unvalidated or delivered less than a simple
+    rule on the customers it scored (behavior.services.outcomes), or it ranks this validation data better than the
+    champion does.
 
-    The candidate's artifact is loaded first, so a corrupt one is refused and the champion stays.
-    A champion that cannot score these rows (corrupt, or it needs features that are gone) cannot serve
-    either, so it is replaced.
+    `roc_auc_valid` is the candidate's ROC-AUC on these rows when it was chosen: a model fitted again on them
+    afterwards would flatter itself on them. Without it, the candidate ranks them now. The candidate's artifact is
+    loaded first, so a corrupt one is refused and the champion stays. A champion that cannot score these rows
+    (corrupt, or it needs features that are gone) cannot serve either, so it is replaced.
     """
     challenger = LoadedModel(candidate)
     champion = ModelVersion.objects.select_for_update().filter(target=candidate.target, status=Status.CHAMPION).first()
-    if champion is not None:
-        ours = _roc_auc(challenger, X_valid, y_valid)
+    if champion is not None and champion.metrics.get("delivered", {}).get("below_rule"):
+        # What it delivered outweighs what it promised: a champion that ranked its customers below a simple rule
+        # gives way to the newer choice, made on newer data.
+        candidate.metrics = {**candidate.metrics, "champion_version": champion.pk, "replaced_because": (
+            f"champion #{champion.pk} delivered less than {champion.metrics['delivered'].get('rule')} on the "
+            "customers it scored")}
+    elif champion is not None and not champion.metrics.get("unvalidated"):
+        ours = _roc_auc(challenger, X_valid, y_valid) if roc_auc_valid is None else _none_if_nan(roc_auc_valid)
         try:
             theirs = _roc_auc(LoadedModel(champion), X_valid, y_valid)
         except (ModelArtifactError, ValueError, KeyError):
@@ -160,11 +170,29 @@ def model_version_promote_if_better(*, candidate: ModelVersion, X_valid: pd.Data
             candidate.status = Status.RETIRED
             candidate.save(update_fields=["metrics", "status"])
             return False
+    _crown(candidate, champion)
+    return True
+
+
+@transaction.atomic
+def model_version_promote_unvalidated(*, candidate: ModelVersion) -> bool:
+    """Make an unvalidated scorer champion unless a validated one serves: a young shop's newer labels replace its
+    older guess, and never a choice that was validated."""
+    champion = ModelVersion.objects.select_for_update().filter(target=candidate.target, status=Status.CHAMPION).first()
+    if champion is not None and not champion.metrics.get("unvalidated"):
+        candidate.status = Status.RETIRED
+        candidate.save(update_fields=["status"])
+        return False
+    _crown(candidate, champion)
+    return True
+
+
+def _crown(candidate: ModelVersion, champion: ModelVersion | None) -> None:
+    if champion is not None:
         champion.status = Status.RETIRED
         champion.save(update_fields=["status"])
     candidate.status, candidate.promoted_at = Status.CHAMPION, timezone.now()
     candidate.save()
-    return True
 
 
 def _check_current(version: ModelVersion) -> None:
@@ -213,5 +241,8 @@ def model_version_rollback(*, target: str) -> ModelVersion:
 
 
 def _roc_auc(model: LoadedModel, X: pd.DataFrame, y) -> float | None:
-    value = roc_auc(np.asarray(y, dtype=bool), model.predict(X))
+    return _none_if_nan(roc_auc(np.asarray(y, dtype=bool), model.predict(X)))
+
+
+def _none_if_nan(value: float) -> float | None:
     return None if np.isnan(value) else float(value)  # one class only: nothing to compare

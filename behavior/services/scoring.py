@@ -1,15 +1,16 @@
 """The scoring cycle: features for a range of customers, every target's champion, scores written back.
 
-A run fixes its champions and its "now" (`as_of`) when it starts; a target without a champion is
-skipped and named in the run, never a reason to score nobody. It records its customers' id ranges
-as chunks in the database. Each chunk is scored on its own (a Celery task, or a loop in-process):
-each target scores the customers of its population, whose current scores it overwrites, and the
-chunk's other scores of that target are removed (they left the population), so scoring it twice
-gives the same rows: safe to retry or redeliver. The database, not the broker, knows which chunks are
-done: the last one to finish closes the run, and chunks whose message or worker was lost
-are sent again by `scoring_chunks_stalled`. Exact reasons (XGBoost contributions, about 1 ms
-a row) are computed for the customers at or above a model's threshold, those campaigns and
-support act on; the API computes the others on demand.
+A run fixes its champions and its "now" (`as_of`) when it starts; a target without a champion gets
+one first (training serves even a shop's first day, with an unvalidated rule), so a run never
+refuses for want of a model, and a run with nothing to score still completes and sends its signal.
+It records its customers' id ranges as chunks in the database. Each chunk is scored on its own (a
+Celery task, or a loop in-process): each target scores the customers of its population, whose
+current scores it overwrites, and the chunk's other scores of that target are removed (they left the
+population), so scoring it twice gives the same rows: safe to retry or redeliver. The database, not
+the broker, knows which chunks are done: the last one to finish closes the run, and chunks whose
+message or worker was lost are sent again by `scoring_chunks_stalled`. Exact reasons (XGBoost
+contributions, about 1 ms a row) are computed for the customers at or above a model's threshold,
+those campaigns and support act on; the API computes the others on demand.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from behavior.core.scorers import SCORERS, scorer_reasons
 from behavior.models import ModelVersion, PastScore, Score, ScoringChunk, ScoringRun, Target
 from behavior.selectors import customer_id_ranges, customers_frame, events_frame, shop_norms_at
 from behavior.services.bulk import rows_upsert
+from behavior.services.learning import TrainingError, models_train
 from behavior.services.registry import LoadedModel
 from behavior.signals import scoring_finished
 
@@ -39,10 +41,6 @@ from behavior.signals import scoring_finished
 CHUNK_CUSTOMERS = 50_000
 # A chunk takes seconds; one unfinished this long after it was sent has lost its message or its worker.
 STALLED_AFTER = timedelta(minutes=10)
-
-
-class ScoringError(Exception):
-    """The cycle cannot run, said in words an operator understands."""
 
 
 @dataclass
@@ -53,16 +51,19 @@ class ChunkResult:
 
 def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = CHUNK_CUSTOMERS) -> ScoringRun:
     """Open a run with the current champions, its customers split into id ranges (its chunks)."""
-    defined = list(Target.objects.values_list("name", flat=True))
-    champions = {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION,
-                                                                     target__in=defined)}
-    skipped = {t: "no champion model: run `manage.py train`" for t in defined if t not in champions}
-    if not champions:
-        raise ScoringError(f"no target has a champion model ({', '.join(defined) or 'no target defined'}): "
-                           "run `manage.py train` first")
-    ranges = customer_id_ranges(chunk_customers)
     now = timezone.now()
     as_of = as_of or now
+    defined = list(Target.objects.values_list("name", flat=True))
+    champions = _champions(defined)
+    skipped = {}
+    untrained = [t for t in defined if t not in champions]
+    if untrained:
+        try:
+            models_train(as_of=as_of, targets=untrained)
+        except TrainingError as error:  # no events yet: nobody to score, and nothing lost by saying so
+            skipped = {t: str(error) for t in untrained}
+        champions = _champions(defined)
+    ranges = customer_id_ranges(chunk_customers)
     # The first run of a day keeps its scores (two starting at once may both: harmless).
     keeps = not ScoringRun.objects.filter(keeps_scores=True, as_of__date=timezone.localdate(as_of)).exclude(
         status=ScoringRun.Status.FAILED).exists()
@@ -71,7 +72,14 @@ def scoring_run_start(*, as_of: datetime | None = None, chunk_customers: int = C
                                         keeps_scores=keeps, norms=shop_norms_at(as_of))
         ScoringChunk.objects.bulk_create([ScoringChunk(run=run, first=first, last=last, dispatched_at=now)
                                           for first, last in ranges])
+        if not ranges:  # no customer yet: the run is done, and its listeners still act (rules need no score)
+            _run_finish(run)
     return run
+
+
+def _champions(targets: list[str]) -> dict[str, int]:
+    return {v.target: v.pk for v in ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION,
+                                                                target__in=targets)}
 
 
 def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResult:
@@ -95,6 +103,9 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
             "model_version_id": version_id, "run_id": run.pk, "scored_at": run.as_of,
             "reasons": [orjson.dumps(r).decode() for r in reasons],
         }))
+    result.customers = len(X)
+    if not frames:
+        return result
     rows = pd.concat(frames, ignore_index=True)
     with _stage(result, "write"):
         rows_upsert(table=Score._meta.db_table, rows=rows, conflict=["customer_id", "target"],
@@ -106,7 +117,6 @@ def scoring_chunk_score(*, run: ScoringRun, first: int, last: int) -> ChunkResul
         with _stage(result, "keep"):
             rows_upsert(table=PastScore._meta.db_table, rows=rows[["run_id", "customer_id", "target", "probability"]],
                         conflict=["run_id", "customer_id", "target"], update=["probability"])
-    result.customers = len(X)
     return result
 
 

@@ -1,6 +1,7 @@
-"""Training use case: every target trains on its population and the best candidate serves; a re-run changes
-nothing; --as-of keeps the future out; a small shop gets a transparent scorer; a target without data says so
-and blocks nothing; a purchase-only shop with a quarterly horizon trains, scores and exports one target."""
+"""Training use case: every target trains on its population and the best candidate serves, fitted again on the
+newest labelled cutoffs; a re-run changes nothing; --as-of keeps the future out; a small shop gets a transparent
+scorer; a shop too young to validate on is served by an unvalidated rule from its first day, and `score` never
+refuses; a purchase-only shop with a quarterly horizon trains, scores and exports."""
 
 import csv
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from behavior.core.scorers import SCORERS
-from behavior.models import ModelVersion, Score, Target
-from behavior.services.learning import NOT_ENOUGH_DATA, models_train
+from behavior.models import Event, ModelVersion, Score, ScoringRun, Target
+from behavior.services.learning import models_train
 from foresight_demo.services import shop_simulate
 
 pytestmark = pytest.mark.django_db
@@ -104,16 +105,46 @@ def test_a_small_shop_is_served_by_a_transparent_scorer_that_gives_reasons():
     assert top.reasons and all(r["contribution"] is None and r["text"] for r in top.reasons)
 
 
-def test_too_short_a_history_says_not_enough_data_and_blocks_nothing():
-    shop_simulate(customers=100, days=20, seed=3, end=END, products=50)
-
-    outcomes = models_train(as_of=END)
-    text = _command("train", "--as-of", END.isoformat())
-
-    assert [o.status for o in outcomes] == [NOT_ENOUGH_DATA] * 2
-    assert "history too short to train purchase_intent" in outcomes[0].note
-    assert "purchase_intent: not enough data, not trained" in text and "scoring goes on without it" in text
+def test_a_shop_too_young_to_validate_is_served_by_unvalidated_rules_and_score_never_refuses():
+    shop_simulate(customers=300, days=20, seed=3, end=END, products=50)
     assert not ModelVersion.objects.exists()
+
+    scored = _command("score", "--as-of", END.isoformat())  # no `train` first
+
+    run = ScoringRun.objects.get()
+    assert run.status == "succeeded" and set(run.model_versions) == {"purchase_intent", "support_risk"}
+    intent, risk = _champion("purchase_intent"), _champion("support_risk")
+    assert (intent.kind, risk.kind) == ("browsing", "order_timing")  # each target's first rule
+    for version in (intent, risk):
+        assert version.metrics["unvalidated"] and version.metrics["chosen_because"].startswith(
+            "unvalidated: 20 days of history, ")
+        assert f"#{version.pk} " in scored
+    assert "history too short to validate support_risk: 20 days" in risk.metrics["chosen_because"]
+    # Every customer with an event in the last 90 days has a purchase intent, ranked by their browsing.
+    active = set(Event.objects.filter(occurred_at__gte=END - timedelta(days=90), occurred_at__lt=END,
+                                      customer__isnull=False).values_list("customer_id", flat=True))
+    scores = dict(Score.objects.filter(target="purchase_intent").values_list("customer_id", "probability"))
+    assert set(scores) == active
+    carted = set(Event.objects.filter(type="add_to_cart", occurred_at__gte=END - timedelta(days=7), occurred_at__lt=END)
+                 .values_list("customer_id", flat=True))
+    idle = active - set(Event.objects.filter(occurred_at__gte=END - timedelta(days=7), occurred_at__lt=END)
+                        .values_list("customer_id", flat=True))
+    assert carted and idle and min(scores[c] for c in carted) > max(scores[c] for c in idle)
+    assert "unvalidated" in _command("targets")
+
+    # A validated champion is never replaced by an unvalidated rule, but a newer unvalidated one replaces the old.
+    again = models_train(as_of=END)
+    assert all(o.unvalidated and o.promoted for o in again)
+    assert not ModelVersion.objects.filter(pk__in=[intent.pk, risk.pk], status="champion").exists()
+
+
+def test_a_shop_without_a_customer_yet_completes_its_scoring_run():
+    _command("score")
+
+    run = ScoringRun.objects.get()
+    assert run.status == "succeeded" and run.customers == 0 and run.model_versions == {}
+    assert set(run.skipped) == {"purchase_intent", "support_risk"} and "no customer events" in run.skipped[
+        "support_risk"]
 
 
 def _import_cdnow() -> None:
@@ -135,17 +166,16 @@ def test_a_purchase_only_shop_trains_a_quarterly_target_and_scores_without_the_o
     assert champion.definition["horizon_days"] == 91
     assert "bg_nbd" in {c["kind"] for c in champion.metrics["candidates"]}
     assert "features look back up to 365 days" in trained  # the shop has less history than a year
-    assert "Skipped support_risk: no champion model" in scored
-    rows = list(csv.DictReader(export.open()))
+    rows = [r for r in csv.DictReader(export.open()) if r["target"] == "purchase_intent"]
     active = {r["customer"] for r in rows}
-    assert {r["target"] for r in rows} == {"purchase_intent"}
     # Every customer who bought in the 364 days before the as-of time, and no one else.
     bought = {r["customer"] for r in csv.DictReader(CDNOW.open()) if "19970402" < r["date"] < "19980401"}
     assert active == bought
 
-    # The other target has no data in this shop: it says so, and the scores stay.
+    # The other target has no positive in this shop: an unvalidated rule serves it, and says why.
+    assert "support_risk: #" in scored and "0 positives so far" in scored and "no positive among" in scored
     other = _command("train", "--as-of", as_of, "--target", "support_risk")
-    assert "support_risk: not enough data" in other and "no positive among" in other
+    assert "unvalidated" in other and "no positive among" in other
     assert Score.objects.filter(target="purchase_intent").count() == len(rows)
 
 

@@ -2,9 +2,11 @@
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from django.db.models import Max
 
-from behavior.models import Event, PastScore, ScoringRun
+from behavior.models import Event, ModelVersion, PastScore, ScoringRun
 from behavior.services.outcomes import scoring_runs_check_outcomes
 from behavior.services.scoring import scoring_chunk_score, scoring_cycle_run
 from tests.behavior.test_scoring import END, _expected_rows, _population, _shop_with_champions
@@ -43,6 +45,24 @@ def test_the_days_first_run_keeps_its_scores_and_learns_how_they_turned_out(shop
     assert outcome["population"] == "customers active in the last 90 days"
     assert outcome["roc_auc"] > 0.6  # the kept scores line up with the customers who then bought
     assert sum(b["count"] for b in outcome["calibration"]) == len(active)
+
+    # Beside the best simple rule on the same customers: at least as good a rule as plain recency, computed here.
+    last_seen = dict(Event.objects.filter(customer__in=active, occurred_at__lt=AS_OF).values("customer")
+                     .annotate(last=Max("occurred_at")).values_list("customer", "last"))
+    week = (AS_OF, AS_OF + timedelta(days=7))
+    bought = set(Event.objects.filter(type="purchase", occurred_at__range=week, customer__in=active)
+                 .exclude(occurred_at=week[1]).values_list("customer", flat=True))
+    recency = np.array([-(AS_OF - last_seen[c]).total_seconds() for c in sorted(active)])
+    label = np.array([c in bought for c in sorted(active)])
+    pairs = recency[label][:, None] - recency[~label][None, :]
+    recency_auc = ((pairs > 0).sum() + 0.5 * (pairs == 0).sum()) / pairs.size  # Mann-Whitney, by hand
+    assert outcome["rule_roc_auc"] >= recency_auc - 0.005
+    gain, low, high = outcome["versus_rule"]
+    assert gain == pytest.approx(outcome["roc_auc"] - outcome["rule_roc_auc"]) and low < gain < high
+    assert outcome["below_rule"] == (gain < 0)
+    version = ModelVersion.objects.get(pk=outcome["model_version"])
+    assert version.metrics["delivered"]["run"] == kept.pk and version.delivered.startswith(
+        f"ROC-AUC {outcome['roc_auc']:.3f} [") and outcome["rule"] in version.delivered
 
     page = admin_client.get(f"/admin/behavior/scoringrun/{kept.pk}/change/").content.decode()
     assert "purchase intent: what customers did within 7 days" in page and "Calibration" in page

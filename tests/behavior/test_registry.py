@@ -7,12 +7,13 @@ import xgboost as xgb
 from django.db import IntegrityError
 
 from behavior.core.training import ModelArtifactError
-from behavior.models import Target
+from behavior.models import ModelVersion, Target
 from behavior.services.registry import (
     RegistryError,
     model_version_load,
     model_version_promote,
     model_version_promote_if_better,
+    model_version_promote_unvalidated,
     model_version_register,
     model_version_rollback,
 )
@@ -57,6 +58,43 @@ def test_the_first_candidate_becomes_champion_and_a_worse_one_does_not():
     good.refresh_from_db(), worse.refresh_from_db()
     assert (good.status, worse.status) == ("champion", "retired")
     assert worse.metrics["champion_roc_auc"] > 0.9 and worse.metrics["champion_version"] == good.pk
+
+
+def test_a_candidate_is_judged_by_its_figure_on_the_validation_rows_it_was_chosen_on_not_by_a_refit():
+    X, y = _data()
+    good = _register(_booster(X, y))
+    model_version_promote_if_better(candidate=good, X_valid=X, y_valid=y)
+    refit = _register(_booster(X, y))  # as good on these rows now, but its figure when chosen was 0.6
+
+    assert not model_version_promote_if_better(candidate=refit, X_valid=X, y_valid=y, roc_auc_valid=0.6)
+    assert ModelVersion.objects.get(pk=good.pk).status == "champion"
+
+
+def test_an_unvalidated_or_a_flagged_champion_gives_way_and_an_unvalidated_candidate_never_displaces_a_validated_one():
+    X, y = _data()
+    guess = _register(_booster(X, y))
+    guess.metrics = {"unvalidated": True}
+    guess.save()
+    assert model_version_promote_unvalidated(candidate=guess)
+    weak = _register(_booster(X, y, informative=False))
+    assert model_version_promote_if_better(candidate=weak, X_valid=X, y_valid=y)  # a validated choice replaces it
+
+    later_guess = _register(_booster(X, y))
+    later_guess.metrics = {"unvalidated": True}
+    later_guess.save()
+    assert not model_version_promote_unvalidated(candidate=later_guess)
+    assert ModelVersion.objects.get(pk=weak.pk).status == "champion"
+
+    strong = _register(_booster(X, y))
+    assert model_version_promote_if_better(candidate=strong, X_valid=X, y_valid=y)
+    strong.metrics = {**strong.metrics, "delivered": {"below_rule": True, "rule": "recency"}}
+    strong.save()
+    # It ranks these rows better than the next candidate would, but it delivered less than a rule: it gives way.
+    weaker = _register(_booster(X, y, informative=False))
+    assert model_version_promote_if_better(candidate=weaker, X_valid=X, y_valid=y)
+    weaker.refresh_from_db()
+    assert weaker.metrics["replaced_because"] == f"champion #{strong.pk} delivered less than recency on the " \
+                                                 "customers it scored"
 
 
 def test_a_better_candidate_replaces_the_champion_and_rollback_brings_it_back():

@@ -1,5 +1,5 @@
 """The scoring cycle: each target's population scored by its champion, reasons where they are acted on, safe to
-rerun; a target without a champion is skipped, never a reason to score nobody."""
+rerun; a target without a champion gets one before the run scores it, never a reason to score nobody."""
 
 import csv
 import io
@@ -122,19 +122,20 @@ def test_customers_who_leave_a_population_lose_its_score(shop):
 
 
 @pytest.mark.django_db
-def test_a_target_without_a_champion_is_skipped_and_named(settings, tmp_path):
+def test_a_target_without_a_champion_gets_one_before_the_run_scores_it(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    _shop_with_champions(support=False)
+    purchase, _ = _shop_with_champions(support=False)
     out = io.StringIO()
 
     call_command("score", "--as-of", END.isoformat(), stdout=out, verbosity=0)
 
     run = ScoringRun.objects.get()
-    assert run.status == "succeeded" and list(run.model_versions) == ["purchase_intent"]
-    assert run.skipped == {"support_risk": "no champion model: run `manage.py train`"}
-    assert "Skipped support_risk: no champion model" in out.getvalue()
-    assert Score.objects.filter(target="purchase_intent").count() == len(_population("purchase_intent"))
-    assert not Score.objects.filter(target="support_risk").exists()
+    risk = ModelVersion.objects.get(target="support_risk", status="champion")
+    assert run.status == "succeeded" and run.skipped == {}
+    assert run.model_versions == {"purchase_intent": purchase.pk, "support_risk": risk.pk}  # the champion kept
+    assert risk.validated_at is not None and risk.validated_at + timedelta(days=14) <= END  # validated: 120 days
+    assert f"support_risk: #{risk.pk} " in out.getvalue()
+    assert Score.objects.filter(target="support_risk").count() == len(_population("support_risk"))
 
 
 @pytest.mark.django_db

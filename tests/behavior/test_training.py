@@ -13,6 +13,7 @@ from behavior.core.scorers import SCORERS, scorer_fit, scorer_predict
 from behavior.core.training import (
     MAX_ROUNDS,
     WARMUP,
+    HistoryTooShort,
     ModelArtifactError,
     average_precision,
     best_f1_threshold,
@@ -22,6 +23,7 @@ from behavior.core.training import (
     calibration_table,
     choose_cutoffs,
     evaluate,
+    labelled_cutoffs,
     predict,
     roc_auc,
     roc_auc_difference,
@@ -30,6 +32,7 @@ from behavior.core.training import (
     top_precision,
     train,
 )
+from behavior.services.learning import candidates_fit, learner_refit
 from foresight_demo.simulation import simulate_block, simulate_catalogue
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -114,7 +117,7 @@ def test_intervals_that_draw_whole_customers_are_wider_than_row_draws():
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_cutoffs_leave_a_gap_and_end_their_labels_by_the_as_of_time(target):
+def test_training_labels_end_where_validation_begins_and_every_label_by_the_as_of_time(target):
     first, as_of = pd.Timestamp("2025-08-04 09:00", tz="UTC"), pd.Timestamp("2026-01-01 12:30", tz="UTC")
     horizon = TARGETS[target].horizon
     split = choose_cutoffs(first, as_of, TARGETS[target], training=6)
@@ -122,7 +125,7 @@ def test_cutoffs_leave_a_gap_and_end_their_labels_by_the_as_of_time(target):
     assert validation[-1] + horizon <= as_of < validation[-1] + horizon + 7 * DAY  # the newest complete on the grid
     assert len(validation) == 4 and np.diff(validation).tolist() == [7 * DAY] * 3  # pooled, weekly
     assert training == sorted(training) and len(training) == 6
-    assert training[-1] + horizon + horizon <= validation[0]  # a full horizon between the label windows
+    assert training[-1] + horizon == validation[0]  # no label on both sides, and no history left unused between
     assert all(t >= first + WARMUP for t in training)
     assert all(t == t.floor("D") for t in [*training, *validation])
     assert np.diff(training).tolist() == [7 * DAY] * 5
@@ -130,20 +133,61 @@ def test_cutoffs_leave_a_gap_and_end_their_labels_by_the_as_of_time(target):
     assert all((as_of.floor("D") - c) % (7 * DAY) == pd.Timedelta(0) for c in [*training, *validation])
 
 
-def test_a_short_history_gives_fewer_cutoffs_and_then_an_error():
+def test_a_short_history_gives_fewer_cutoffs_and_then_says_how_much_is_needed():
     first = pd.Timestamp("2025-11-01", tz="UTC")
     split = choose_cutoffs(first, END, TARGETS["purchase_intent"], training=10)
     assert 0 < len(split.training) < 10 and split.training[0] >= first + WARMUP
     # Shorter still: fewer validation cutoffs before giving up.
     short = choose_cutoffs(pd.Timestamp("2025-10-20", tz="UTC"), END, TARGETS["support_risk"])
     assert 0 < len(short.validation) < 4
-    with pytest.raises(ValueError, match="history too short to train support_risk"):
+    with pytest.raises(HistoryTooShort, match="history too short to validate support_risk: 31 days"):
         choose_cutoffs(pd.Timestamp("2025-12-01", tz="UTC"), END, TARGETS["support_risk"])
     with pytest.raises(ValueError, match="timezone-aware"):
         choose_cutoffs(datetime(2025, 1, 1), END, TARGETS["support_risk"])
+    # A quarterly question needs a 28-day warm-up and two quarters (91 days on a weekly grid is 13 weeks): 210 days.
     quarter = TargetDefinition("q", 91 * DAY, ("purchase",))
-    with pytest.raises(ValueError, match="at least 302 needed"):
-        choose_cutoffs(pd.Timestamp("2025-06-01", tz="UTC"), END, quarter)
+    nine_months = choose_cutoffs(END - 273 * DAY, END, quarter)
+    assert len(nine_months.validation) == 4 and nine_months.validation[-1] == END - 91 * DAY
+    assert choose_cutoffs(END - 210 * DAY, END, quarter).training == [END - 182 * DAY]
+    with pytest.raises(HistoryTooShort, match="at least 210 needed"):
+        choose_cutoffs(END - 209 * DAY, END, quarter)
+
+
+def test_a_young_history_is_labelled_at_every_grid_cutoff_whose_window_it_holds():
+    week = TargetDefinition("w", 7 * DAY, ("purchase",))
+    # 20 days: cutoffs a week apart back from the newest whose week ends by the as-of time, each after a day of history.
+    assert labelled_cutoffs(END - 20 * DAY, END, week) == [END - 14 * DAY, END - 7 * DAY]
+    # Shorter than a week and a day: the middle of the history, its window cut short by the as-of time.
+    assert labelled_cutoffs(END - 4 * DAY, END, week) == [END - 2 * DAY]
+    assert labelled_cutoffs(END, END, week) == []
+
+
+def test_the_served_model_is_fitted_again_on_the_newest_labels_too():
+    """Training rows follow feature a, validation rows (the newest) feature b: only a model fitted again on both
+    ranks by b too. The threshold stays the one chosen on the unseen validation rows."""
+    rng = np.random.default_rng(0)
+    n = 4_000
+
+    def rows(cutoff: str, label_from: str) -> tuple[pd.DataFrame, np.ndarray]:
+        X = pd.DataFrame({name: np.abs(rng.normal(size=n)) for name in FEATURES},
+                         index=pd.MultiIndex.from_product([[pd.Timestamp(cutoff, tz="UTC")], range(n)],
+                                                          names=["cutoff", "customer_id"]))
+        return X, (X[label_from] + 0.3 * rng.normal(size=n) > 1.0).to_numpy()
+
+    a, b = FEATURES[0], FEATURES[1]
+    X_train, y_train = rows("2025-12-01", a)
+    X_valid, y_valid = rows("2025-12-08", b)
+    target = TargetDefinition("w", 7 * DAY, ("purchase",))
+    chosen, candidates, _ = candidates_fit(target, X_train, y_train, X_valid, y_valid)
+    assert chosen.booster is None  # XGBoost learnt a, which says nothing of the validation rows: a rule serves
+    xgb_only = next(c for c in candidates if c.booster is not None)
+    served = learner_refit(xgb_only, target, pd.concat([X_train, X_valid]), np.r_[y_train, y_valid], X_valid, y_valid)
+
+    X_new, _ = rows("2025-12-15", a)
+    ranks_by_b = (X_new[b] > 1.0).to_numpy()
+    assert roc_auc(ranks_by_b, predict(xgb_only.booster, X_new)) < 0.55  # the choice's fit never saw b matter
+    assert roc_auc(ranks_by_b, predict(served.booster, X_new)) > 0.7
+    assert served.threshold == xgb_only.threshold and served.metrics is xgb_only.metrics
 
 
 # --- a simulated shop --------------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from behavior.management.commands._common import iso_time
-from behavior.models import Customer
+from behavior.models import Customer, ModelVersion
 from behavior.selectors import scores_frame, scores_top
-from behavior.services.scoring import CHUNK_CUSTOMERS, ScoringError, score_reasons_explain, scoring_cycle_run
+from behavior.services.scoring import CHUNK_CUSTOMERS, score_reasons_explain, scoring_cycle_run
 
 
 class Command(BaseCommand):
@@ -23,15 +23,17 @@ class Command(BaseCommand):
 
     def handle(self, *, as_of, export, chunk, top, verbosity, **options):
         with tqdm(total=Customer.objects.count(), unit=" customers", file=sys.stderr, disable=verbosity < 1) as bar:
-            try:
-                run = scoring_cycle_run(as_of=as_of, chunk_customers=chunk, on_chunk=bar.update)
-            except ScoringError as error:
-                raise CommandError(str(error)) from error
+            run = scoring_cycle_run(as_of=as_of, chunk_customers=chunk, on_chunk=bar.update)
         stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in run.stage_seconds.items())
         self.stdout.write(f"Scoring run {run.pk}: {run.customers:,} customers as of {run.as_of:%Y-%m-%d %H:%M} "
                           f"in {(run.finished_at - run.started_at).total_seconds():.1f} s ({stages})")
         for target, why in run.skipped.items():
             self.stdout.write(self.style.WARNING(f"Skipped {target}: {why}"))
+        versions = ModelVersion.objects.in_bulk(run.model_versions.values())
+        for target, version_id in run.model_versions.items():
+            version = versions[version_id]
+            self.stdout.write(f"{target}: #{version.pk} {version.get_kind_display()}, "
+                              f"{version.metrics.get('chosen_because', '')}")
         for target in run.model_versions:
             leaders = scores_top(target=target, limit=top)
             if leaders:

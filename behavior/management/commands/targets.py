@@ -100,5 +100,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{target.name}")
             self.stdout.write(f"  counts      {definition.counts_label}")
             self.stdout.write(f"  population  {definition.population_label}")
-            self.stdout.write("  served by   " + ("no champion yet: `manage.py train` makes one" if champion is None
-                                                  else f"#{champion.pk} {champion.get_kind_display()}"))
+            self.stdout.write("  served by   " + (
+                "no champion yet: the next `manage.py score` or `train` makes one" if champion is None
+                else f"#{champion.pk} {champion.get_kind_display()}: {champion.metrics.get('chosen_because', '')}"))
+            if champion is not None:
+                self.stdout.write(f"  promised    {champion.promised}")
+                self.stdout.write(f"  delivered   {champion.delivered}")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from behavior.management.commands._common import iso_time
-from behavior.services.learning import NOT_ENOUGH_DATA, TrainingError, TrainingOutcome, models_train
+from behavior.services.learning import TrainingError, TrainingOutcome, models_train
 
 
 def _num(value: float | None, fmt: str = "{:.3f}") -> str:
@@ -36,15 +36,20 @@ class Command(BaseCommand):
             self.stdout.write(self._table(outcome))
 
     def _table(self, o: TrainingOutcome) -> str:
-        if o.status == NOT_ENOUGH_DATA:
-            return f"\n{o.target}: {NOT_ENOUGH_DATA}, not trained ({o.note}); scoring goes on without it"
         m, everyone = o.metrics, o.all_customers
         verdict = "promoted to champion" if o.promoted else f"not promoted ({o.status}): champion kept"
+        if o.unvalidated:
+            return self._rows(o.target, [("version", f"#{o.version_id} {o.kind}, {verdict}"),
+                                         ("why", o.chosen_because), ("population", o.population),
+                                         ("seconds", f"{o.seconds:.1f}"), *([("note", o.note)] if o.note else [])])
         rows = [
             ("version", f"#{o.version_id} {o.kind}, {verdict}"),
             ("why", o.chosen_because),
             ("judged on", f"{o.population}: {o.validation_rows:,} rows ({o.validation_positives:,} positive) at "
                           f"{o.validation_cutoffs} validation cutoffs"),
+            ("served", f"fitted again on all {o.fitted_rows:,} rows at {o.fitted_cutoffs} cutoffs, validation ones "
+                       "included; the figures here are the choice's (fitted on the training cutoffs, judged on the "
+                       "validation ones)"),
             ("ROC-AUC [95%]", _auc(m)),
             ("PR-AUC", f"{_num(m.get('pr_auc'))} vs base rate {_num(m.get('base_rate'))}"),
             ("top 10%", f"precision {_num(m.get('top_precision'), '{:.1%}')}, "
@@ -63,5 +68,9 @@ class Command(BaseCommand):
         rows += [("training", f"{o.positives:,} positive of {o.rows:,} rows"), ("seconds", f"{o.seconds:.1f}")]
         if o.note:
             rows.append(("note", o.note))
+        return self._rows(o.target, rows)
+
+    @staticmethod
+    def _rows(title: str, rows: list[tuple[str, str]]) -> str:
         width = max(len(label) for label, _ in rows)
-        return "\n".join([f"\n{o.target}", *(f"  {label:<{width}}  {value}" for label, value in rows)])
+        return "\n".join([f"\n{title}", *(f"  {label:<{width}}  {value}" for label, value in rows)])
