@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, display_for_value, label_for_field, lookup_field
@@ -7,7 +9,9 @@ from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Floor, Least
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timeuntil
 
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.core.features import TargetDefinition
@@ -27,6 +31,7 @@ from behavior.models import (
     Target,
     WebhookDestination,
 )
+from behavior.selectors import schedule_next_run
 from behavior.services.api_keys import api_key_create, api_key_token_secret_rotate
 from behavior.services.customers import customer_erase
 from behavior.services.registry import RegistryError, model_version_promote, model_version_rollback
@@ -83,6 +88,19 @@ class StatusButtonsAdmin(admin.ModelAdmin):
 
 def percent(value: float) -> str:
     return f"{value:.1%}"
+
+
+def next_run_in_words(task: str) -> str:
+    """When a task is next due by its schedule, a sentence for an admin page; overdue asks whether beat runs."""
+    due = schedule_next_run(task=task)
+    if due is None:
+        return "No schedule runs it: it is off in Periodic tasks"
+    now = timezone.now()
+    at = f"{timezone.localtime(due.at):%Y-%m-%d %H:%M %Z}"
+    if due.at < now - timedelta(minutes=5):  # beat writes down a run's time every 3 minutes (its sync)
+        return (f"Due since {at} by the schedule {due.schedule!r}: are the schedules running (manage.py "
+                "run_schedules, or celery beat)?")
+    return f"At {at}, in {timeuntil(due.at, now)} (the schedule {due.schedule!r})"
 
 
 def _score_column(target: str):

@@ -12,6 +12,8 @@ import pyarrow.csv as pa_csv
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Model, Q, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
 from behavior.core.events import TIME_RANGE
@@ -377,3 +379,20 @@ def contacts_used(policy: ContactPolicy, at: datetime) -> pd.Series:
     rows = (Contact.objects.filter(contacted_at__gt=since, contacted_at__lte=at)
             .values_list("customer_id").annotate(n=Count("id")).order_by())
     return pd.Series(dict(rows), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class NextRun:
+    at: datetime  # in the past while overdue: nothing sends the schedule's tasks (no beat running)
+    schedule: str  # the periodic task's name, as the admin's schedules list it
+
+
+def schedule_next_run(*, task: str) -> NextRun | None:
+    """When `task` is next due by its enabled schedules (the soonest), counted from each one's last run; a schedule
+    that has not run yet is counted from now, as beat counts it from its start. None: no enabled schedule runs it."""
+    now = timezone.now()
+    due = [NextRun(now + p.schedule.remaining_estimate(p.last_run_at or now), p.name)
+           for p in PeriodicTask.objects.filter(task=task, enabled=True).select_related(
+               "interval", "crontab", "solar", "clocked")]
+    return min(due, key=lambda d: d.at, default=None)
+

@@ -2,21 +2,32 @@ import math
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
-from django.urls import reverse
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form, percent, table
+from behavior.admin import (
+    ReadOnlyAdmin,
+    StatusButtonsAdmin,
+    WebhookDestinationAdmin,
+    destination_form,
+    next_run_in_words,
+    percent,
+    table,
+)
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from campaigns.actions import registry
 from campaigns.actions.base import money
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
 from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results, campaign_targeting
-from campaigns.services import NEXT_STATUSES, CampaignError, campaign_set_status
+from campaigns.services import NEXT_STATUSES, CampaignError, campaign_evaluate_now, campaign_set_status
+from campaigns.tasks import evaluate_campaigns
 from campaigns.uplift import ranking_in_words
 
 BUTTONS = {Campaign.Status.ACTIVE: "Activate", Campaign.Status.PAUSED: "Pause", Campaign.Status.ENDED: "End"}
@@ -73,11 +84,11 @@ class CampaignAdmin(StatusButtonsAdmin):
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "condition_in_words", "condition_reference", "audience_now", "uplift_model",
-                       "assignments", "results"]
-    actions = ["activate", "pause", "end"]
+    readonly_fields = ["status", "next_evaluation", "condition_in_words", "condition_reference", "audience_now",
+                       "uplift_model", "assignments", "results"]
+    actions = ["activate", "pause", "end", "evaluate_now"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "status", "priority", "slot"]}),
+        (None, {"fields": ["name", "kind", "status", "next_evaluation", "priority", "slot"]}),
         ("Audience", {"fields": ["condition", "condition_in_words", "audience_now", "condition_reference"]}),
         ("Schedule and caps", {"fields": ["starts_at", "ends_at", "period_days", "max_assignments",
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
@@ -103,6 +114,14 @@ class CampaignAdmin(StatusButtonsAdmin):
         settings = form.instance.settings
         if settings is not None and settings._state.adding:  # no form of them was sent: the defaults
             settings.save()
+
+    @admin.display(description="Next evaluation")
+    def next_evaluation(self, campaign):
+        if campaign.status != Campaign.Status.ACTIVE:
+            return f"None while it is {campaign.status}: only live campaigns are evaluated."
+        start = ("" if campaign.starts_at is None or campaign.starts_at <= timezone.now()
+                 else f"Not before its start at {timezone.localtime(campaign.starts_at):%Y-%m-%d %H:%M %Z}. ")
+        return f"{start}{next_run_in_words(evaluate_campaigns.name)}; and after each scoring run."
 
     @admin.display(description="In words")
     def condition_in_words(self, campaign):
@@ -197,6 +216,37 @@ class CampaignAdmin(StatusButtonsAdmin):
     @admin.action(description="End")
     def end(self, request, queryset):
         self._set_status(request, queryset, Campaign.Status.ENDED)
+
+    @admin.action(description="Evaluate now", permissions=["change"])
+    def evaluate_now(self, request, queryset):
+        for campaign in queryset:
+            try:
+                o = campaign_evaluate_now(campaign=campaign)
+            except CampaignError as error:
+                self.message_user(request, f"{campaign}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, (
+                    f"{campaign}: {o.matched:,} matched, {o.already_reached:,} of them assigned earlier this period; "
+                    f"{o.control:,} held out as control, {o.reached:,} reached, {o.out_of_budget:,} out of contact "
+                    f"budget, {o.over_cap:,} over the cap"), messages.SUCCESS)
+
+    def get_urls(self):
+        evaluate = path("<path:object_id>/evaluate/", self.admin_site.admin_view(self.evaluate_view),
+                        name="campaigns_campaign_evaluate")
+        return [evaluate, *super().get_urls()]
+
+    def evaluate_view(self, request, object_id):
+        """The campaign page's "Evaluate now" button: the action, for this campaign."""
+        campaign = self.get_object(request, object_id)
+        if request.method != "POST" or campaign is None or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        self.evaluate_now(request, [campaign])
+        return redirect("admin:campaigns_campaign_change", campaign.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.status == Campaign.Status.ACTIVE and self.has_change_permission(request, obj):
+            context["action_buttons"] = [(reverse("admin:campaigns_campaign_evaluate", args=[obj.pk]), "Evaluate now")]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 def _extra_in_words(r: CampaignResults) -> str:

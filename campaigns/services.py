@@ -1,4 +1,5 @@
-"""Campaign use cases: evaluate the active campaigns after a scoring run, preview one, redeem a coupon.
+"""Campaign use cases: evaluate the active campaigns (after a scoring run, every hour, or one now), preview one,
+redeem a coupon.
 
 Evaluation is set-based: one frame of every customer's condition fields, one mask per campaign,
 bulk inserts. Each campaign is evaluated in its own transaction holding its row lock, so two
@@ -50,8 +51,9 @@ CENT = Decimal("0.01")
 
 
 def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = None,
-                       audiences: dict[int, pd.DataFrame] | None = None) -> list[Outcome]:
-    """Assign every live campaign's audience, highest priority first; a re-run in the same period adds nothing.
+                       audiences: dict[int, pd.DataFrame] | None = None, only: int | None = None) -> list[Outcome]:
+    """Assign every live campaign's audience (or only the campaign with id `only`), highest priority first; a re-run
+    in the same period adds nothing.
 
     `audiences` (campaign id -> its audience: purchase intent and predicted uplift by customer id) are computed
     here unless given: workers compute them range by range (campaigns_audiences) and one task assigns, with the
@@ -59,14 +61,16 @@ def campaigns_evaluate(*, run: ScoringRun | None = None, now: datetime | None = 
     """
     now = now or (run.as_of if run else timezone.now())
     campaigns = list(campaigns_live(now))
-    if not campaigns:
+    chosen = [c for c in campaigns if only is None or c.pk == only]
+    if not chosen:
         return []
     if audiences is None:
         audiences = campaigns_audiences(now=now)
+    # Among all live campaigns even for one: a customer several uplift-targeted offers want goes to one of them.
     audiences = uplift_choose(campaigns, audiences, now)
     events = None
     outcomes = []
-    for campaign in campaigns:
+    for campaign in chosen:
         if campaign.action.reads_events and events is None:
             events = events_frame(until=now)
         audience = audiences.get(campaign.pk, AUDIENCE_NONE)
@@ -105,6 +109,24 @@ def _campaign_evaluate(campaign, audience: pd.DataFrame, now, run, events) -> Ou
         if outcome.reached:
             placements_changed()
     return outcome
+
+
+def campaign_evaluate_now(*, campaign: Campaign, now: datetime | None = None) -> Outcome:
+    """Evaluate one live campaign now, as its schedule would (condition, consent, holdout, caps, contact budget,
+    once a period), ahead of the campaigns its schedule would evaluate with it: a campaign manager's "Evaluate now".
+    Raises CampaignError for a campaign that is not live."""
+    now = now or timezone.now()
+    outcomes = campaigns_evaluate(now=now, only=campaign.pk)
+    if outcomes:
+        return outcomes[0]
+    campaign.refresh_from_db()
+    if campaign.status != Campaign.Status.ACTIVE:
+        why = f"is {campaign.status}"
+    elif campaign.starts_at and campaign.starts_at > now:
+        why = f"starts at {campaign.starts_at:%Y-%m-%d %H:%M %Z}"
+    else:
+        why = f"ended at {campaign.ends_at:%Y-%m-%d %H:%M %Z}"
+    raise CampaignError(f"only live campaigns are evaluated, and this one {why}")
 
 
 # --- lifecycle -----------------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Celery tasks of the campaigns: thin wrappers over campaigns.services."""
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from celery import chord, shared_task
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from behavior.conf import foresight_settings
 from behavior.models import ScoringRun
@@ -22,22 +24,31 @@ RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, In
 # Safe to run twice: assignments are unique per campaign, customer and period, and each campaign
 # is evaluated under its row lock, so a redelivered or duplicated task assigns nothing again.
 @shared_task(**RETRY)
-def evaluate_campaigns(run_id: int) -> list[dict] | None:
-    """Evaluate the campaigns after a run: in this task for a small shop, else audiences range by range first."""
-    run = ScoringRun.objects.get(pk=run_id)
+def evaluate_campaigns(run_id: int | None = None) -> list[dict] | None:
+    """Evaluate the campaigns after a run (at its time), or on their own schedule without one (now, with the scores
+    stored, if any): in this task for a small shop, else audiences range by range first, all at the same moment."""
+    run = ScoringRun.objects.get(pk=run_id) if run_id is not None else None
+    now = run.as_of if run else timezone.now()
     ranges = customer_id_ranges(foresight_settings.AUDIENCE_CHUNK_CUSTOMERS)
     if len(ranges) <= 1:
-        return [asdict(outcome) for outcome in campaigns_evaluate(run=run)]
-    chord(campaign_audiences.s(run_id, first, last) for first, last in ranges)(assign_campaigns.s(run_id))
+        return [asdict(outcome) for outcome in campaigns_evaluate(run=run, now=now)]
+    at = now.isoformat()
+    chord(campaign_audiences.s(run_id, first, last, at) for first, last in ranges)(assign_campaigns.s(run_id, at))
     return None
 
 
+def _moment(run_id: int | None, at: str | None) -> datetime:
+    if at is None:  # a run's task queued before evaluate_campaigns gave `at` (during an upgrade): the run's time
+        assert run_id is not None
+        return ScoringRun.objects.get(pk=run_id).as_of
+    return datetime.fromisoformat(at)
+
+
 @shared_task(**RETRY)
-def campaign_audiences(run_id: int, first: int, last: int) -> dict[str, list]:
+def campaign_audiences(run_id: int | None, first: int, last: int, at: str | None = None) -> dict[str, list]:
     """Each live campaign's audience among customers first..last: [ids, purchase intents, predicted uplifts]
     (None: unscored, not targeted by uplift)."""
-    run = ScoringRun.objects.get(pk=run_id)
-    audiences = campaigns_audiences(now=run.as_of, customers=(first, last))
+    audiences = campaigns_audiences(now=_moment(run_id, at), customers=(first, last))
     return {str(pk): [a.index.tolist(), *(_json_floats(a[column]) for column in AUDIENCE_COLUMNS)]
             for pk, a in audiences.items()}
 
@@ -47,7 +58,7 @@ def _json_floats(values: pd.Series) -> list[float | None]:
 
 
 @shared_task(**RETRY)
-def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
+def assign_campaigns(parts: list[dict[str, list]], run_id: int | None, at: str | None = None) -> list[dict]:
     """Assign from the audiences of every range, campaign by campaign in priority order."""
     audiences: dict[int, list[pd.DataFrame]] = {}
     for part in parts:
@@ -56,8 +67,8 @@ def assign_campaigns(parts: list[dict[str, list]], run_id: int) -> list[dict]:
                                  dtype="float64")
             audiences.setdefault(int(pk), []).append(frame)
     merged = {pk: pd.concat(frames).sort_index() for pk, frames in audiences.items()}
-    run = ScoringRun.objects.get(pk=run_id)
-    return [asdict(outcome) for outcome in campaigns_evaluate(run=run, audiences=merged)]
+    run = ScoringRun.objects.get(pk=run_id) if run_id is not None else None
+    return [asdict(outcome) for outcome in campaigns_evaluate(run=run, now=_moment(run_id, at), audiences=merged)]
 
 
 @shared_task(**RETRY)

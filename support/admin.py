@@ -3,11 +3,19 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
-from behavior.admin import ReadOnlyAdmin, StatusButtonsAdmin, WebhookDestinationAdmin, destination_form
+from behavior.admin import (
+    ReadOnlyAdmin,
+    StatusButtonsAdmin,
+    WebhookDestinationAdmin,
+    destination_form,
+    next_run_in_words,
+)
 from behavior.conditions import ConditionError
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
+from support.services.proactive import tickets_open_proactively
 from support.services.tickets import TRANSITIONS, TicketError, ticket_note_add, ticket_set_status
+from support.tasks import open_support_tickets
 
 
 @admin.register(SupportRule)
@@ -15,9 +23,29 @@ class SupportRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "priority", "group", "sla_hours", "dedupe_days"]
     list_filter = ["active", "priority", "group"]
     search_fields = ["name", "subject"]
-    readonly_fields = ["would_open_now"]
-    fields = ["name", "active", "condition", "would_open_now", "priority", "group", "sla_hours", "dedupe_days",
-              "subject", "customer_message"]
+    readonly_fields = ["would_open_now", "next_run"]
+    fields = ["name", "active", "next_run", "condition", "would_open_now", "priority", "group", "sla_hours",
+              "dedupe_days", "subject", "customer_message"]
+    actions = ["open_tickets_now"]
+
+    @admin.display(description="Opens its tickets next")
+    def next_run(self, rule):
+        if rule.pk is None or not rule.active:
+            return "Only active rules open tickets."
+        return f"{next_run_in_words(open_support_tickets.name)}; and after each scoring run."
+
+    @admin.action(description="Open tickets now", permissions=["change"])
+    def open_tickets_now(self, request, queryset):
+        for rule in queryset:
+            outcomes = tickets_open_proactively(only=rule.pk)
+            if not outcomes:
+                self.message_user(request, f"{rule}: inactive, so it opens no tickets", messages.ERROR)
+                continue
+            o = outcomes[0]
+            self.message_user(request, (
+                f"{rule}: {o.matched:,} matched, {o.already_reached:,} of them with a ticket of this rule already; "
+                f"{o.reached:,} tickets opened, {o.out_of_budget:,} out of contact budget"),
+                messages.SUCCESS)
 
     @admin.display(description="Tickets it would open now")
     def would_open_now(self, rule):

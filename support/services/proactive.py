@@ -1,5 +1,5 @@
-"""After each scoring run: proactive tickets for customers a rule matches, and tickets for customers who
-contacted support.
+"""After each scoring run and every hour: proactive tickets for customers a rule matches, and tickets for customers
+who contacted support.
 
 Set-based like campaigns: one frame of every customer's condition fields, one mask per rule, the
 facts and scores of the customers ticketed read in a few queries, bulk inserts. Each rule is
@@ -31,10 +31,13 @@ CONTACT_LOOKBACK = timedelta(days=7)  # support contacts this recent become tick
 _CONTACTS_LOCK = 0x46_53_53_43  # any fixed number ("FSSC"): one pickup of support contacts at a time
 
 
-def tickets_open_proactively(*, run: ScoringRun | None = None, now: datetime | None = None) -> list[Outcome]:
-    """Open tickets for every active rule's matches, highest priority first; a rerun opens nothing twice."""
+def tickets_open_proactively(*, run: ScoringRun | None = None, now: datetime | None = None,
+                             only: int | None = None) -> list[Outcome]:
+    """Open tickets for every active rule's matches (or only the rule with id `only`: a support lead's "Open
+    tickets now"), highest priority first; a rerun opens nothing twice."""
     now = now or (run.as_of if run else timezone.now())
-    rules = list(SupportRule.objects.filter(active=True).order_by("-priority", "pk"))
+    active = SupportRule.objects.filter(active=True).order_by("-priority", "pk")
+    rules = list(active if only is None else active.filter(pk=only))
     if not rules:
         return []
     conditions = {r.pk: parse(r.condition) for r in rules}

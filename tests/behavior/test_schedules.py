@@ -19,3 +19,13 @@ def test_scoring_runs_hourly_and_training_weekly_by_default():
     app.loader.import_default_modules()
     assert (resend.interval.every, resend.interval.period) == (5, "minutes")
     assert {score.task, train.task, resend.task} <= set(app.tasks)
+
+
+def test_campaigns_and_support_rules_run_hourly_without_a_scoring_run():
+    app.loader.import_default_modules()
+    for name, task in (("Evaluate campaigns", "campaigns.tasks.evaluate_campaigns"),
+                       ("Open proactive support tickets", "support.tasks.open_support_tickets")):
+        schedule = PeriodicTask.objects.get(name=name)
+        assert (schedule.task, schedule.interval.every, schedule.interval.period) == (task, 1, "hours")
+        assert schedule.enabled and schedule.args == "[]" and 0 < schedule.expire_seconds < 3600
+        assert task in app.tasks

@@ -6,9 +6,10 @@ SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 
 class Command(BaseCommand):
-    help = ("Run the schedules the admin edits (Periodic tasks: scoring, training, escalation, helpdesk retries, "
-            "outcome checks) until stopped. With tasks in process, the embedded default, each task runs here when "
-            "it is due; with a broker, it goes to the Celery workers, as `celery beat` sends it.")
+    help = ("Run the schedules the admin edits (Periodic tasks: scoring, training, campaigns and support rules, "
+            "escalation, helpdesk retries, outcome checks) until stopped. With tasks in process, the embedded "
+            "default, each task runs here when it is due; with a broker, it goes to the Celery workers, as "
+            "`celery beat` sends it.")
 
     def add_arguments(self, parser):
         parser.add_argument("--loglevel", default="INFO", help="Celery's log level (default INFO: a line per task)")
