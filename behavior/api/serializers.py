@@ -147,8 +147,9 @@ class ScoreOut(serializers.Serializer):
     population = serializers.SerializerMethodField(help_text="Whom the target scores and is judged on.")
     validation = ValidationOut(source="model_version.metrics",
                                help_text="How the serving scorer did on its population at the validation cutoffs.")
-    promised = serializers.CharField(source="model_version.promised",
-                                     help_text="What validation promised, in words (or that the scorer is unvalidated).")
+    promised = serializers.CharField(
+        source="model_version.promised",
+        help_text="What validation promised, in words (or that the scorer is unvalidated).")
     delivered = serializers.CharField(
         source="model_version.delivered",
         help_text="What the scorer delivered on the customers it scored once their horizon passed, beside the best "
