@@ -18,7 +18,7 @@ from behavior.conditions import Condition, feature_columns, parse
 from behavior.core.features import build_features
 from behavior.core.outreach import Selection, select
 from behavior.core.training import ModelArtifactError
-from behavior.core.uplift import Blend
+from behavior.core.uplift import CHANCE, RESPONSE, Blend
 from behavior.models import Event, ModelVersion
 from behavior.selectors import (
     average_order_value,
@@ -203,11 +203,21 @@ class Targeting:
     says: str  # in words, for the preview, the admin and the log
 
 
+# Why a campaign's newest learning left it without an uplift champion (campaigns.uplift), in words.
+NO_UPLIFT_SERVES = {RESPONSE: "the response ranking beat every uplift learner on the customers it held out (model "
+                              "version {pk}), and a condition on purchase intent is a response ranking",
+                    CHANCE: "no ranking beat chance on the customers it held out (model version {pk})"}
+
+
 def campaign_targeting(campaign: Campaign) -> Targeting:
     if not campaign.targets_by_uplift:
         return Targeting(None, "by its condition")
     champion = ModelVersion.objects.filter(target=campaign.uplift_target, status=ModelVersion.Status.CHAMPION).first()
     if champion is None:
+        latest = ModelVersion.objects.filter(target=campaign.uplift_target).order_by("-pk").first()
+        if latest is not None and latest.metrics.get("serves") in NO_UPLIFT_SERVES:
+            why = NO_UPLIFT_SERVES[latest.metrics["serves"]].format(pk=latest.pk)
+            return Targeting(None, f"by its condition alone: {why}")
         return Targeting(None, "by its condition alone for now: it has no uplift model that ranks better than "
                                "purchase intent yet (one is learnt from at least "
                                f"{MIN_HISTORY:,} treated and {MIN_HISTORY:,} control assignments with a closed "

@@ -13,7 +13,7 @@ from behavior.models import Customer, Event, ModelVersion
 from behavior.services.registry import uplift_version_load
 from campaigns.actions.base import CampaignError
 from campaigns.models import Assignment
-from campaigns.selectors import MIN_HISTORY, campaign_history
+from campaigns.selectors import MIN_HISTORY, campaign_history, campaign_targeting
 from campaigns.uplift import campaign_uplift_learn
 from tests.campaigns.conftest import NOW, offer
 
@@ -25,11 +25,11 @@ ASSIGNED = NOW - timedelta(days=30)
 KINDS = {"persuadable": (0.45, 0.05), "sure thing": (0.95, 0.95), "lost cause": (0.03, 0.03)}
 
 
-def campaign_with_history(per_kind: int, seed: int = 1):
+def campaign_with_history(per_kind: int, seed: int = 1, kinds: dict[str, tuple[float, float]] = KINDS):
     rng = np.random.default_rng(seed)
     campaign = offer(holdout_percent=50)
     customers = Customer.objects.bulk_create([Customer(external_id=f"{kind}-{campaign.pk}-{i}", marketing_consent=True)
-                                              for kind in KINDS for i in range(per_kind)])
+                                              for kind in kinds for i in range(per_kind)])
     events, assignments, truth = [], [], {}
 
     def event(customer, type, at, **fields):
@@ -48,7 +48,7 @@ def campaign_with_history(per_kind: int, seed: int = 1):
             else:
                 event(customer, "product_view", before - timedelta(days=80), category="hats")
         treated = rng.random() < 0.5
-        if rng.random() < KINDS[kind][0 if treated else 1]:
+        if rng.random() < kinds[kind][0 if treated else 1]:
             event(customer, "purchase", ASSIGNED + timedelta(days=2), price=Decimal("40"), quantity=1,
                   order_id=f"{customer.pk}-after")
         assignments.append(Assignment(campaign=campaign, customer=customer, period=campaign.period_at(ASSIGNED),
@@ -100,6 +100,23 @@ def test_the_learnt_model_finds_the_persuadables_and_beats_the_response_ranking(
     again = campaign_uplift_learn(campaign=campaign, now=NOW)
     assert again.status == ModelVersion.Status.RETIRED and again.metrics["champion_version"] == version.pk
     assert ModelVersion.objects.get(target=campaign.uplift_target, status="champion") == version
+
+
+def test_where_the_offer_adds_in_proportion_to_buying_anyway_the_response_ranking_serves(db):
+    # The offer doubles each kind's chance to buy: those likeliest to buy anyway gain most, so the response
+    # ranking is the right one, and no uplift learner beats it beyond noise.
+    campaign, _ = campaign_with_history(per_kind=500, kinds={"persuadable": (0.30, 0.15), "sure thing": (0.70, 0.35),
+                                                             "lost cause": (0.04, 0.02)})
+
+    version = campaign_uplift_learn(campaign=campaign, now=NOW)
+
+    assert version.status == ModelVersion.Status.RETIRED and version.metrics["serves"] == "response ranking"
+    assert not ModelVersion.objects.filter(target=campaign.uplift_target, status="champion").exists()
+    campaign.uplift_top_percent = 30  # were it to target by uplift, its condition would choose, and say why
+    targeting = campaign_targeting(campaign)
+    assert targeting.model is None
+    assert f"the response ranking beat every uplift learner on the customers it held out (model version " \
+           f"{version.pk})" in targeting.says
 
 
 def test_too_little_history_says_what_is_short_and_registers_nothing(db):

@@ -4,13 +4,22 @@ import numpy as np
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from behavior.core.uplift import UpliftError, features_frame, uplift_fit
+from behavior.core.uplift import CHANCE, RESPONSE, UpliftError, features_frame, uplift_fit
+
+# What the file's uplift column holds when no uplift learner serves, said on standard output at any verbosity.
+NOT_AN_UPLIFT = {
+    RESPONSE: "the uplift column holds each row's predicted outcome when treated (a response score: it ranks, but "
+              "it is not a change in the outcome)",
+    CHANCE: "the uplift column holds the average effect on every row (no ranking did better than chance)",
+}
 
 
 class Command(BaseCommand):
     help = ("Learn whom a treatment persuades from a past A/B test in a file (one treatment arm against its "
             "control; every other column is a feature) and write, for each row of the score file, the predicted "
-            "change the treatment makes to the outcome: columns row (0-based) and uplift.")
+            "change the treatment makes to the outcome: columns row (0-based) and uplift. The uplift learners, the "
+            "response ranking and chance are compared on held-out rows; a learner serves only if it ranks them "
+            "better than the response ranking beyond noise, else the response ranking's score fills the column.")
 
     def add_arguments(self, parser):
         parser.add_argument("--train", type=Path, required=True, metavar="FILE", help="CSV of the experiment")
@@ -64,12 +73,19 @@ class Command(BaseCommand):
             model = uplift_fit(X, treated, y.to_numpy(np.float64), seed=seed)
         except UpliftError as error:
             raise CommandError(str(error)) from error
-        uplift = model.predict(Z)
-        pd.DataFrame({"row": np.arange(len(scored)), "uplift": uplift}).to_csv(out, index=False)
+        pd.DataFrame({"row": np.arange(len(scored)), "uplift": model.predict(Z)}).to_csv(out, index=False)
         if verbosity:
-            chosen = ", ".join(f"{name} {qini:.3f}" for name, qini in model.validation.items())
-            self.stderr.write(f"{treated.sum():,} treated and {(~treated).sum():,} control rows; Qini on held-out "
-                              f"rows: {chosen}; {model.learner} wrote {len(scored):,} rows to {out}")
+            self.stdout.write(f"{treated.sum():,} treated and {(~treated).sum():,} control rows; the rankings on "
+                              f"{model.comparison.rows:,} held-out rows: Qini with its 95% interval, and less the "
+                              "response ranking's on the same bootstrap draws")
+            for name, qini in model.comparison.qini.items():
+                over = model.comparison.over_response.get(name)
+                self.stdout.write(f"  {name:22} {qini!s:>26}" + (f"   {over!s:>26}" if over else ""))
+        self.stdout.write(f"{model.learner} serves: {model.why}")
+        if model.learner in NOT_AN_UPLIFT:
+            self.stdout.write(NOT_AN_UPLIFT[model.learner])
+        if verbosity:
+            self.stdout.write(f"wrote {len(scored):,} rows to {out}")
 
 
 def _read(path: Path, flag: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.actions.base import CampaignError
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_targeting
 from campaigns.uplift import campaign_uplift_learn, ranking_in_words
 
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
                           f"customers held out from learning; learner: {version.params['learner']}")
         self.stdout.write(f"uplift model:   {ranking_in_words(m)}")
         self.stdout.write(f"response model: {ranking_in_words(m, 'response_')}")
-        verdict = ("champion: targeting by uplift uses it" if version.status == "champion" else
-                   "not better than the response model or the current champion: kept as a retired version")
+        self.stdout.write(f"{m['serves']} serves: {m['why']}")
+        if version.status == "champion":
+            verdict = "champion: targeting by uplift uses it"
+        elif m["serves"] != version.params["learner"]:
+            verdict = "retired: the campaign's condition picks its audience (" + campaign_targeting(chosen).says + ")"
+        else:
+            verdict = "not better than the current champion: kept as a retired version"
         self.stdout.write(f"model version {version.pk}: {verdict}")
