@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Min
 
 from behavior.core.features import build_features, model_features, training_frame
 from behavior.core.reasons import reason_text
 from behavior.core.scorers import SCORERS, scorer_fit
 from behavior.core.training import choose_cutoffs, train
-from behavior.models import Customer, ModelVersion, Score, ScoringChunk, ScoringRun, Target
+from behavior.models import Customer, Event, ModelVersion, Score, ScoringChunk, ScoringRun, Target
 from behavior.selectors import customers_frame, events_frame
 from behavior.services.registry import model_version_promote_if_better, model_version_register
 from behavior.services.scoring import scoring_chunks_stalled, scoring_cycle_run, scoring_run_start
@@ -59,9 +60,21 @@ def _shop_with_champions(support: bool = True):
 
 
 def _population(name: str, as_of: datetime = END) -> set[int]:
-    """The customers a target scores at `as_of`, computed here from the features."""
-    X = build_features(events_frame(until=as_of), as_of, customers_frame())
-    return set(X.index[_definition(name).in_population(X)].tolist())
+    """The customers a default target scores at `as_of`, read from the events with the ORM (not the features):
+    purchase intent, a customer event in the 90 days before; support risk, an order bought in the last 90 days
+    and not delivered yet, or an order delivered in the last 14 days."""
+    before = Event.objects.filter(occurred_at__lt=as_of, customer__isnull=False)
+    if name == "purchase_intent":
+        return set(before.filter(occurred_at__gt=as_of - timedelta(days=90)).values_list("customer", flat=True))
+    assert name == "support_risk"
+    delivered = before.filter(type="order_delivered")
+    landed = set(delivered.filter(occurred_at__gt=as_of - timedelta(days=14)).values_list("customer", flat=True))
+    orders = (before.filter(type="purchase").exclude(order_id="").exclude(order_id__isnull=True)
+              .exclude(order_id__in=delivered.values("order_id")).values("order_id")
+              .annotate(bought=Min("occurred_at")).filter(bought__gt=as_of - timedelta(days=90)))
+    flying = set(before.filter(type="purchase", order_id__in=orders.values("order_id"))
+                 .values_list("customer", flat=True))
+    return landed | flying
 
 
 def _expected_rows(as_of: datetime = END) -> int:
