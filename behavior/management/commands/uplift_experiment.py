@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from behavior.core.uplift import CHANCE, RESPONSE, UpliftError, features_frame, uplift_fit
+from behavior.core.uplift import CHANCE, FOLDS, RESPONSE, UpliftError, features_frame, uplift_fit
 
 # What the file's uplift column holds when no uplift learner serves, said on standard output at any verbosity.
 NOT_AN_UPLIFT = {
@@ -75,9 +75,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         pd.DataFrame({"row": np.arange(len(scored)), "uplift": model.predict(Z)}).to_csv(out, index=False)
         if verbosity:
-            self.stdout.write(f"{treated.sum():,} treated and {(~treated).sum():,} control rows; the rankings on "
-                              f"{model.comparison.rows:,} held-out rows: Qini with its 95% interval, and less the "
-                              "response ranking's on the same bootstrap draws")
+            self.stdout.write(f"{treated.sum():,} treated and {(~treated).sum():,} control rows, each scored by "
+                              f"models fitted without it ({FOLDS} folds): each ranking's Qini with its 95% interval, "
+                              "and less the response ranking's on the same bootstrap draws")
             for name, qini in model.comparison.qini.items():
                 over = model.comparison.over_response.get(name)
                 self.stdout.write(f"  {name:22} {qini!s:>26}" + (f"   {over!s:>26}" if over else ""))
