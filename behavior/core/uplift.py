@@ -227,8 +227,8 @@ class SLearner:
     @staticmethod
     def with_treatment(X: pd.DataFrame, treated: np.ndarray) -> pd.DataFrame:
         treated = np.asarray(treated, bool)
-        crossed = {f"{name}_t": X[name].where(treated) for name in X.columns}
-        return X.assign(t=treated.astype(np.float64), **crossed)
+        crossed = pd.DataFrame({f"{name}_t": X[name].where(treated) for name in X.columns}, index=X.index)
+        return pd.concat([X, pd.DataFrame({"t": treated.astype(np.float64)}, index=X.index), crossed], axis=1)
 
     def __call__(self, X: pd.DataFrame) -> np.ndarray:
         on, off = (self.with_treatment(X, np.full(len(X), value)) for value in (True, False))
