@@ -349,11 +349,22 @@ def _holds(tree: dict, values: dict) -> bool:
         return missing == tree["value"]
     if missing:
         return False
-    v = parse(tree).root.operand(NOW)  # the value as a rule means it: times parsed, days counted back from NOW
+    v = _meant(tree["op"], tree["value"], x)
     return {"eq": lambda: x == v, "ne": lambda: x != v, "lt": lambda: x < v, "lte": lambda: x <= v,
             "gt": lambda: x > v, "gte": lambda: x >= v, "between": lambda: v[0] <= x <= v[1],
             "in": lambda: x in v, "not_in": lambda: x not in v, "within_last": lambda: v[0] <= x <= v[1],
             "not_within_last": lambda: x < v}[op]()
+
+
+def _meant(op: str, value, x):
+    """The rule's value as a person reads it: days counted back from NOW, ISO times compared as times."""
+    if op == "within_last":
+        return NOW - value * DAY, NOW
+    if op == "not_within_last":
+        return NOW - value * DAY
+    if isinstance(x, datetime):
+        return [datetime.fromisoformat(v) for v in value] if isinstance(value, list) else datetime.fromisoformat(value)
+    return value
 
 
 @pytest.mark.django_db
