@@ -1,11 +1,13 @@
+import math
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Sum
 
-from behavior.models import ModelVersion
+from behavior.models import ModelVersion, Score
 from behavior.services.customers import customer_erase
 from campaigns.admin import _extra_in_words
 from campaigns.models import Assignment, Coupon
@@ -41,9 +43,13 @@ def test_results_compare_treatment_and_control_within_the_attribution_window(sco
 
     assert r.treatment.customers == len(treatment) and r.control.customers == len(control)
     assert r.treatment.converted == len(treatment) // 2 and r.control.converted == len(control) // 5
-    assert r.uplift == pytest.approx(r.treatment.rate - r.control.rate)
+    # The difference of two proportions with its 95% Wald interval, from the counts made above.
+    nt, nc = len(treatment), len(control)
+    pt, pc = (nt // 2) / nt, (nc // 5) / nc
+    half = 1.959964 * math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    assert r.uplift == pytest.approx(pt - pc)
+    assert r.uplift_interval == pytest.approx((pt - pc - half, pt - pc + half))
     low, high = r.uplift_interval
-    assert low < r.uplift < high and low > 0.15  # about 0.5 - 0.2, with 200 a group
     assert r.redemptions == 10 and r.discount_spent == Decimal("50.00")
     assert r.extra_conversions == pytest.approx(r.uplift * len(treatment))
     assert r.extra_conversions_interval == pytest.approx((low * len(treatment), high * len(treatment)))
@@ -74,11 +80,17 @@ def test_the_preview_counts_the_audience_holdout_and_expected_cost(scored_custom
     campaign = offer(status="draft", holdout_percent=20, discount_kind="fixed", discount_value="5.00")
 
     p = campaign_preview(campaign=campaign, now=NOW)
-
-    assert p.audience == 100 and 5 < p.holdout < 40 and p.treated == 100 - p.holdout
-    assert p.expected_redemptions == pytest.approx(0.9 * 50 + 0.5 * 50, rel=0.5)
-    assert p.expected_cost == (Decimal(str(p.expected_redemptions)) * 5).quantize(Decimal("0.01"))
     assert not Assignment.objects.exists()  # a preview assigns nothing
+    campaign.status = "active"
+    campaign.save()
+    campaigns_evaluate(now=NOW)  # the same moment: the same customers held out, now stored as assignments
+
+    treated = Assignment.objects.filter(group="treatment").values("customer")
+    assert p.audience == 100 and 5 < p.holdout < 40 and p.treated == 100 - p.holdout == treated.count()
+    # Treated customers times their chance of buying: the sum of their purchase intents.
+    intents = Score.objects.filter(customer__in=treated, target="purchase_intent").aggregate(s=Sum("probability"))
+    assert p.expected_redemptions == pytest.approx(intents["s"])
+    assert p.expected_cost == (Decimal(str(p.expected_redemptions)) * 5).quantize(Decimal("0.01"))
 
 
 def test_erasing_a_customer_erases_their_assignments_coupons_and_contacts(scored_customers):
