@@ -96,26 +96,36 @@ def clean_events(frame: pd.DataFrame, limits: Limits) -> CleanedEvents:
     for name in ("event_id", "type", *TEXT_FIELDS):
         out[name] = _text(frame[name], name, reject)
 
+    # An empty string is no value, and is read as none (an optional "product": "" is no product); where a value
+    # is required, it is refused here, or the database would refuse the NULL and fail the whole batch.
+    empty = {name: _empty(frame[name]) for name in ("event_id", "type", *TEXT_FIELDS)}
     reject(out["event_id"].isna() & frame["event_id"].isna(), "event_id", "is required")
+    reject(empty["event_id"], "event_id", "must not be empty")
     is_uuid = out["event_id"].str.fullmatch(_UUID).fillna(False).astype(bool)
     reject(out["event_id"].notna() & ~is_uuid, "event_id", "must be a UUID like 0b7e9b8a-5d6f-4c1e-9a3b-2f1d4c5e6a7b")
     out["event_id"] = out["event_id"].str.lower()
 
     reject(out["type"].isna() & frame["type"].isna(), "type", "is required")
+    reject(empty["type"], "type", "must not be empty")
     unknown = out["type"].notna() & ~out["type"].isin(EVENT_TYPES)
     reject(unknown, "type", "is not a known event type; known types: " + ", ".join(EVENT_TYPES))
 
     reject(out["customer"].str.contains("/", regex=False, na=False) | out["customer"].isin(PATH_DOTS), "customer",
            CUSTOMER_ID_RULE)
-    nobody = frame["customer"].isna() & frame["anonymous_id"].isna()  # given but refused: said above already
-    reject(nobody, "customer", "customer or anonymous_id is required")
+    # Given but refused (a slash, too long): said above already.
+    nobody = (frame["customer"].isna() | empty["customer"]) & (frame["anonymous_id"].isna() | empty["anonymous_id"])
+    reject(nobody & frame["customer"].isna() & frame["anonymous_id"].isna(), "customer",
+           "customer or anonymous_id is required")
+    reject(nobody & empty["customer"], "customer", "must not be empty: send the customer's id, or an anonymous_id")
+    reject(nobody & empty["anonymous_id"], "anonymous_id", "must not be empty: send the visitor's id, or a customer")
 
     out["price"] = _number(frame["price"], "price", reject, minimum=0, maximum=MAX_PRICE, decimals=2)
     out["quantity"] = _number(frame["quantity"], "quantity", reject, minimum=1, maximum=MAX_QUANTITY, integer=True)
     out["rating"] = _number(frame["rating"], "rating", reject, minimum=1, maximum=5, integer=True)
 
     for name, needed_by in _fields_required_by_type().items():
-        reject(out["type"].isin(needed_by) & out[name].isna() & frame[name].isna(), name, "is required for this type")
+        absent = frame[name].isna() | empty[name] if name in empty else frame[name].isna()
+        reject(out["type"].isin(needed_by) & out[name].isna() & absent, name, "is required for this type")
 
     for name in TIME_FIELDS:
         out[name] = _time(frame[name], name, reject)
@@ -144,6 +154,11 @@ def _fields_required_by_type() -> dict[str, list[str]]:
         for name in names:
             needed.setdefault(name, []).append(event_type)
     return needed
+
+
+def _empty(values: pd.Series) -> np.ndarray:
+    """Which values are the empty string."""
+    return values.eq("").fillna(False).to_numpy(dtype=bool)
 
 
 def _text(values: pd.Series, name, reject) -> pd.Series:

@@ -137,6 +137,42 @@ def test_input_the_database_cannot_hold_is_rejected_by_index_and_field_and_the_r
     assert ingest_api.post("identify", json={"anonymous_id": "v1", "customer": "."}).status_code == 400
 
 
+def test_an_empty_required_field_is_rejected_by_index_and_field_and_the_rest_is_stored(ingest_api):
+    """An empty string is no value: each of these used to fail the whole batch with a 500 (a NULL the database
+    refused), losing the good events beside it."""
+    bad = [
+        event_payload(customer=""),  # and no anonymous id
+        event_payload(customer=None, anonymous_id=""),
+        event_payload(customer="", anonymous_id=""),
+        event_payload(event_id=""),
+        event_payload(type=""),
+        event_payload(product=""),  # a product view names its product
+        event_payload(type="purchase", order_id=""),
+    ]
+    good = [event_payload(customer=f"c{i}") for i in range(20)]
+    anonymous = event_payload(customer="", anonymous_id="visitor-3")  # the visitor id is enough
+    batch = good[:10] + bad + good[10:] + [anonymous]
+
+    response = ingest_api.post("events", json=batch)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert sorted(body["accepted"]) == sorted(e["event_id"] for e in [*good, anonymous])
+    assert Event.objects.count() == 21
+    assert Event.objects.get(event_id=anonymous["event_id"]).anonymous_id == "visitor-3"
+    assert {r["index"]: r["errors"] for r in body["rejected"]} == {
+        10: {"customer": ["must not be empty: send the customer's id, or an anonymous_id"]},
+        11: {"anonymous_id": ["must not be empty: send the visitor's id, or a customer"]},
+        12: {"customer": ["must not be empty: send the customer's id, or an anonymous_id"],
+             "anonymous_id": ["must not be empty: send the visitor's id, or a customer"]},
+        13: {"event_id": ["must not be empty"]},
+        14: {"type": ["must not be empty"]},
+        15: {"product": ["is required for this type"]},
+        16: {"order_id": ["is required for this type"]},
+    }
+    assert [r["event_id"] for r in body["rejected"]][3] == ""
+
+
 def test_times_a_store_cannot_hold_and_promises_far_from_the_order_are_rejected(ingest_api):
     now = datetime.now(UTC)
     batch = [
