@@ -165,13 +165,18 @@ _NEW_ROWS = {
 
 
 def _add_missing(cursor, staged: str, now: datetime) -> None:
-    """Create the customers (or products) the batch names that are not stored yet."""
+    """Create the customers (or products) the batch names that are not stored yet.
+
+    In the order of their ids: each new row holds its key until the batch commits, and two batches naming the
+    same new customers in other orders (a hash aggregate has none) each waited for a key the other held, a
+    deadlock. In one order, the later batch waits at the first key they share.
+    """
     model, columns, values = _NEW_ROWS[staged]
     table = model._meta.db_table
     cursor.execute(
         f"INSERT INTO {table} ({columns}, created_at, updated_at) SELECT {values}, %s, %s FROM {STAGING} s"
         f" WHERE {staged} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.external_id = s.{staged})"
-        f" GROUP BY {staged} ON CONFLICT (external_id) DO NOTHING",
+        f" GROUP BY {staged} ORDER BY {staged} ON CONFLICT (external_id) DO NOTHING",
         [now, now],
     )
 

@@ -1,10 +1,13 @@
 """Concurrent writers on PostgreSQL (the embedded SQLite default serves one writer at a time)."""
 
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection
 
 from behavior.models import Customer, Event
 from tests.factories import event_payload
@@ -24,6 +27,57 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(make_api):
     assert sum(accepted) == 200, bodies
     assert sum(accepted) + sum(duplicates) == 400
     assert Event.objects.count() == 200
+
+
+@contextmanager
+def sorting_dear():
+    """The live server's connections plan as for big batches: grouping by hashing rather than sorting."""
+    database = connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{database}" SET enable_sort = off')  # read by each new connection
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{database}" RESET enable_sort')
+
+
+def test_new_customers_are_created_in_the_order_of_their_ids_whatever_the_batch_order(ingest_api):
+    """Two batches that name the same new customers each insert them, holding each new row's key until they
+    commit: in different orders, each can wait for a row the other holds, a deadlock (a 500). One order for
+    all batches, the ids', makes the second wait at its first shared customer instead; the rows' primary keys,
+    drawn as they are inserted, show the order.
+
+    The planner groups a small batch by sorting, which happens to give that order; a bigger one it may group by
+    hashing, which gives none. Sorting is made dear here, as it is for the planner then."""
+    names = [f"new-{i:03d}" for i in range(120)]
+    random.Random(26).shuffle(names)
+
+    with sorting_dear():
+        assert ingest_api.post("events", json=[event_payload(customer=name) for name in names]).status_code == 200
+
+    assert list(Customer.objects.order_by("pk").values_list("external_id", flat=True)) == sorted(names)
+
+
+def test_batches_naming_the_same_new_customers_in_other_orders_are_all_stored(make_api):
+    clients = [make_api("ingest") for _ in range(4)]
+    orders = random.Random(7)
+
+    def send(api, names):
+        return api.post("events", json=[event_payload(customer=name) for name in names]).status_code
+
+    codes, sent = [], []
+    with sorting_dear():
+        for round_ in range(10):
+            names = [f"r{round_}-c{i:03d}" for i in range(150)]
+            # Of different sizes: a hash table of another size holds the same customers in another order.
+            batches = [orders.sample(names, 30 + 40 * i) for i in range(len(clients))]
+            sent += [name for batch in batches for name in batch]
+            with ThreadPoolExecutor(len(clients)) as pool:
+                codes += list(pool.map(send, clients, batches))
+
+    assert codes == [200] * 40
+    assert Customer.objects.count() == len(set(sent)) and Event.objects.count() == len(sent)
 
 
 def test_an_erasure_while_events_arrive_leaves_no_event_behind(make_api, admin_api):
