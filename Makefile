@@ -33,11 +33,15 @@ chromium:
 
 # Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
 # run a second time against the embedded SQLite default; the Oscar connector's in an Oscar shop.
+# pytest-xdist runs a module's tests in one of two processes (each with its own test database and Redis
+# databases): most tests wait on a server, a worker or a browser, so two keep both cores busy.
+XDIST := -n 2 --dist loadscope
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
-	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest $(XDIST)
+	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider $(XDIST)
 	$(BIN)/python -m pytest tests/oscar --ds tests.oscar.settings -p no:cacheprovider
 
 bench-ingest: $(STAMP)

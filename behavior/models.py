@@ -3,7 +3,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Self, cast
 
 import pandas as pd
 import requests
@@ -397,7 +397,23 @@ class PastScore(models.Model):
         return f"{self.target} {self.probability:.3f} for {self.customer_id} in run {self.run_id}"
 
 
-class ContactPolicy(models.Model):
+class Singleton(models.Model):
+    """Settings of one row: whatever saves it (the admin's add page too) saves row 1, the row `current()` reads, so
+    a row added after another was deleted is not left beside an empty one that everyone reads."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> Self:
+        return cls._default_manager.get_or_create(pk=1)[0]
+
+
+class ContactPolicy(Singleton):
     """The contact-pressure budget that campaigns and support share: one row, edited in the admin."""
 
     max_contacts = models.PositiveSmallIntegerField(
@@ -411,9 +427,6 @@ class ContactPolicy(models.Model):
     def __str__(self) -> str:
         return f"at most {self.max_contacts} contacts in {self.per_days} days"
 
-    @classmethod
-    def current(cls) -> "ContactPolicy":
-        return cls.objects.get_or_create(pk=1)[0]
 
 
 class Contact(models.Model):
@@ -430,7 +443,7 @@ class Contact(models.Model):
         return f"{self.source} -> {self.customer_id} at {self.contacted_at:%Y-%m-%d %H:%M}"
 
 
-class WebhookDestination(models.Model):
+class WebhookDestination(Singleton):
     """A service of the shop's that Foresight posts signed webhooks to (behavior.webhooks): one row each."""
 
     service: str  # what the service is called, in messages: "helpdesk"
@@ -458,10 +471,6 @@ class WebhookDestination(models.Model):
         refused = refusal(self.url)
         if refused:
             raise ValidationError({"url": refused})
-
-    @classmethod
-    def current(cls):
-        return cls.objects.get_or_create(pk=1)[0]
 
 
 class WebhookDelivery(models.Model):

@@ -9,7 +9,10 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from django.apps import apps as django_apps
 from django.db import connections
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.operations import RunPython
 from django.db.models.signals import post_migrate
 
 from behavior.api.auth import CUSTOMER_TOKEN_HEADER
@@ -20,13 +23,26 @@ from behavior.services.api_keys import api_key_create
 
 
 def _seed_default_targets(sender, **kwargs) -> None:
-    """A transactional test's teardown flushes every table, the targets migration 0011 stored too; the flush
-    then sends post_migrate, and this puts them back for the next test."""
+    """A transactional test's teardown flushes every table, the targets migration 0011 and the schedules'
+    migrations stored too; the flush then sends post_migrate, and this puts them back for the next test (which,
+    under pytest-xdist, may be any test)."""
     if sender.name == "behavior":
         for definition in default_targets().values():
             fields = definition.as_dict()
             Target.objects.using(kwargs.get("using", "default")).get_or_create(name=fields.pop("name"),
                                                                                defaults=fields)
+        for operation in _schedule_migrations():
+            operation.code(django_apps, None)
+
+
+def _schedule_migrations() -> list:
+    """The data migrations of Foresight's apps that store beat schedules (those that depend on django-celery-beat);
+    each adds its rows with get_or_create, so running one again adds nothing."""
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return [operation for (app, _), migration in sorted(loader.disk_migrations.items())
+            if app in ("behavior", "campaigns", "support")
+            and any(dependency[0] == "django_celery_beat" for dependency in migration.dependencies)
+            for operation in migration.operations if isinstance(operation, RunPython)]
 
 
 post_migrate.connect(_seed_default_targets, dispatch_uid="tests-seed-default-targets")

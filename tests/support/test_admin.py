@@ -75,3 +75,14 @@ def test_the_helpdesk_secret_can_be_replaced_but_is_never_shown(admin_client):
     assert admin_client.post(change, replaced).status_code == 302
     desk = HelpdeskSettings.current()
     assert (desk.secret, desk.url) == ("second-secret", "https://helpdesk.example/v2")
+
+
+def test_settings_added_after_a_deletion_are_the_settings_everyone_reads(admin_client):
+    HelpdeskSettings.objects.create(enabled=False)
+    HelpdeskSettings.objects.all().delete()  # the row id sequence has moved on
+
+    form = {"enabled": "on", "url": "https://helpdesk.example/hooks", "retry_base_seconds": 10, "secret": "s3cret"}
+    assert admin_client.post("/admin/support/helpdesksettings/add/", form).status_code == 302
+
+    assert HelpdeskSettings.objects.count() == 1
+    assert (HelpdeskSettings.current().secret, HelpdeskSettings.current().url) == ("s3cret", form["url"])
