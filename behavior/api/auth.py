@@ -90,10 +90,11 @@ class ApiKeySchema(OpenApiAuthenticationExtension):
 
 
 class HasScope(permissions.BasePermission):
-    """Each view names the scope it needs in `required_scope`; an admin key may do everything.
+    """Each view names the scope each method needs in `required_scope`; an admin key may do everything declared.
 
-    A view that acts for the customer in its path (`customer_bound`) also needs, from a public key, a
-    customer token for that customer: the key alone is in every visitor's browser.
+    Fails closed: a method without a declared scope is refused to every key (405), even where the view has a
+    handler for it. A view acts for the customer in its path (`customer_bound`, true unless it says otherwise),
+    so a public key also needs a customer token for that customer: the key alone is in every visitor's browser.
     """
 
     message = "This API key lacks the scope this endpoint needs."
@@ -104,7 +105,7 @@ class HasScope(permissions.BasePermission):
             raise exceptions.NotAuthenticated("An API key is required: send 'Authorization: Bearer <key>'.")
         required = view.required_scope
         if required is None:
-            return True
+            raise exceptions.MethodNotAllowed(request.method)
         if required not in key.scopes and ADMIN not in key.scopes:
             self.message = f"This API key lacks the '{required}' scope."
             return False
@@ -114,6 +115,8 @@ class HasScope(permissions.BasePermission):
                 if not token:
                     raise TokenRefused(f"this call acts for one customer: send their customer token, signed by "
                                        f"the shop's server, in the {CUSTOMER_TOKEN_HEADER} header")
+                if "external_id" not in view.kwargs:  # bound by default, yet its path names nobody
+                    raise TokenRefused("this call names no customer a customer token could be for")
                 customer_token_check(token, secret=key.token_secret, customer_id=view.kwargs["external_id"])
             except TokenRefused as refusal:
                 self.message = f"{str(refusal)[0].upper()}{str(refusal)[1:]}."
@@ -257,8 +260,8 @@ class CustomerRateThrottle(WindowThrottle):
     scope = "customer"
 
     def identity(self, request, view, key):
-        # Only calls that showed the customer's token count: a method the view does not offer (OPTIONS, a 405)
-        # passes the permission check without one, and must not let a stranger spend a shopper's rate.
+        # Only calls that showed the customer's token count (the permission check, run first, refused the
+        # others), so a stranger cannot spend a shopper's rate.
         if not (key.is_public and view.customer_bound and view.required_scope is not None):
             return None
         return f"{key.pk}:{hashlib.sha256(view.kwargs['external_id'].encode()).hexdigest()[:32]}"

@@ -49,7 +49,8 @@ class JSONNegotiation(DefaultContentNegotiation):
 
 
 class ScopedView(APIView):
-    """Every API view says which key scope each of its methods needs; HasScope enforces it.
+    """Every API view says which key scope each of its methods needs; HasScope enforces it, and refuses a method
+    not declared in `scopes`, whatever handlers the view has.
 
     Everything DRF would take from a project's REST_FRAMEWORK setting is set here, so that Foresight's
     API behaves the same in any project and leaves the project's own DRF views as they were.
@@ -65,12 +66,13 @@ class ScopedView(APIView):
     metadata_class = SimpleMetadata  # type: ignore[assignment]  # DRF takes the class (its stubs say an instance)
     versioning_class = None  # the version is in the path the project mounts the API under
     schema = AutoSchema()
-    # Acts for the customer in the path: a public key then needs their customer token (HasScope).
-    customer_bound = False
+    # Acts for the customer in the path: a public key then needs their customer token (HasScope). True unless a
+    # view says it acts for nobody in particular, so a view that forgets to say is closed, not open.
+    customer_bound = True
 
     @property
     def required_scope(self) -> str | None:
-        """None for a method the view does not offer: the caller then gets a 405, not a 403."""
+        """None for a method the view does not declare: the caller then gets a 405, whatever the key."""
         method = self.request.method or ""
         return self.scopes.get("GET" if method == "HEAD" else method)
 
@@ -119,6 +121,7 @@ class Conflict(exceptions.APIException):
 
 class EventsView(ScopedView):
     scopes = {"POST": Scope.INGEST}
+    customer_bound = False
 
     @documented(
         summary="Send one event or a batch of up to 1,000",
@@ -147,6 +150,7 @@ class EventsView(ScopedView):
 
 class IdentifyView(ScopedView):
     scopes = {"POST": Scope.INGEST}
+    customer_bound = False
 
     @documented(summary="Link an anonymous visitor to a customer", request=s.IdentifyIn,
                    responses={200: s.IdentifyOut, 409: OpenApiResponse(description="Linked to another customer")})
