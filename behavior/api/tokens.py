@@ -9,6 +9,7 @@ one cannot be good forever.
 
 import hashlib
 import hmac
+import re
 import time
 
 from behavior.conf import foresight_settings
@@ -16,6 +17,12 @@ from behavior.conf import foresight_settings
 
 class TokenRefused(Exception):
     pass
+
+
+# The one form a token is written in, as the README mints it: the expiry without a sign, a space or a leading
+# zero, a dot, 64 lowercase hex digits. Anything else is another text, refused before any signature is compared,
+# so no second spelling of a token (0<expires>, "<expires>.") is ever the same token. [0-9] is ASCII only.
+_TOKEN = re.compile(r"([1-9][0-9]{0,11})\.([0-9a-f]{64})")
 
 
 def _signature(secret: str, customer_id: str, expires: int) -> str:
@@ -30,10 +37,10 @@ def customer_token(*, secret: str, customer_id: str, lifetime: int = 3600, now: 
 
 def customer_token_check(token: str, *, secret: str, customer_id: str) -> None:
     """Raise TokenRefused, saying why, unless `token` is a live token for this customer under this secret."""
-    expires_text, _, signature = token.partition(".")
-    if not (expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12 and signature.isascii()):
+    written = _TOKEN.fullmatch(token)
+    if written is None:
         raise TokenRefused("the customer token is malformed: expected <expires>.<signature>")
-    expires = int(expires_text)
+    expires, signature = int(written[1]), written[2]
     if not secret or not hmac.compare_digest(signature, _signature(secret, customer_id, expires)):
         raise TokenRefused("the customer token is not signed for this customer with this key's token secret")
     now = time.time()

@@ -4,6 +4,8 @@ Each storefront route is called over real HTTP as an outsider who holds the publ
 token, with a token for somebody else, forged, expired or too long-lived, and signed by another key.
 """
 
+import hashlib
+import hmac
 import importlib.util
 import subprocess
 import time
@@ -17,7 +19,7 @@ from behavior.models import ApiKey
 from behavior.services.api_keys import api_key_create, api_key_token_secret_rotate
 from support.models import Ticket
 from tests.conftest import Api
-from tests.factories import shop_with_history
+from tests.factories import event_payload, shop_with_history
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,3 +126,45 @@ def test_the_readme_python_mints_a_token_the_api_accepts(shop, readme_block, tmp
 
     assert _call(api, "placements", history, "bob", minted).status_code == 200
     assert _call(api, "placements", history, "alice", minted).status_code == 403
+
+
+def _signed(secret: str, text: str) -> str:
+    """The README's recipe, by hand: the hex HMAC-SHA256 of `text` under the token secret."""
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_a_token_is_accepted_in_its_one_written_form_only(shop):
+    history, key, api = shop
+    expires = int(time.time()) + 600
+    signature = _signed(key.token_secret, f"bob.{expires}")
+    other_forms = {
+        "an empty signature": f"{expires}.",
+        "no signature": f"{expires}",
+        "a leading zero": f"0{expires}.{signature}",
+        "a leading zero, signed so": f"0{expires}.{_signed(key.token_secret, f'bob.0{expires}')}",
+        "a plus sign": f"+{expires}.{signature}",
+        "a space before the dot": f"{expires} .{signature}",
+        "a space after the dot": f"{expires}. {signature}",
+        "capital hex": f"{expires}.{signature.upper()}",
+        "half a signature": f"{expires}.{signature[:32]}",
+        "more after it": f"{expires}.{signature}.{signature}",
+    }
+
+    for what, token in other_forms.items():
+        answer = _call(api, "help", history, "bob", token)
+        assert answer.status_code == 403, (what, answer.text)
+    assert _call(api, "help", history, "bob", f"{expires}.{signature}").status_code == 200
+
+
+def test_a_token_minted_before_an_erasure_opens_only_what_came_after(shop, make_api):
+    """As the README says: the token vouches for the shop's customer id, and after an erasure that id holds only
+    what the storefront sent since."""
+    history, key, api = shop
+    token = customer_token(secret=key.token_secret, customer_id="bob")
+    assert make_api(ApiKey.Scope.ADMIN).delete("customers/bob").status_code == 204
+    assert api.post("events", json=[event_payload(customer="bob")]).status_code == 200
+
+    answer = _call(api, "help", history, "bob", token)
+
+    assert answer.status_code == 200 and answer.json()["messages"] == []
+    assert not any(secret in answer.text for secret in _secrets_of(history, "bob"))
