@@ -171,8 +171,14 @@ _TAGS = re.compile(r"<[^>]*>")
 
 def answer_excerpt(answer: bytes) -> str:
     """The start of an answer as plain text on one line: no markup, no control characters, at most EXCERPT."""
-    text = _TAGS.sub(" ", _SCRIPTS.sub(" ", answer.decode("utf-8", errors="replace")))
+    return plain_text(answer.decode("utf-8", errors="replace"))
+
+
+def plain_text(text: str, limit: int = EXCERPT) -> str:
+    """What a receiver sent, to keep and show: one line of at most `limit` characters, without markup or
+    control characters."""
+    text = _TAGS.sub(" ", _SCRIPTS.sub(" ", text))
     # Control and format characters (newlines, escapes, bidi overrides) could forge lines or hide text.
     text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in html.unescape(text))
     text = " ".join(text.split())
-    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
+    return text if len(text) <= limit else text[:limit - 1] + "…"

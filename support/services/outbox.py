@@ -27,6 +27,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from behavior.broker import hand_over
 from behavior.models import Customer
 from behavior.services.deliveries import DeliveryReport, deliveries_send
+from behavior.webhooks import plain_text
 from support.models import HelpdeskSettings, OutboxMessage, Priority, Ticket
 
 LEASE = timedelta(seconds=60)  # far over a request's timeout: a lease never ends while its request runs
@@ -129,10 +130,11 @@ def _send(session: requests.Session, helpdesk: HelpdeskSettings, message: Outbox
 
 
 def _remember_reference(ticket_id: int, answer: bytes) -> None:
-    """The helpdesk may answer {"reference": "..."}: its own id for the ticket, shown to agents."""
+    """The helpdesk may answer {"reference": "..."}: its own id for the ticket, shown to agents, so kept as plain
+    text (the README's promise for whatever a receiver answers)."""
     try:
         reference = orjson.loads(answer).get("reference")
     except (orjson.JSONDecodeError, AttributeError):
         return
-    if isinstance(reference, str) and reference:
-        Ticket.objects.filter(pk=ticket_id, external_reference="").update(external_reference=reference[:255])
+    if isinstance(reference, str) and (reference := plain_text(reference)):
+        Ticket.objects.filter(pk=ticket_id, external_reference="").update(external_reference=reference)

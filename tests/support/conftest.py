@@ -5,6 +5,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +95,7 @@ class Helpdesk:
     refused: list[str] = field(default_factory=list)  # why requests with a bad signature were refused
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reference: Callable[[int], str] = "HD-{}".format  # what it answers as its own id for a ticket
 
     def verify(self, headers, body: bytes) -> str | None:
         parts = dict(p.split("=", 1) for p in headers.get("X-Foresight-Signature", "").split(",") if "=" in p)
@@ -130,7 +132,7 @@ class Helpdesk:
                                           payload["event"], payload.get("tickets", [])))
         if roll < self.failure_rate:
             return  # recorded, but the answer is lost
-        _answer(request, 200, {"reference": f"HD-{ticket}"} if ticket else {})
+        _answer(request, 200, {"reference": self.reference(ticket)} if ticket else {})
 
 
 def _answer(request: BaseHTTPRequestHandler, status: int, body: dict) -> None:

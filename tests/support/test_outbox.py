@@ -30,6 +30,21 @@ def _open_and_work(risky_customers, n: int) -> list[Ticket]:
     return tickets
 
 
+def test_the_helpdesks_reference_is_kept_as_plain_text_of_at_most_200_characters(risky_customers, helpdesk):
+    """The ticket page shows it: no markup, no line breaks or escapes to forge lines, no right-to-left override."""
+    desk = helpdesk()
+    desk.reference = lambda ticket: ("<script>alert(1)</script><b>HD-7</b>\r\nSet-Cookie: x\x1b[2J\u202eabc"
+                                     + "y" * 300)
+    [ticket] = _open_and_work(risky_customers, 1)
+
+    outbox_deliver(now=NOW)
+
+    ticket.refresh_from_db()
+    kept = "HD-7 Set-Cookie: x [2J abc"
+    assert ticket.external_reference == kept + "y" * (199 - len(kept)) + "\u2026"
+    assert len(ticket.external_reference) == 200
+
+
 def test_every_change_arrives_in_order_per_ticket_through_failures_and_duplicates(risky_customers, helpdesk):
     desk = helpdesk(failure_rate=0.45)
     tickets = _open_and_work(risky_customers, 12)
