@@ -18,13 +18,14 @@ from behavior.core.scorers import SCORERS, scorer_fit
 from behavior.core.training import choose_cutoffs, train
 from behavior.models import Customer, Event, ModelVersion, Score, ScoringChunk, ScoringRun, Target
 from behavior.selectors import customers_frame, events_frame
-from behavior.services.registry import model_version_promote_if_better, model_version_register
+from behavior.services.registry import model_version_promote, model_version_register
 from behavior.services.scoring import scoring_chunks_stalled, scoring_cycle_run, scoring_run_start
 from behavior.signals import scoring_finished
 from behavior.tasks import score_customers
 from foresight_demo.services import shop_simulate
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
+FEATURES = model_features(timedelta(days=7))
 
 
 def _definition(name: str):
@@ -39,24 +40,33 @@ def _frames(name: str):
     return X, y, X_valid, y_valid
 
 
+_FITTED: dict = {}  # what the first shop of a process fitted: the same seeded shop fits the same again
+
+
 def _shop_with_champions(support: bool = True):
-    """XGBoost for purchase intent; the recency/frequency rule for support risk (unless `support` is False)."""
+    """XGBoost for purchase intent; the recency/frequency rule for support risk (unless `support` is False).
+
+    Fitting is these tests' setup, not their subject (test_training's and test_learning's): it runs once in a
+    process, and later shops register what it fitted."""
     shop_simulate(customers=3_000, days=120, seed=4, end=END, products=300)
-    X, y, X_valid, y_valid = _frames("purchase_intent")
-    features = model_features(_definition("purchase_intent").horizon)
-    model = train(X[features], y, X_valid[features], y_valid)
-    purchase = model_version_register(definition=_definition("purchase_intent"), kind="xgboost",
-                                      booster=model.booster, feature_names=features, metrics={},
-                                      threshold=model.threshold)
-    model_version_promote_if_better(candidate=purchase, X_valid=X_valid, y_valid=y_valid)
+    if not _FITTED:
+        X, y, X_valid, y_valid = _frames("purchase_intent")
+        model = train(X[FEATURES], y, X_valid[FEATURES], y_valid)
+        X, y, _, _ = _frames("support_risk")
+        params = scorer_fit(SCORERS["recency_frequency"], X, y.to_numpy(), _definition("support_risk"))
+        _FITTED.update(booster=model.booster, threshold=model.threshold, params=params)
+    purchase = _champion("purchase_intent", kind="xgboost", booster=_FITTED["booster"], feature_names=FEATURES,
+                         threshold=_FITTED["threshold"])
     if not support:
         return purchase, None
-    X, y, X_valid, y_valid = _frames("support_risk")
-    params = scorer_fit(SCORERS["recency_frequency"], X, y.to_numpy(), _definition("support_risk"))
-    rule = model_version_register(definition=_definition("support_risk"), kind="recency_frequency", booster=None,
-                                  feature_names=[], metrics={}, threshold=0.2, params=params)
-    model_version_promote_if_better(candidate=rule, X_valid=X_valid, y_valid=y_valid)
+    rule = _champion("support_risk", kind="recency_frequency", booster=None, feature_names=[], threshold=0.2,
+                     params=_FITTED["params"])
     return purchase, rule
+
+
+def _champion(name: str, **fitted) -> ModelVersion:
+    version = model_version_register(definition=_definition(name), metrics={}, **fitted)
+    return model_version_promote(version=version)
 
 
 def _population(name: str, as_of: datetime = END) -> set[int]:
