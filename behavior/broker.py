@@ -8,7 +8,6 @@ request whose transaction has already committed, answers as if the broker had ta
 import logging
 
 from celery.canvas import Signature
-from kombu.exceptions import OperationalError as BrokerUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +22,14 @@ def hand_over(work: Signature, *, sweeper: str) -> bool:
     `sweeper` names what sends the work again later; it goes in the warning for the operator.
     """
     try:
-        work.apply_async(retry=True, retry_policy=PUBLISH_RETRY_POLICY)
-    except (BrokerUnreachable, OSError) as error:  # kombu wraps the transport's errors; OSError: a socket's own
-        logger.warning("broker unreachable, %s left for %s: %s", _name(work), sweeper, error)
+        # Nobody reads a hand-over's result: without ignore_result, Celery's Redis result backend subscribes to
+        # it before sending, and with Redis down retried that for 19 s, then raised a RuntimeError.
+        work.apply_async(retry=True, retry_policy=PUBLISH_RETRY_POLICY, ignore_result=True)
+    except Exception as error:
+        # Whatever the broker's or a backend's client raises (kombu's OperationalError, a socket's OSError, a
+        # result backend's RuntimeError or RedisError): the work is recorded, and the sweeper sends it again.
+        logger.warning("broker unreachable, %s left for %s: %s: %s", _name(work), sweeper, type(error).__name__,
+                       error)
         return False
     return True
 
