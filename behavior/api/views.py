@@ -76,6 +76,11 @@ class ScopedView(APIView):
         method = self.request.method or ""
         return self.scopes.get("GET" if method == "HEAD" else method)
 
+    def _allowed_methods(self) -> list[str]:
+        # A 405's Allow header: what the view declares, not every handler it has (APIView's OPTIONS among them).
+        declared = {*self.scopes, *(["HEAD"] if "GET" in self.scopes else [])}
+        return [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE") if method in declared]
+
     def check_throttles(self, request) -> None:
         # A call's counters in one cache round trip (DRF's own asks each throttle in turn).
         if waits := auth.throttle_waits(request, self, self.get_throttles(), count=self.calls_counted):

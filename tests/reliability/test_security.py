@@ -69,7 +69,8 @@ README_SCOPES = {
 }
 # Every method on every route: what the README does not give a route is refused.
 ROUTES = [
-    (method.lower(), _example(path), DOCUMENTED.get((method, _shape(path))))
+    (method.lower(), _example(path), DOCUMENTED.get((method, _shape(path))),
+     {m for m, shape in DOCUMENTED if shape == _shape(path)})
     for path, pattern in API_VIEWS if pattern.name not in PUBLIC
     for method in METHODS
 ]
@@ -90,13 +91,16 @@ def test_the_readme_documents_every_route_and_no_other():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("method", "path", "documented"), ROUTES, ids=[f"{m.upper()} {p}" for m, p, _ in ROUTES])
-def test_each_route_needs_a_key_with_the_scope_the_readme_gives(make_api, method, path, documented):
+@pytest.mark.parametrize(("method", "path", "documented", "listed"), ROUTES,
+                         ids=[f"{m.upper()} {p}" for m, p, _, _ in ROUTES])
+def test_each_route_needs_a_key_with_the_scope_the_readme_gives(make_api, method, path, documented, listed):
     if documented is None:  # not in the README: no key may do it, an admin's neither
         assert getattr(make_api(), method)(path, json={}).status_code == 401
         for scope in ApiKey.Scope.values:
             response = getattr(make_api(scope), method)(path, json={})
             assert response.status_code == 405, (scope, response.text)
+            allowed = set(response.headers["Allow"].split(", "))
+            assert allowed == listed | ({"HEAD"} if "GET" in listed else set()), response.headers["Allow"]
         return
     scope, _, token = documented.partition(" + ")
     assert scope in ApiKey.Scope.values, f"README gives {documented!r} for {method.upper()} {path}"
