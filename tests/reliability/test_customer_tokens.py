@@ -62,6 +62,9 @@ def test_a_public_key_alone_reads_nothing_and_does_nothing_for_anyone(shop, rout
         "empty": "",
         "alice's token": customer_token(secret=key.token_secret, customer_id="alice"),
         "forged": f"{int(now) + 600}.{'0' * 64}",
+        # Right but for its last hex digit: every digit of the signature counts, not a prefix of it.
+        "one digit off": (lambda right: right[:-1] + ("0" if right[-1] != "0" else "1"))(
+            customer_token(secret=key.token_secret, customer_id="bob")),
         "expired": customer_token(secret=key.token_secret, customer_id="bob", lifetime=-1),
         "for a week": customer_token(secret=key.token_secret, customer_id="bob", lifetime=7 * 86_400),
         "another key's": customer_token(secret=ApiKey.generate_token_secret(), customer_id="bob"),
