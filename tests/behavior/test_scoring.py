@@ -5,6 +5,7 @@ import csv
 import io
 import signal
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -293,3 +294,26 @@ def test_chunks_not_finished_in_time_are_handed_out_again_once(shop):
     assert scoring_chunks_stalled(older_than=timedelta(seconds=30)) == []  # marked as sent again
     ScoringRun.objects.filter(pk=run.pk).update(status="failed")
     assert scoring_chunks_stalled(older_than=timedelta(0)) == []  # an ended run needs nothing
+
+
+@pytest.mark.django_db
+def test_odd_properties_stored_before_validation_leave_the_run_whole(shop):
+    # Rows written before properties were checked: an order line's freight in words, a seller as a number, a payment
+    # as a list. Stored through the ORM, as the importer and the API then did; the run must score everyone anyway.
+    buyers = list(Customer.objects.filter(events__type="purchase", events__occurred_at__gt=END - timedelta(days=30))
+                  .distinct().order_by("pk").values_list("pk", flat=True)[:5])
+    odd = [{"freight": "free"}, {"freight": {"amount": 3}}, {"seller": 7, "payment": ["card"]}, {"freight": True},
+           {"freight": "", "payment": 12}]
+    Event.objects.bulk_create([
+        Event(event_id=uuid.uuid4(), customer_id=customer, type="purchase", price=20, quantity=1,
+              order_id=f"odd-{customer}", occurred_at=END - timedelta(days=2), received_at=END - timedelta(days=2),
+              properties=properties)
+        for customer, properties in zip(buyers, odd, strict=True)
+    ])
+
+    run = scoring_cycle_run(as_of=END)
+
+    assert run.status == "succeeded" and run.customers == Customer.objects.count()
+    for target in ("purchase_intent", "support_risk"):
+        scored = set(Score.objects.filter(target=target).values_list("customer_id", flat=True))
+        assert scored == _population(target) and set(buyers) <= _population("purchase_intent")
