@@ -253,11 +253,16 @@ def json_problem(value: dict, max_bytes: int) -> str | None:
 
 
 def _encoded(value: dict) -> str | None:
-    """The properties as JSON, or None when they are nested deeper than MAX_PROPERTIES_DEPTH."""
+    """The properties as JSON, or None when they are nested deeper than MAX_PROPERTIES_DEPTH.
+
+    A level is an object or a list: the properties object itself is the first, and a number or a text inside the
+    sixteenth is no seventeenth."""
     def depth(node, level: int) -> int:
+        if not isinstance(node, dict | list):
+            return level - 1
         if level > MAX_PROPERTIES_DEPTH:
             return level
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        children = node.values() if isinstance(node, dict) else node
         return max((depth(child, level + 1) for child in children), default=level)
 
     return None if depth(value, 1) > MAX_PROPERTIES_DEPTH else orjson.dumps(value).decode()

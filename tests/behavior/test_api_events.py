@@ -1,5 +1,7 @@
 """POST /api/v1/events over real HTTP: what a storefront sees."""
 
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -254,3 +256,20 @@ def test_wrong_media_types_encodings_and_methods_get_a_json_4xx(ingest_api, meth
     assert response.status_code == status
     assert response.json()["detail"]
     assert Event.objects.count() == 0
+
+
+def test_properties_nested_sixteen_levels_are_stored_and_seventeen_rejected(ingest_api):
+    # Written by hand: each `{"a":` or `[` opens a level; a text or a number inside the innermost is no level.
+    sixteen = ['{"a":' * 15 + '{"a": "x"}' + "}" * 15, '{"a":' * 15 + '["x", 1]' + "}" * 15]
+    seventeen = ['{"a":' * 16 + '{"a": "x"}' + "}" * 16, '{"a":' * 16 + "[1]" + "}" * 16]
+    batch = [event_payload(properties=json.loads(text)) for text in sixteen + seventeen]
+
+    body = ingest_api.post("events", json=batch).json()
+
+    assert body["accepted"] == [batch[0]["event_id"], batch[1]["event_id"]]
+    assert [(r["index"], r["errors"]) for r in body["rejected"]] == [
+        (2, {"properties": ["must be nested at most 16 levels deep"]}),
+        (3, {"properties": ["must be nested at most 16 levels deep"]}),
+    ]
+    stored = dict(Event.objects.values_list("event_id", "properties"))
+    assert [stored[uuid.UUID(e["event_id"])] for e in batch[:2]] == [json.loads(text) for text in sixteen]
