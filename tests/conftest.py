@@ -47,6 +47,26 @@ def _schedule_migrations() -> list:
 
 post_migrate.connect(_seed_default_targets, dispatch_uid="tests-seed-default-targets")
 
+# The shared sample of published data sets sits beside the checkout (../shared); SHARED_DATASETS names another place.
+SHARED = Path(os.environ.get("SHARED_DATASETS") or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """A test marked shared_data(path) compares with published figures: where the file is missing it is skipped
+    with its reason, but in CI (CI set, as .ci/run sets it) it fails, so that no figure goes unchecked unnoticed."""
+    for marker in item.iter_markers("shared_data"):
+        path = Path(marker.args[0])
+        if not path.exists():
+            reason = f"{path} is not on this machine (the shared data sets sit beside the checkout, in ../shared)"
+            if _in_ci():
+                pytest.fail(f"in CI the published figures must be checked: {reason}", pytrace=False)
+            pytest.skip(reason)
+
 # The Oscar connector's tests run in an Oscar shop of their own settings (make test's third pass).
 OSCAR_SHOP = "tests.oscar.settings"
 collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") == OSCAR_SHOP else ["oscar"]

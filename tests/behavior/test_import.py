@@ -20,11 +20,10 @@ from django.core.management import CommandError, call_command
 from behavior.core import importers
 from behavior.core.importers import event_ids
 from behavior.models import Customer, Event
+from tests.conftest import SHARED
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TAOBAO = DATA / "taobao" / "UserBehavior_excerpt.csv"
-# The whole shared sample sits beside the checkout (../shared); the test skips where it does not.
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 TAOBAO_FULL = SHARED / "taobao_userbehavior_prefix" / "UserBehavior_prefix.csv"
 OLIST = DATA / "olist"
 TAOBAO_TYPES = {"pv": "product_view", "cart": "add_to_cart", "fav": "add_to_wishlist", "buy": "purchase"}
@@ -111,7 +110,7 @@ def test_keep_outside_window_imports_the_stray_rows_too():
     assert Event.objects.filter(occurred_at__lt=datetime(2017, 11, 24, 16, tzinfo=UTC)).count() == 3
 
 
-@pytest.mark.skipif(not TAOBAO_FULL.exists(), reason="the shared Taobao prefix file is not on this machine")
+@pytest.mark.shared_data(TAOBAO_FULL)
 def test_full_taobao_prefix_matches_its_published_counts():
     output = run(TAOBAO_FULL, "--format", "taobao")
 

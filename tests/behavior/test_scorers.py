@@ -19,9 +19,10 @@ from behavior.core.scorers import (
     scorer_reasons,
     scorers_for,
 )
+from tests.conftest import SHARED
 
 DAY = pd.Timedelta(days=1)
-CDNOW = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cdnow_sample" / "CDNOW_sample.txt"
+CDNOW = SHARED / "cdnow_sample" / "CDNOW_sample.txt"
 EXCERPT = Path(__file__).resolve().parent.parent / "data" / "cdnow" / "cdnow_excerpt.csv"
 QUARTER = TargetDefinition("quarter", 91 * DAY, ("purchase",), population="active")
 LATE = TargetDefinition("risk", 14 * DAY, ("support_contact",), max_rating=2, population="in_flight")
@@ -38,7 +39,7 @@ def cdnow_events(rows: pd.DataFrame) -> pd.DataFrame:
     }))
 
 
-@pytest.mark.skipif(not CDNOW.exists(), reason="the shared CDNOW sample sits beside the checkout")
+@pytest.mark.shared_data(CDNOW)
 def test_bgnbd_finds_the_published_estimates_on_the_cdnow_sample():
     rows = pd.read_csv(CDNOW, sep=r"\s+", header=None, names=["full_id", "customer", "date", "cds", "dollars"])
     X = build_features(cdnow_events(rows), pd.Timestamp("1997-10-01", tz="UTC"))  # calibration to 1997-09-30
