@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -13,9 +14,19 @@ class BodyTooLarge(exceptions.APIException):
     default_code = "body_too_large"
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "database_unavailable"
+    default_detail = ("The database connection was lost and the request was not completed: send it again "
+                      "(a resent batch of events stores each event_id once).")
+    wait = 1  # seconds, the Retry-After header
+
+
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    if isinstance(exc, OperationalError | InterfaceError):  # a killed or unreachable connection: try again, not 500
+        exc = DatabaseUnavailable()
     return drf_exception_handler(exc, context)
 
 

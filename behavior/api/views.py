@@ -1,7 +1,11 @@
 """One operation per view: check the input, call one service or selector, shape the output."""
 
+import contextlib
 import functools
+from collections.abc import Callable
+from typing import TypeVar
 
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.shortcuts import get_object_or_404
 from django.templatetags.static import static
 from drf_spectacular.openapi import AutoSchema
@@ -29,6 +33,8 @@ from behavior.services.products import products_upsert
 from behavior.services.scoring import score_reasons_explain
 
 from . import serializers as s
+
+T = TypeVar("T")
 
 Scope = ApiKey.Scope
 
@@ -133,11 +139,12 @@ class EventsView(ScopedView):
         request=s.EventIn(many=True),
         responses={200: s.IngestReportOut, 400: PolymorphicProxySerializer(
             component_name="IngestRefused", serializers=[s.IngestReportOut, s.BatchRefusedOut, s.DetailOut],
-            resource_type_field_name=None)},
+            resource_type_field_name=None), 503: s.DetailOut},
         description="Valid events are stored even when others in the batch are rejected. "
         "Events whose event_id is already stored count as duplicates and change nothing. "
         "The status is 400 only when no event of the batch was valid (the report says why) or the batch "
-        "itself was empty or too large.",
+        "itself was empty or too large. 503 (with Retry-After) when the database connection was lost twice: "
+        "send the batch again.",
     )
     def post(self, request):
         records = request.data if isinstance(request.data, list) else [request.data]
@@ -147,10 +154,24 @@ class EventsView(ScopedView):
             raise exceptions.ValidationError(
                 {"events": [f"at most {foresight_settings.MAX_BATCH_EVENTS} events per request; got {len(records)}"]}
             )
-        report = events_ingest(records=records)
+        report = _once_more_on_a_lost_connection(functools.partial(events_ingest, records=records))
         none_valid = not report.accepted and not report.duplicates
         body = {"accepted": report.accepted, "duplicates": report.duplicates, "rejected": report.rejected}
         return Response(body, status=status.HTTP_400_BAD_REQUEST if none_valid else status.HTTP_200_OK)
+
+
+def _once_more_on_a_lost_connection(operation: Callable[[], T]) -> T:
+    """Run `operation`, and once more on a fresh connection if the database connection fails: safe for a batch of
+    events, which is stored all or nothing and once by event_id. A second failure reaches the exception handler,
+    which answers 503 with Retry-After."""
+    try:
+        return operation()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:  # the project's own transaction is lost with the connection
+            raise
+        with contextlib.suppress(DatabaseError):
+            connection.close()  # the next query opens a new connection
+        return operation()
 
 
 class IdentifyView(ScopedView):

@@ -145,7 +145,10 @@ def _load(cursor, staged: StagedRows) -> None:
     if staged.vendor != connection.vendor:
         raise ValueError(f"rows staged for {staged.vendor} cannot load into {connection.vendor}")
     if connection.vendor == "postgresql":
-        with cursor.cursor.copy(f"COPY {STAGING} ({', '.join(FIELDS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        # psycopg's own cursor, past Django's: its errors are made Django's (a lost connection an OperationalError
+        # the API answers 503 to), as on any other query.
+        with connection.wrap_database_errors, \
+                cursor.cursor.copy(f"COPY {STAGING} ({', '.join(FIELDS)}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(staged.payload)
     else:
         placeholders = ", ".join(["%s"] * len(FIELDS))

@@ -163,7 +163,8 @@ def test_a_worker_killed_during_campaign_evaluation_loses_nothing_and_doubles_no
     assert Coupon.objects.count() == Contact.objects.count()
 
 
-def test_database_connections_dropped_during_batch_ingest_write_all_or_nothing(live_server, make_api):
+def test_database_connections_dropped_during_batch_ingest_answer_503_to_resend_and_write_all_or_nothing(
+        live_server, make_api):
     api = make_api(ApiKey.Scope.INGEST)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -186,7 +187,8 @@ def test_database_connections_dropped_during_batch_ingest_write_all_or_nothing(l
                  "product": f"sku-{i % 20}", "occurred_at": occurred} for i in range(500)] for b in range(20)]
     killer = threading.Thread(target=kill_connections)
     killer.start()
-    failures = 0
+    answers: Counter = Counter()  # status codes; None for no answer at all
+    busy = []  # the 503s' Retry-After headers and error words
     try:
         for batch in batches:
             for _attempt in range(200):  # a client resends until it hears back; event ids make that safe
@@ -195,16 +197,22 @@ def test_database_connections_dropped_during_batch_ingest_write_all_or_nothing(l
                     response = api.post("events", json=batch, timeout=30)
                 except requests.ConnectionError:
                     response = None
+                answers[None if response is None else response.status_code] += 1
                 if response is not None and response.status_code == 200:
                     assert len(response.json()["accepted"]) + len(response.json()["duplicates"]) == 500
                     break
-                failures += 1
+                if response is not None and response.status_code == 503:
+                    busy.append((response.headers.get("Retry-After"), response.json()["detail"]))
                 assert Event.objects.count() - before in (0, 500)  # all of the batch or none of it
     finally:
         stop.set()
         killer.join()
 
-    assert killed and failures > 0  # the fault really happened
+    # The server retries a batch once on a new connection; when that fails too it answers 503, never 500.
+    assert set(answers) <= {200, 503}, answers
+    assert answers[200] == 20 and killed  # the fault really happened
+    assert all(after is not None and int(after) >= 1 and "send it again" in words for after, words in busy), busy
+    assert len(busy) == answers[503]
     assert Event.objects.count() == 20 * 500
     assert Event.objects.values("event_id").distinct().count() == 20 * 500
 
