@@ -1,3 +1,5 @@
+import io
+import logging
 import os
 import re
 import socket
@@ -98,6 +100,16 @@ class Storefront(Api):
             token = customer_token(secret=self.token_secret, customer_id=unquote(match[1]))
             kwargs["headers"] = {CUSTOMER_TOKEN_HEADER: token, **(kwargs.get("headers") or {})}
         return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def app_log():
+    """What the app writes to its log (the root console handler of LOGGING, filters included) during the test."""
+    console = next(h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler)
+    logged = io.StringIO()
+    previous = console.setStream(logged)
+    yield logged
+    console.setStream(previous)
 
 
 @pytest.fixture

@@ -175,9 +175,10 @@ LOGGING: dict[str, Any] = {
     "filters": {"redact": {"()": "config.logging.RedactIdentifiers"}},
     # runserver's request lines keep Django's own format, redacted like the rest (gunicorn: config/gunicorn.py).
     "formatters": {"django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
-                                     "style": "{"}},
+                                     "style": "{"},
+                   "plain": {"format": "[{asctime}: {levelname}/{processName}] {name}: {message}", "style": "{"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
         "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact"]},
     },
     # Django's own handlers (a console one under DEBUG, mail to ADMINS) would print paths unredacted.

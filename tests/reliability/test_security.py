@@ -1,6 +1,5 @@
 """Every API route, found in the URL configuration, refuses callers without the scope the README gives it."""
 
-import io
 import logging
 import os
 import re
@@ -10,6 +9,7 @@ import sys
 
 import pytest
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from behavior.api.auth import CUSTOMER_TOKEN_HEADER
@@ -159,25 +159,38 @@ def test_the_production_settings_pass_the_deployment_checks():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_request_logs_name_no_customer_or_coupon(make_api):
-    console = next(h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler)  # LOGGING's handler
-    logged = io.StringIO()
-    previous = console.setStream(logged)
-    try:
-        api = make_api(ApiKey.Scope.ADMIN)
-        api.get("customers/alice@example.com")  # 404s are logged with their path
-        api.get("customers/o'brien lee@example.com/scores")  # logged decoded: a quote and a space
-        api.post("offers/SECRETCODE23/redeem", json={})
-    finally:
-        console.setStream(previous)
+def test_request_logs_name_no_customer_or_coupon(make_api, app_log):
+    api = make_api(ApiKey.Scope.ADMIN)
+    api.get("customers/alice@example.com")  # 404s are logged with their path
+    api.get("customers/o'brien lee@example.com/scores")  # logged decoded: a quote and a space
+    api.post("offers/SECRETCODE23/redeem", json={})
 
-    assert "Not Found: /api/v1/customers/***" in logged.getvalue()
+    assert "Not Found: /api/v1/customers/***" in app_log.getvalue()
     for secret in ("alice", "brien", "lee@", "SECRETCODE23"):
-        assert secret not in logged.getvalue(), logged.getvalue()
+        assert secret not in app_log.getvalue(), app_log.getvalue()
     line = '"GET /api/v1/customers/o%27brien?slot=home HTTP/1.1" 200 "GET /api/v1/offers/C0DE HTTP/1.1"'
     access = logging.LogRecord("gunicorn.access", logging.INFO, "", 0, line, (), None)
     RedactIdentifiers().filter(access)
     assert access.getMessage() == line.replace("o%27brien", "***").replace("C0DE", "***")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_errors_are_logged_without_the_rows_they_quote(app_log):
+    Customer.objects.create(external_id="alice@example.com")
+    log = logging.getLogger("behavior")
+    for statement, params in [("INSERT INTO behavior_customer (external_id, attributes, marketing_consent, created_at,"
+                               " updated_at) VALUES (%s, '{}', false, now(), now())", ["alice@example.com"]),
+                              ("SELECT %s::integer", ["bob@example.com"])]:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+        except DatabaseError:
+            log.exception("while storing")  # as an uncaught error's traceback is logged
+
+    logged = app_log.getvalue()
+    assert logged.count("while storing") == 2 and "IntegrityError" in logged and "DataError" in logged
+    assert 'unique constraint "behavior_customer_external_id_key"' in logged  # what went wrong stays
+    assert "alice" not in logged and "bob" not in logged, logged  # PostgreSQL's DETAIL and the bad text go
 
 
 @pytest.mark.django_db
@@ -193,3 +206,12 @@ def test_the_admin_refuses_weak_passwords(admin_client):
     admin_client.post("/admin/auth/user/add/", {"username": "marta", "password1": strong, "password2": strong,
                                                 "usable_password": "true"})
     assert get_user_model().objects.get(username="marta").check_password(strong)
+
+
+def test_a_celery_worker_keeps_the_logs_masking_filter():
+    from config.celery import app
+
+    app.log.setup(loglevel="INFO")  # what a worker and beat run when they start
+
+    writers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]  # not pytest's captures
+    assert writers and all(any(isinstance(f, RedactIdentifiers) for f in h.filters) for h in writers), writers
