@@ -17,7 +17,8 @@ CALLS = [("GET", "/api/v1/customers/alice@example.com/placements?slot=home"),
          ("POST", "/api/v1/offers/FS-7Q2K9M/redeem"),
          ("GET", "/api/v1/%63ustomers/alice@example.com/placements?slot=home"),
          ("POST", "/api/v1/%6Fffers/FS-7Q2K9M/redeem")]
-MASKED = ['"GET /api/v1/customers/***/placements?slot=home HTTP/1.1" 40', '"POST /api/v1/offers/***/redeem HTTP/1.1" 40',
+MASKED = ['"GET /api/v1/customers/***/placements?slot=home HTTP/1.1" 40',
+          '"POST /api/v1/offers/***/redeem HTTP/1.1" 40',
           '"GET /api/v1/%63ustomers/***/placements?slot=home HTTP/1.1" 40',
           '"POST /api/v1/%6Fffers/***/redeem HTTP/1.1" 40']
 
