@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timeuntil
 
+from behavior.cache import CacheUnreachable
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.core.features import TargetDefinition
 from behavior.core.reasons import reasons_sentence
@@ -113,6 +114,16 @@ def _score_column(target: str):
     return column
 
 
+def _unless_cache_unreachable(request, view):
+    """The view's answer; when it could not reach the storefront's cache (nothing done), the same page again,
+    saying so."""
+    try:
+        return view()
+    except CacheUnreachable as error:
+        messages.error(request, str(error))
+        return redirect(request.get_full_path())
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ["external_id", "marketing_consent", "created_at"]
@@ -134,6 +145,15 @@ class CustomerAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for customer in queryset:
             customer_erase(customer=customer)
+
+    # An erasure refused (the storefront's cache unreachable) is said on the page it was asked from.
+    def delete_view(self, request, object_id, extra_context=None):
+        return _unless_cache_unreachable(request, lambda: super(CustomerAdmin, self).delete_view(
+            request, object_id, extra_context))
+
+    def response_action(self, request, queryset):
+        return _unless_cache_unreachable(request, lambda: super(CustomerAdmin, self).response_action(
+            request, queryset))
 
     def _targets(self) -> list[str]:
         return list(Target.objects.values_list("name", flat=True))

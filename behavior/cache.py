@@ -29,6 +29,10 @@ class Counter(NamedTuple):
 _down_until = 0.0
 
 
+class CacheUnreachable(RuntimeError):
+    """A change that must reach the cache before it commits could not (an erasure: its kept answers)."""
+
+
 def redis_cache() -> RedisCache | None:
     """The default cache when it is Redis and was not found unreachable in the last few seconds."""
     cache = caches[DEFAULT_CACHE_ALIAS]

@@ -13,7 +13,7 @@ class CampaignsConfig(AppConfig):
         "campaigns.message": VIEW, "campaigns.messagingsettings": VIEW}}  # where messages go: administrators
 
     def ready(self):
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_save, pre_delete
 
         from behavior.models import Customer
         from behavior.signals import customers_changed, scoring_finished
@@ -30,6 +30,7 @@ class CampaignsConfig(AppConfig):
                                dispatch_uid=f"campaigns.placements.{model._meta.model_name}_{name}")
             signal.connect(_customer_changed, sender=Customer, dispatch_uid=f"campaigns.placements.customer_{name}")
         customers_changed.connect(_customers_changed, dispatch_uid="campaigns.placements.customers")
+        pre_delete.connect(_customer_erasing, sender=Customer, dispatch_uid="campaigns.placements.customer_erasing")
 
 
 def _evaluate_after_scoring(sender, run, **kwargs):
@@ -51,6 +52,12 @@ def _customer_changed(sender, instance, **kwargs):
     from campaigns.placements_cache import placements_changed
 
     placements_changed([instance.external_id])
+
+
+def _customer_erasing(sender, instance, **kwargs):
+    from campaigns.placements_cache import placements_sealed
+
+    placements_sealed([instance.external_id])  # before the commit: an erasure that cannot reach Redis is refused
 
 
 def _customers_changed(sender, external_ids, **kwargs):

@@ -87,6 +87,7 @@ if not generation then
     return 0
 end
 if generation .. '/' .. (redis.call('HGET', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'sealed') == 1 then return 0 end
 local slot = ARGV[2]
 if redis.call('HEXISTS', KEYS[1], 's:' .. slot) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[8]) then
     return 0
@@ -96,11 +97,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
-# KEYS: the changed customers' hashes. ARGV: their new version, lifetime.
+# KEYS: the changed customers' hashes. ARGV: their new version, lifetime, and "sealed" to store nothing for them
+# until the next bump.
 _BUMP = """
 for _, key in ipairs(KEYS) do
     redis.call('DEL', key)
     redis.call('HSET', key, 'v', ARGV[1])
+    if ARGV[3] == 'sealed' then redis.call('HSET', key, 'sealed', 1) end
     redis.call('EXPIRE', key, ARGV[2])
 end
 return #KEYS
@@ -180,6 +183,25 @@ def placements_changed(customers: Iterable[str] | None = None) -> None:
     """Retire the kept answers of these customers (external ids; None: everyone's), after the commit."""
     chosen = None if customers is None else list(customers)
     transaction.on_commit(lambda: _bump(chosen), robust=True)  # the change is committed: never fail its request
+
+
+def placements_sealed(customers: list[str]) -> None:
+    """Retire these customers' kept answers now, inside the transaction that erases them, and store none until
+    its commit's bump (placements_changed). Raises CacheUnreachable when Redis cannot be told: the erasure is
+    then refused, to be sent again, rather than leave an erased customer's answer to be served once Redis is back.
+    A bump lost after the commit leaves them sealed: read from the database until the hash expires."""
+    cache = caches[DEFAULT_CACHE_ALIAS]
+    if connection.vendor != "postgresql" or not isinstance(cache, RedisCache) or not customers:
+        return
+    try:
+        shared_cache.script(cache, _BUMP)(keys=[_entry_key(cache, c) for c in customers],
+                                          args=[secrets.token_hex(8), foresight_settings.PLACEMENTS_CACHE_SECONDS,
+                                                "sealed"])
+    except UNREACHABLE as error:
+        shared_cache.failed(error)
+        raise shared_cache.CacheUnreachable(
+            "The cache of storefront answers (Redis) is unreachable, so the customer's kept answers could not be"
+            " retired: nothing was erased; try again in a moment.") from error
 
 
 def _bump(customers: list[str] | None) -> None:

@@ -8,6 +8,8 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from behavior.cache import CACHE_RETRY_SECONDS, CacheUnreachable
+
 
 class BodyTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -22,11 +24,19 @@ class DatabaseUnavailable(exceptions.APIException):
     wait = 1  # seconds, the Retry-After header
 
 
+class CacheUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "cache_unavailable"
+    wait = CACHE_RETRY_SECONDS  # the Retry-After header: when this process tries the cache again
+
+
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     if isinstance(exc, OperationalError | InterfaceError):  # a killed or unreachable connection: try again, not 500
         exc = DatabaseUnavailable()
+    if isinstance(exc, CacheUnreachable):
+        exc = CacheUnavailable(str(exc))
     return drf_exception_handler(exc, context)
 
 

@@ -8,9 +8,17 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from behavior.cache import CacheUnreachable
+from behavior.models import ApiKey
 from behavior.services.customers import customer_erase, customers_bulk_upsert
-from campaigns.models import Assignment, Campaign
-from campaigns.placements_cache import counted_and_read, impressions_flush, placements_changed, placements_store
+from campaigns.models import Assignment, Campaign, Coupon
+from campaigns.placements_cache import (
+    counted_and_read,
+    impressions_flush,
+    placements_changed,
+    placements_sealed,
+    placements_store,
+)
 from campaigns.services import campaign_set_status, campaigns_evaluate
 from tests.campaigns.conftest import offer
 from tests.conftest import free_port
@@ -163,3 +171,51 @@ def test_a_shopper_cannot_grow_the_cache_with_made_up_slots(alice, storefront):
 
     fields = cache._cache.get_client().hlen(cache.make_key(f"placements:customer:{alice.external_id}"))
     assert 0 < fields <= 4 * 16 + 1  # sixteen answers of four fields, and the customer's version
+
+
+def test_an_erasure_that_cannot_reach_redis_is_refused_and_no_erased_answer_is_ever_served(
+        alice, storefront, make_api, settings, monkeypatch):
+    from behavior import cache as shared_cache
+    from behavior.models import Customer
+
+    admin = make_api(ApiKey.Scope.ADMIN)
+    assert shown(storefront, alice.external_id) == ["price_offer"] and kept(alice.external_id)
+    reachable = settings.CACHES
+    monkeypatch.setattr(shared_cache, "_down_until", 0.0)  # put back after the test: the next ones use Redis again
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}  # Redis unreachable
+
+    refused = admin.delete(f"customers/{alice.external_id}")
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+    assert "unreachable" in refused.json()["detail"] and "nothing was erased" in refused.json()["detail"]
+    with pytest.raises(CacheUnreachable):
+        customer_erase(customer=alice)  # the admin's and the services' erasure alike
+    assert Customer.objects.filter(pk=alice.pk).exists() and Coupon.objects.filter(customer=alice).exists()
+
+    settings.CACHES = reachable  # Redis is back, with the answer it kept: served while she is not erased
+    monkeypatch.setattr(shared_cache, "_down_until", 0.0)
+    assert shown(storefront, alice.external_id) == ["price_offer"]
+    assert admin.delete(f"customers/{alice.external_id}").status_code == 204
+    assert shown(storefront, alice.external_id) == 404 and not kept(alice.external_id)
+
+
+def test_a_sealed_customer_keeps_no_answer_until_the_commits_bump(alice):
+    def read():
+        return counted_and_read([], customer=alice.external_id, slot="home", now=timezone.now())
+
+    def store(answer):
+        if stamp := read().stamp:  # a miss: what a placements call then stores
+            placements_store(customer=alice.external_id, slot="home", stamp=stamp, answer=answer, assignments=[],
+                             until=None)
+
+    store(b"before")
+    store(b"before")  # the first store ever names the generation only
+    assert read().answer == b"before"
+    placements_sealed([alice.external_id])  # the erasure's transaction, before its commit
+    assert read().answer is None
+    store(b"read from the database before the commit")  # would hold the erased customer's coupon
+    assert read().answer is None  # the commit's bump lost (Redis gone just then): still nothing kept
+
+    placements_changed([alice.external_id])  # the commit's bump
+    store(b"after")
+    assert read().answer == b"after"
