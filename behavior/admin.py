@@ -146,6 +146,12 @@ class CustomerAdmin(admin.ModelAdmin):
         for customer in queryset:
             customer_erase(customer=customer)
 
+    def get_deleted_objects(self, objs, request):
+        # An erasure deletes every row that points at the customer, those that other pages show read-only too
+        # (assignments, coupons): the right to erase the customer is the one that counts.
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     # An erasure refused (the storefront's cache unreachable) is said on the page it was asked from.
     def delete_view(self, request, object_id, extra_context=None):
         return _unless_cache_unreachable(request, lambda: super(CustomerAdmin, self).delete_view(

@@ -174,7 +174,7 @@ def test_a_shopper_cannot_grow_the_cache_with_made_up_slots(alice, storefront):
 
 
 def test_an_erasure_that_cannot_reach_redis_is_refused_and_no_erased_answer_is_ever_served(
-        alice, storefront, make_api, settings, monkeypatch):
+        alice, storefront, make_api, admin_client, settings, monkeypatch):
     from behavior import cache as shared_cache
     from behavior.models import Customer
 
@@ -189,13 +189,17 @@ def test_an_erasure_that_cannot_reach_redis_is_refused_and_no_erased_answer_is_e
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
     assert "unreachable" in refused.json()["detail"] and "nothing was erased" in refused.json()["detail"]
     with pytest.raises(CacheUnreachable):
-        customer_erase(customer=alice)  # the admin's and the services' erasure alike
+        customer_erase(customer=alice)
+    erase = f"/admin/behavior/customer/{alice.pk}/delete/"
+    page = admin_client.post(erase, {"post": "yes"}, follow=True)
+    assert "nothing was erased; try again" in page.content.decode()
     assert Customer.objects.filter(pk=alice.pk).exists() and Coupon.objects.filter(customer=alice).exists()
 
     settings.CACHES = reachable  # Redis is back, with the answer it kept: served while she is not erased
     monkeypatch.setattr(shared_cache, "_down_until", 0.0)
     assert shown(storefront, alice.external_id) == ["price_offer"]
-    assert admin.delete(f"customers/{alice.external_id}").status_code == 204
+    assert admin_client.post(erase, {"post": "yes"}).status_code == 302  # her coupon and assignment with her
+    assert not Customer.objects.filter(pk=alice.pk).exists()
     assert shown(storefront, alice.external_id) == 404 and not kept(alice.external_id)
 
 
