@@ -94,7 +94,11 @@ def test_the_learnt_model_finds_the_persuadables_and_beats_the_response_ranking(
     predicted = uplift_version_load(version)(history.X)  # the stored artifact, read back
     kinds = np.array([truth[c] for c in history.customer_ids])
     by_kind = {kind: predicted[kinds == kind].mean() for kind in KINDS}
-    assert by_kind["persuadable"] > max(by_kind["sure thing"], by_kind["lost cause"]) + 0.2
+    # The true gap is 40 points; learners shrink it, by how much depends on which one wins on the held-out rows
+    # (they split by customer id, which differs between databases): the ranking is the claim.
+    assert by_kind["persuadable"] > max(by_kind["sure thing"], by_kind["lost cause"]) + 0.15
+    top_third = kinds[np.argsort(-predicted)[: len(kinds) // 3]]
+    assert (top_third == "persuadable").mean() > 0.8
 
     # Learning again on the same history: no better than the champion, so it stays a candidate no more.
     again = campaign_uplift_learn(campaign=campaign, now=NOW)
