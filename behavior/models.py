@@ -243,6 +243,7 @@ class ModelVersion(models.Model):
         BROWSING = "browsing", "recent browsing"
         BG_NBD = "bg_nbd", "BG/NBD expected purchases"
         ORDER_TIMING = "order_timing", "order timing"
+        RFM_LOGISTIC = "rfm_logistic", "logistic RFM"
         UPLIFT = "uplift", "uplift (whom an action persuades)"
 
     class Status(models.TextChoices):

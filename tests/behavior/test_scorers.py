@@ -19,6 +19,7 @@ from behavior.core.scorers import (
     scorer_reasons,
     scorers_for,
 )
+from behavior.core.training import roc_auc
 from tests.conftest import SHARED
 
 DAY = pd.Timedelta(days=1)
@@ -107,8 +108,9 @@ def test_order_timing_ranks_by_lateness_and_slow_shipping_and_says_so():
 
 def test_each_target_gets_the_scorers_that_fit_its_question():
     churn = TargetDefinition("lapse", 91 * DAY, churn=True, population="buyers")
-    assert [s.name for s in scorers_for(QUARTER)] == ["recency", "recency_frequency", "browsing", "bg_nbd"]
-    assert [s.name for s in scorers_for(churn)] == ["recency", "recency_frequency", "bg_nbd"]
+    assert [s.name for s in scorers_for(QUARTER)] == ["recency", "recency_frequency", "browsing", "bg_nbd",
+                                                      "rfm_logistic"]
+    assert [s.name for s in scorers_for(churn)] == ["recency", "recency_frequency", "bg_nbd", "rfm_logistic"]
     assert [s.name for s in scorers_for(LATE)] == ["recency", "recency_frequency", "order_timing"]
     # Churn is the same rule the other way round: the likeliest buyers are the least likely to lapse.
     X = build_features(cdnow_events(pd.read_csv(EXCERPT)), pd.Timestamp("1998-01-01", tz="UTC"))
@@ -116,3 +118,48 @@ def test_each_target_gets_the_scorers_that_fit_its_question():
     buy = scorer_predict(SCORERS["recency_frequency"], X, QUARTER, params)
     lapse = scorer_predict(SCORERS["recency_frequency"], X, churn, params)
     assert np.corrcoef(buy, lapse)[0, 1] < -0.99
+
+
+def buyers(n: int, seed: int) -> pd.DataFrame:
+    """Repeat buyers, all seen within the last month, as build_features rows: recency, purchase days, spend and
+    tenure drawn at random and independently, nothing browsed."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(0.0, index=pd.Index(range(n), name="customer_id"), columns=list(FEATURES), dtype=np.float32)
+    X["days_since_purchase"] = X["days_since_event"] = rng.uniform(1, 30, n)
+    X["purchase_days"] = X["orders"] = rng.integers(2, 6, n)
+    X["spend"] = rng.uniform(10, 500, n)
+    X["tenure_days"] = X["days_since_first_purchase"] = rng.uniform(60, 400, n)
+    X["days_since_product_view"] = np.nan
+    return X
+
+
+def test_logistic_rfm_weighs_what_the_rules_leave_out_and_no_more():
+    # A shop whose old customers buy again when they spent much and whose new ones when they spent little: spend
+    # and tenure decide together, recency and frequency not at all. The rules cannot see it; the regression can.
+    X, later = buyers(2_000, seed=1), buyers(2_000, seed=2)
+    def outcome(X: pd.DataFrame) -> np.ndarray:
+        big, old = X["spend"].to_numpy() > 250, X["tenure_days"].to_numpy() > 230
+        return (big == old) & (X.index.to_numpy() % 5 != 0)  # one customer in five never comes back
+    y, y_later = outcome(X), outcome(later)
+    aucs = {}
+    for name in ("recency", "recency_frequency", "bg_nbd", "rfm_logistic"):
+        params = scorer_fit(SCORERS[name], X, y, QUARTER)
+        aucs[name] = roc_auc(y_later, scorer_predict(SCORERS[name], later, QUARTER, params))
+    assert aucs["rfm_logistic"] > 0.8
+    assert max(aucs[n] for n in ("recency", "recency_frequency", "bg_nbd")) < 0.6
+    reasons = scorer_reasons(SCORERS["rfm_logistic"], later.iloc[[0]], QUARTER, params)[0]
+    assert [r["feature"] for r in reasons] == ["days_since_purchase", "purchase_days", "spend"]
+
+    # Where buying again follows recent cart adds, which it does not see, it ranks at chance and browsing wins;
+    # with fewer than 30 buyers again it is not fitted at all.
+    for rows in (X, later):
+        rows["add_to_cart_7d"] = (rows.index.to_numpy() % 3 == 0).astype(np.float32)
+    y, y_later = X["add_to_cart_7d"].to_numpy() > 0, later["add_to_cart_7d"].to_numpy() > 0
+    fitted = {name: scorer_fit(SCORERS[name], X, y, QUARTER) for name in ("browsing", "rfm_logistic")}
+    ranked = {name: roc_auc(y_later, scorer_predict(SCORERS[name], later, QUARTER, params))
+              for name, params in fitted.items()}
+    assert ranked["browsing"] == 1.0 and abs(ranked["rfm_logistic"] - 0.5) < 0.05
+    few = np.zeros(len(X), bool)
+    few[:29] = True
+    with pytest.raises(ValueError, match="at least 30 positive"):
+        scorer_fit(SCORERS["rfm_logistic"], X, few, QUARTER)
