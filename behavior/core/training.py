@@ -62,6 +62,9 @@ class TimeSplit:
     validation: list[pd.Timestamp]  # oldest first, pooled
     step: pd.Timedelta
     history_days: float  # history before the first training cutoff
+    # The grid's cutoffs between the newest training and the first validation cutoff, oldest first: their labels
+    # straddle the split, so they neither train nor validate, but the final fit of the chosen learner uses them.
+    between: list[pd.Timestamp] = field(default_factory=list)
 
 
 def cutoff_step(horizon: pd.Timedelta) -> pd.Timedelta:
@@ -78,7 +81,8 @@ def choose_cutoffs(
     Cutoffs fall on midnights UTC on one grid, `cutoff_step` apart counted back from the as-of day, so targets
     of different horizons share their features. Every label window ends by `last_event`, and the newest training
     label window ends where the first validation cutoff begins, so no label is on both sides of the split: a
-    validated choice needs a warm-up and two horizons of history. Each training cutoff has at least WARMUP of
+    validated choice needs a warm-up and two horizons of history; the grid's cutoffs between the two sides are
+    `between`, for the final fit. Each training cutoff has at least WARMUP of
     history before it. With a short history fewer validation cutoffs are used, down to one; no training cutoff at
     all is a HistoryTooShort that says how much history is needed.
     """
@@ -93,7 +97,9 @@ def choose_cutoffs(
         train_cutoffs = sorted(t for t in train_cutoffs if t >= earliest_allowed)
         if train_cutoffs:
             history = (train_cutoffs[0] - first) / pd.Timedelta(days=1)
-            return TimeSplit(train_cutoffs, valid, step, history)
+            between = [c for c in (valid[0] - i * step for i in range(1, int(horizon / step) + 1))
+                       if c > train_cutoffs[-1]][::-1]
+            return TimeSplit(train_cutoffs, valid, step, history, between)
     needed = (WARMUP + horizon + step * int(np.ceil(horizon / step))) / pd.Timedelta(days=1)
     raise HistoryTooShort(
         f"history too short to validate {target.name}: {(last - first) / pd.Timedelta(days=1):.0f} days from the "

@@ -121,18 +121,21 @@ class _Rows:
     """
 
     def __init__(self, definition: TargetDefinition, training: list[pd.Timestamp], validation: list[pd.Timestamp],
-                 *, history_before: float = 0.0, now: pd.Timestamp | None = None, why_unvalidated: str = ""):
+                 *, between: list[pd.Timestamp] | None = None, history_before: float = 0.0,
+                 now: pd.Timestamp | None = None, why_unvalidated: str = ""):
         self.definition, self.training, self.validation = definition, training, validation
+        self.between = between or []  # labelled cutoffs between the two sides: for the final fit only
         self.history_before = history_before  # days of history before the first training cutoff
         self.now, self.why_unvalidated = now, why_unvalidated
         self.train: list[tuple[pd.DataFrame, pd.Series]] = []
         self.valid: list[tuple[pd.DataFrame, pd.Series]] = []
+        self.gap: list[tuple[pd.DataFrame, pd.Series]] = []
         self.everyone: tuple[pd.DataFrame, pd.Series] | None = None  # all active customers, newest validation cutoff
         self.scored_now: pd.DataFrame | None = None
 
     @property
     def cutoffs(self) -> set[pd.Timestamp]:
-        return {*self.training, *self.validation, *([self.now] if self.now is not None else [])}
+        return {*self.training, *self.between, *self.validation, *([self.now] if self.now is not None else [])}
 
     def add(self, events: pd.DataFrame, cutoff: pd.Timestamp, X: pd.DataFrame) -> None:
         inside = self.definition.in_population(X)
@@ -146,7 +149,12 @@ class _Rows:
         labels = build_labels(events, cutoff, self.definition, customer_ids=rows.index)
         index = pd.MultiIndex.from_product([[cutoff], rows.index], names=["cutoff", "customer_id"])
         part = (rows.set_axis(index), labels.set_axis(index))
-        (self.valid if cutoff in self.validation else self.train).append(part)
+        (self.valid if cutoff in self.validation else self.gap if cutoff in self.between else self.train).append(part)
+
+    @property
+    def labelled(self) -> list[tuple[pd.DataFrame, pd.Series]]:
+        """Every labelled cutoff's rows, oldest first: what the chosen learner is fitted on at the end."""
+        return self.train + self.gap + self.valid
 
     @staticmethod
     def stacked(parts: list[tuple[pd.DataFrame, pd.Series]]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -189,7 +197,8 @@ def models_train(
         definition = defined[name]
         try:
             split = choose_cutoffs(first_event, as_of, definition)
-            rows[name] = _Rows(definition, split.training, split.validation, history_before=split.history_days)
+            rows[name] = _Rows(definition, split.training, split.validation, between=split.between,
+                               history_before=split.history_days)
         except HistoryTooShort as error:
             rows[name] = _Rows(definition, labelled_cutoffs(first_event, as_of, definition), [],
                                now=pd.Timestamp(as_of).tz_convert("UTC"), why_unvalidated=str(error))
@@ -229,7 +238,7 @@ def _validated_train(rows: _Rows, X_train: pd.DataFrame, y_train: np.ndarray, X_
         f"{len(rows.validation)} cutoffs; population: {definition.population_label}")
     chosen, candidates, because = candidates_fit(definition, X_train, y_train, X_valid, y_valid, say)
     say(f"{definition.name}: {because}")
-    X_all, y_all = rows.stacked(rows.train + rows.valid)
+    X_all, y_all = rows.stacked(rows.labelled)
     say(f"{definition.name}: fitting {chosen.label} again on all {len(y_all):,} rows, validation ones included")
     served = learner_refit(chosen, definition, X_all, y_all, X_valid, y_valid)
     features = model_features(definition.horizon)
@@ -268,7 +277,7 @@ def _validated_train(rows: _Rows, X_train: pd.DataFrame, y_train: np.ndarray, X_
     outcome.promoted = promoted
     outcome.metrics, outcome.candidates, outcome.chosen_because = stored, summaries, because
     outcome.all_customers, outcome.note = stored["all_customers"], note
-    outcome.fitted_rows, outcome.fitted_cutoffs = len(y_all), len(rows.training) + len(rows.validation)
+    outcome.fitted_rows, outcome.fitted_cutoffs = len(y_all), len(rows.labelled)
     return outcome
 
 

@@ -166,6 +166,9 @@ def test_a_purchase_only_shop_trains_a_quarterly_target_and_scores_without_the_o
     assert champion.definition["horizon_days"] == 91
     assert "bg_nbd" in {c["kind"] for c in champion.metrics["candidates"]}
     assert "features look back up to 365 days" in trained  # the shop has less history than a year
+    # The served learner is fitted again at every labelled cutoff: 12 training, the 12 between the sides (whose
+    # labels straddle the split) and 4 validation ones.
+    assert "at 28 cutoffs, validation ones included" in trained
     rows = [r for r in csv.DictReader(export.open()) if r["target"] == "purchase_intent"]
     active = {r["customer"] for r in rows}
     # Every customer who bought in the 364 days before the as-of time, and no one else.

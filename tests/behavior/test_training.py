@@ -125,7 +125,10 @@ def test_training_labels_end_where_validation_begins_and_every_label_by_the_as_o
     assert validation[-1] + horizon <= as_of < validation[-1] + horizon + 7 * DAY  # the newest complete on the grid
     assert len(validation) == 4 and np.diff(validation).tolist() == [7 * DAY] * 3  # pooled, weekly
     assert training == sorted(training) and len(training) == 6
-    assert training[-1] + horizon == validation[0]  # no label on both sides, and no history left unused between
+    assert training[-1] + horizon == validation[0]  # no label on both sides
+    # The cutoffs between the two sides, whose labels straddle the split, are left for the final fit: none for a
+    # week's horizon, one for a fortnight's.
+    assert split.between == {7: [], 14: [validation[0] - 7 * DAY]}[horizon.days]
     assert all(t >= first + WARMUP for t in training)
     assert all(t == t.floor("D") for t in [*training, *validation])
     assert np.diff(training).tolist() == [7 * DAY] * 5
@@ -148,6 +151,10 @@ def test_a_short_history_gives_fewer_cutoffs_and_then_says_how_much_is_needed():
     quarter = TargetDefinition("q", 91 * DAY, ("purchase",))
     nine_months = choose_cutoffs(END - 273 * DAY, END, quarter)
     assert len(nine_months.validation) == 4 and nine_months.validation[-1] == END - 91 * DAY
+    # Training ends 203 days before the as-of time, validation begins 112 days before it: the 12 weekly cutoffs
+    # between go to the final fit, their labels ending by the as-of time (the newest 28 days before it).
+    assert nine_months.training[-1] == END - 203 * DAY and nine_months.validation[0] == END - 112 * DAY
+    assert nine_months.between == [END - d * DAY for d in range(196, 118, -7)] and len(nine_months.between) == 12
     assert choose_cutoffs(END - 210 * DAY, END, quarter).training == [END - 182 * DAY]
     with pytest.raises(HistoryTooShort, match="at least 210 needed"):
         choose_cutoffs(END - 209 * DAY, END, quarter)
