@@ -31,17 +31,28 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite`
-# run a second time against the embedded SQLite default; the Oscar connector's in an Oscar shop.
-# pytest-xdist runs a module's tests in one of two processes (each with its own test database and Redis
-# databases): most tests wait on a server, a worker or a browser, so two keep both cores busy.
-XDIST := -n 2 --dist loadscope
+# Tests run against PostgreSQL and Redis on this machine; tests marked `sqlite` run a second time against the
+# embedded SQLite default; the Oscar connector's in an Oscar shop. The checks and the three passes run at once,
+# each pass's output shown whole when it ends: most tests wait on a server, a worker or a browser, so together
+# they keep both cores busy. pytest-xdist runs the PostgreSQL pass's modules in three processes, each with its own
+# test database and Redis databases (15 down to 10, config/settings/test.py); the SQLite pass has 7 and 6.
+.PHONY: check test-postgres test-sqlite test-oscar
 test: $(STAMP) chromium
+	@$(MAKE) --no-print-directory -j4 --output-sync=target check test-postgres test-sqlite test-oscar
+
+check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest $(XDIST)
-	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider $(XDIST)
+
+test-postgres: $(STAMP) chromium
+	$(BIN)/python -m pytest -n 3 --dist loadscope
+
+test-sqlite: $(STAMP)
+	DATABASE_URL=sqlite:///$(CURDIR)/.test-sqlite3 REDIS_URL=redis://127.0.0.1:6379/7 \
+	  CELERY_BROKER_URL=redis://127.0.0.1:6379/6 $(BIN)/python -m pytest -m sqlite -p no:cacheprovider
+
+test-oscar: $(STAMP)
 	$(BIN)/python -m pytest tests/oscar --ds tests.oscar.settings -p no:cacheprovider
 
 bench-ingest: $(STAMP)

@@ -6,6 +6,7 @@ from behavior.conf import foresight_settings
 from behavior.core.event_types import EVENT_TYPES
 from behavior.core.events import FIELDS, customer_id_problem, json_problem
 from behavior.core.features import TargetDefinition
+from behavior.core.scorers import SCORERS
 from behavior.models import Customer
 
 
@@ -141,8 +142,7 @@ class ScoreOut(serializers.Serializer):
     model_version = serializers.IntegerField(source="model_version_id")
     model_kind = serializers.CharField(
         source="model_version.kind",
-        help_text="xgboost, or the transparent scorer that served better: recency_frequency, browsing, bg_nbd, "
-                  "order_timing")
+        help_text=f"xgboost, or the scorer with no trees that served better: {', '.join(SCORERS)}")
     chosen_because = serializers.SerializerMethodField(help_text="Why this scorer serves, with the figures.")
     population = serializers.SerializerMethodField(help_text="Whom the target scores and is judged on.")
     validation = ValidationOut(source="model_version.metrics",
