@@ -1,3 +1,4 @@
+import logging
 import os
 
 from celery import Celery
@@ -13,6 +14,17 @@ app.autodiscover_tasks()
 
 
 @setup_logging.connect
-def _keep_djangos_logging(**kwargs) -> None:
+def _keep_djangos_logging(loglevel=None, logfile=None, **kwargs) -> None:
     """Workers and beat log through Django's LOGGING, as the web processes do: Celery's own set-up would replace
-    the root logger's handlers, and with them the filter that masks customer ids, coupon codes and rows."""
+    the root logger's handlers, and with them the filter that masks customer ids, coupon codes and rows. Their
+    --loglevel and --logfile still count."""
+    root = logging.getLogger()
+    if loglevel:
+        root.setLevel(loglevel)
+    if logfile:
+        console = next(h for h in root.handlers if type(h) is logging.StreamHandler)  # LOGGING's, filter included
+        to_file = logging.FileHandler(logfile)
+        to_file.setFormatter(console.formatter)
+        for log_filter in console.filters:
+            to_file.addFilter(log_filter)
+        root.handlers = [to_file]

@@ -208,10 +208,20 @@ def test_the_admin_refuses_weak_passwords(admin_client):
     assert get_user_model().objects.get(username="marta").check_password(strong)
 
 
-def test_a_celery_worker_keeps_the_logs_masking_filter():
+def test_a_celery_worker_keeps_the_logs_masking_filter(tmp_path):
     from config.celery import app
 
-    app.log.setup(loglevel="INFO")  # what a worker and beat run when they start
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        app.log.setup(loglevel="INFO")  # what a worker and beat run when they start
+        writers = [h for h in root.handlers if type(h) is logging.StreamHandler]  # not pytest's captures
+        assert writers and all(any(isinstance(f, RedactIdentifiers) for f in h.filters) for h in writers), writers
 
-    writers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]  # not pytest's captures
-    assert writers and all(any(isinstance(f, RedactIdentifiers) for f in h.filters) for h in writers), writers
+        app.log.already_setup = False
+        app.log.setup(loglevel="WARNING", logfile=str(tmp_path / "worker.log"))  # --loglevel, --logfile
+        logging.getLogger("behavior").warning("Not Found: /api/v1/customers/alice@example.com")
+        logging.getLogger("behavior").info("not at this level")
+    finally:
+        root.handlers, root.level = handlers, level
+    assert (tmp_path / "worker.log").read_text().endswith("behavior: Not Found: /api/v1/customers/***\n")
