@@ -187,6 +187,13 @@ def test_the_shop_is_set_up_with_the_readmes_lines(readme_block, block, module):
     assert [line for line in wanted if line not in written] == []
 
 
+@pytest.mark.django_db
+def test_the_shop_keeps_its_own_urls_beside_foresights(client):
+    assert client.get("/admin/").status_code == 302  # to the admin's login: the shop's admin is still there
+    assert client.get("/").status_code in (200, 302) and client.get("/basket/").status_code == 200  # Oscar's
+    assert client.get("/foresight/api/v1/customers/ada").status_code == 401  # Foresight's, asking for a key
+
+
 def test_a_foresight_price_offer_is_an_oscar_voucher_only_its_customer_can_use_once(live_server, shop):
     trial, dune = shop["products"]
     bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
