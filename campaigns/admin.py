@@ -1,5 +1,3 @@
-import math
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,7 +23,13 @@ from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
 from campaigns.actions import registry
 from campaigns.actions.base import money
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
-from campaigns.selectors import Z95, CampaignResults, campaign_preview, campaign_results, campaign_targeting
+from campaigns.selectors import (
+    MIN_GROUP_CUSTOMERS,
+    CampaignResults,
+    campaign_preview,
+    campaign_results,
+    campaign_targeting,
+)
 from campaigns.services import NEXT_STATUSES, CampaignError, campaign_evaluate_now, campaign_set_status
 from campaigns.tasks import evaluate_campaigns
 from campaigns.uplift import ranking_in_words
@@ -183,7 +187,8 @@ class CampaignAdmin(StatusButtonsAdmin):
         r = campaign_results(campaign=campaign)
         conversion = bar_chart([_rate_bar(name, g) for name, g in (("treatment", r.treatment), ("control", r.control))
                                 if g.customers], title="Converted within the attribution window", value_format=percent)
-        uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)] if r.uplift is not None else [],
+        uplift = bar_chart([Bar("uplift (95% interval)", r.uplift, *r.uplift_interval)]
+                           if r.uplift is not None and r.uplift_interval is not None and not r.too_early else [],
                            title="Uplift: treatment minus control", value_format="{:+.1%}".format)
         action = campaign.action
         did = action.what_it_did(campaign, r)
@@ -253,6 +258,9 @@ def _extra_in_words(r: CampaignResults) -> str:
     """Conversions the campaign added and what each cost, with their 95% intervals."""
     if r.extra_conversions is None or r.extra_conversions_interval is None:
         return "extra conversions: none to measure without a control group"
+    if r.too_early:
+        return (f"extra conversions: too early to tell with {r.treatment.customers:,} treated and "
+                f"{r.control.customers:,} in the control group (it takes {MIN_GROUP_CUSTOMERS:,} in each to tell)")
     low, high = r.extra_conversions_interval
     words = f"{r.extra_conversions:+,.1f} extra conversions [{low:+,.1f}, {high:+,.1f}]"
     if r.cost_per_extra_conversion is None or r.cost_interval is None:
@@ -276,10 +284,8 @@ def qini_summary(m: dict) -> str:
 
 
 def _rate_bar(name, group) -> Bar:
-    """A group's conversion rate with its 95% interval (normal approximation, as the uplift's)."""
-    half = Z95 * math.sqrt(group.rate * (1 - group.rate) / group.customers)
-    return Bar(f"{name} ({group.converted:,} of {group.customers:,})", group.rate, max(group.rate - half, 0),
-               min(group.rate + half, 1))
+    """A group's conversion rate with its 95% Wilson score interval (never zero wide at 0 or at every customer)."""
+    return Bar(f"{name} ({group.converted:,} of {group.customers:,})", group.rate, *group.rate_interval)
 
 
 # Assignments and coupons are records evaluation and redemption keep (results and placements read them):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
@@ -17,6 +16,7 @@ from django.utils import timezone
 from behavior.conditions import Condition, feature_columns, parse
 from behavior.core.features import build_features
 from behavior.core.outreach import Selection, select
+from behavior.core.proportions import Z95, newcombe_interval, wilson_interval
 from behavior.core.training import ModelArtifactError
 from behavior.core.uplift import CHANCE, RESPONSE, Blend
 from behavior.models import Event, ModelVersion
@@ -36,7 +36,10 @@ from campaigns.models import Assignment, Campaign, Coupon
 log = logging.getLogger(__name__)
 
 ALWAYS_LOADED = ("customer.marketing_consent", "score.purchase_intent")
-Z95 = 1.959964
+# Below this many customers in the treatment or the control group, a campaign's page says "too early to tell"
+# instead of an uplift and extra conversions: a single purchase then moves a group's rate by two points or
+# more, and at 50 each with a 10% rate the difference's interval still spans about 25 points.
+MIN_GROUP_CUSTOMERS = 50
 
 
 def campaigns_live(now: datetime):
@@ -97,21 +100,33 @@ class GroupResult:
     def rate(self) -> float | None:
         return self.converted / self.customers if self.customers else None
 
+    @property
+    def rate_interval(self) -> tuple[float, float] | None:
+        """The rate's 95% Wilson score interval: it keeps its width at 0 and at every customer."""
+        return wilson_interval(self.converted, self.customers, Z95) if self.customers else None
+
 
 @dataclass(frozen=True)
 class CampaignResults:
     treatment: GroupResult
     control: GroupResult
     uplift: float | None  # treatment rate minus control rate
-    uplift_interval: tuple[float, float] | None  # 95%, normal approximation of the difference of two proportions
+    # 95%, Newcombe's hybrid score interval (behavior.core.proportions): both groups' uncertainty, honest at 0 and n
+    uplift_interval: tuple[float, float] | None
     redemptions: int
     discount_spent: Decimal
-    # Conversions the campaign added: the uplift times the treated customers, with the uplift's interval.
+    # Conversions the campaign added: the uplift times the treated customers, with the uplift's interval times
+    # them (so the control group's uncertainty is carried, not only the treated's).
     extra_conversions: float | None
     extra_conversions_interval: tuple[float, float] | None
     cost_per_extra_conversion: Decimal | None  # discount spent / extra conversions; None unless some were added
     # From the interval's top to its bottom; an upper end of None: the interval reaches no added conversion.
     cost_interval: tuple[Decimal, Decimal | None] | None
+
+    @property
+    def too_early(self) -> bool:
+        """Too few customers in a group (MIN_GROUP_CUSTOMERS) to say what the campaign added."""
+        return min(self.treatment.customers, self.control.customers) < MIN_GROUP_CUSTOMERS
 
 
 def campaign_results(*, campaign: Campaign) -> CampaignResults:
@@ -132,8 +147,8 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults:
     pt, pc = treatment.rate, control.rate
     if pt is not None and pc is not None:  # both groups have customers
         uplift = pt - pc
-        half = Z95 * math.sqrt(pt * (1 - pt) / treatment.customers + pc * (1 - pc) / control.customers)
-        interval = (uplift - half, uplift + half)
+        interval = newcombe_interval(treatment.converted, treatment.customers, control.converted, control.customers,
+                                     Z95)
         extra = uplift * treatment.customers
         extra_interval = (interval[0] * treatment.customers, interval[1] * treatment.customers)
         if extra > 0 and campaign.action.spends_budget:

@@ -1,4 +1,3 @@
-import math
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -7,9 +6,10 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
+from behavior.core.proportions import newcombe_interval
 from behavior.models import ModelVersion, Score
 from behavior.services.customers import customer_erase
-from campaigns.admin import _extra_in_words
+from campaigns.admin import _extra_in_words, _rate_bar
 from campaigns.models import Assignment, Coupon
 from campaigns.selectors import CampaignResults, GroupResult, campaign_dry_run, campaign_preview, campaign_results
 from campaigns.services import campaigns_evaluate
@@ -43,12 +43,12 @@ def test_results_compare_treatment_and_control_within_the_attribution_window(sco
 
     assert r.treatment.customers == len(treatment) and r.control.customers == len(control)
     assert r.treatment.converted == len(treatment) // 2 and r.control.converted == len(control) // 5
-    # The difference of two proportions with its 95% Wald interval, from the counts made above.
+    # The difference of two proportions with its 95% hybrid score interval (checked against Newcombe's own table in
+    # tests/behavior/test_proportions.py), from the counts made above.
     nt, nc = len(treatment), len(control)
     pt, pc = (nt // 2) / nt, (nc // 5) / nc
-    half = 1.959964 * math.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
     assert r.uplift == pytest.approx(pt - pc)
-    assert r.uplift_interval == pytest.approx((pt - pc - half, pt - pc + half))
+    assert r.uplift_interval == pytest.approx(newcombe_interval(nt // 2, nt, nc // 5, nc))
     low, high = r.uplift_interval
     assert r.redemptions == 10 and r.discount_spent == Decimal("50.00")
     assert r.extra_conversions == pytest.approx(r.uplift * len(treatment))
@@ -142,3 +142,62 @@ def test_the_page_says_what_an_uncertain_campaign_added_and_cost(settings):
         discount_spent=Decimal(0), extra_conversions=None, extra_conversions_interval=None,
         cost_per_extra_conversion=None, cost_interval=None)
     assert _extra_in_words(without_control) == "extra conversions: none to measure without a control group"
+
+
+def _groups(campaign, *, treated: tuple[int, int], control: tuple[int, int]) -> None:
+    """Assignments made by hand at NOW: (customers, of them converted) in each group; the converted bought the
+    next day."""
+    for group, (customers, converted) in (("treatment", treated), ("control", control)):
+        made = CustomerFactory.create_batch(customers)
+        Assignment.objects.bulk_create([
+            Assignment(campaign=campaign, customer=c, period=0, group=group, assigned_at=NOW,
+                       expires_at=NOW + timedelta(days=7)) for c in made])
+        for c in made[:converted]:
+            _buy(c, NOW + timedelta(days=1))
+
+
+def test_extra_conversions_carry_the_control_groups_uncertainty(db):
+    # Newcombe (1998), "Interval estimation for the difference between independent proportions", Statistics in
+    # Medicine 17, 873-890, Table II example (a): 56 of 70 against 48 of 80, a difference of 0.2000 with the 95%
+    # hybrid score interval 0.0524 to 0.3339 (the Wald interval, 0.0575 to 0.3425, is narrower).
+    campaign = offer(attribution_days=7)
+    _groups(campaign, treated=(70, 56), control=(80, 48))
+
+    r = campaign_results(campaign=campaign)
+
+    assert (r.treatment.converted, r.control.converted) == (56, 48)
+    assert r.uplift_interval == pytest.approx((0.0524, 0.3339), abs=5e-5)
+    # 70 treated: 14 extra conversions, and 70 x the difference's interval.
+    assert r.extra_conversions == pytest.approx(14.0)
+    assert r.extra_conversions_interval == pytest.approx((70 * 0.0524, 70 * 0.3339), abs=70 * 5e-5)
+    assert _extra_in_words(r).startswith("+14.0 extra conversions [+3.7, +23.4], ")
+
+
+def test_no_conversion_is_not_certainty(db):
+    campaign = offer(attribution_days=7)
+    _groups(campaign, treated=(100, 0), control=(60, 0))
+
+    r = campaign_results(campaign=campaign)
+
+    # Wilson's upper bound at 0 of n is z^2 / (n + z^2): 3.8415 / 103.8415 and 3.8415 / 63.8415, by hand.
+    assert _extra_in_words(r) == "+0.0 extra conversions [-6.0, +3.7]"  # was "+0.0 extra conversions [+0.0, +0.0]"
+    assert r.treatment.rate_interval == pytest.approx((0, 0.03699), abs=5e-6)
+    assert r.uplift_interval == pytest.approx((-0.06017, 0.03699), abs=5e-6)
+    # The page's bar: "control (0 of 5)" is no longer 0.0% [0.0%, 0.0%].
+    bar = _rate_bar("control", GroupResult(customers=5, converted=0))
+    assert (bar.label, bar.value, bar.low, bar.high) == ("control (0 of 5)", 0, 0, pytest.approx(0.43448, abs=5e-6))
+    every = _rate_bar("treatment", GroupResult(customers=10, converted=10))
+    assert (every.low, every.high) == (pytest.approx(0.72247, abs=5e-6), 1)
+
+
+def test_too_early_to_tell_below_fifty_customers_in_a_group(db):
+    # The README states the minimum: 50 treated and 50 in the control group.
+    campaign = offer(attribution_days=7)
+    _groups(campaign, treated=(60, 18), control=(5, 0))
+
+    r = campaign_results(campaign=campaign)
+
+    assert _extra_in_words(r) == ("extra conversions: too early to tell with 60 treated and 5 in the control group "
+                                  "(it takes 50 in each to tell)")
+    _groups(campaign, treated=(0, 0), control=(45, 3))  # 50 in the control group now
+    assert _extra_in_words(campaign_results(campaign=campaign)).startswith("+")
