@@ -4,6 +4,7 @@ from django.db.models.signals import post_migrate
 
 class BehaviorConfig(AppConfig):
     name = "behavior"
+    default_auto_field = "django.db.models.BigAutoField"  # its migrations', whatever the project's default
     verbose_name = "Behaviour"
 
     def ready(self):

@@ -7,6 +7,7 @@ class CampaignsConfig(AppConfig):
     """Personalized ads and price offers, chosen by rules over behaviour scores."""
 
     name = "campaigns"
+    default_auto_field = "django.db.models.BigAutoField"  # its migrations', whatever the project's default
     admin_groups = {"Campaign managers": {
         **READ_CUSTOMERS, "campaigns.campaign": ALL, "campaigns.adsettings": ALL, "campaigns.priceoffersettings": ALL,
         "campaigns.messagecontent": ALL, "campaigns.assignment": VIEW, "campaigns.coupon": VIEW,

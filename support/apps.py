@@ -10,6 +10,7 @@ class SupportConfig(AppConfig):
     """Proactive help tickets for customers heading for a problem, delivered to the shop's helpdesk."""
 
     name = "support"
+    default_auto_field = "django.db.models.BigAutoField"  # its migrations', whatever the project's default
     admin_groups = {"Support agents": SUPPORT_AGENT,
                     "Support leads": {**SUPPORT_AGENT, "support.supportrule": ALL,
                                       "support.helpdesksettings": ("view", "change"), "support.outboxmessage": VIEW}}

@@ -180,8 +180,9 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
     _run(str(installed), "-m", "django", "startproject", "host", str(project), cwd=tmp_path)
     (project / "host" / "views.py").write_text(HOST_VIEW)
     settings_file, urls_file = project / "host" / "settings.py", project / "host" / "urls.py"
-    # The project already uses DRF with its defaults.
-    settings_file.write_text(settings_file.read_text() + '\nINSTALLED_APPS += ["rest_framework"]\n')
+    # The project already uses DRF with its defaults, and the 32-bit ids of shops started before Django 3.2.
+    settings_file.write_text(settings_file.read_text() + '\nINSTALLED_APPS += ["rest_framework"]\n'
+                             'DEFAULT_AUTO_FIELD = "django.db.models.AutoField"\n')
     urls_file.write_text(urls_file.read_text() + HOST_URLS)
     env = {"DJANGO_SETTINGS_MODULE": "host.settings", "PYTHONPATH": ""}
     with Server(installed, project, env) as server:
@@ -191,6 +192,7 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
     settings_file.write_text(settings_file.read_text() + "\n" + _readme_block("# foresight: settings"))
     urls_file.write_text(urls_file.read_text() + "\n" + _readme_block("# foresight: urls"))
     _run(str(installed), "manage.py", "migrate", "--verbosity", "0", cwd=project, env=env)
+    _run(str(installed), "manage.py", "makemigrations", "--check", "--dry-run", cwd=project, env=env)  # none to write
     key = _run(str(installed), "manage.py", "create_api_key", "shop", "--scope", "admin", cwd=project,
                env=env).splitlines()[0]
     _run(str(installed), "manage.py", "createsuperuser", "--noinput", "--username", "lead", "--email", "l@shop.test",
