@@ -112,7 +112,8 @@ class PriceOffer(Action):
         return f"{results.redemptions:,} redemptions, {money(results.discount_spent)} discount spent"
 
     def charts(self, campaign):
-        """Discount spent over time: one point a day, from the first redemption to today or the campaign's end."""
+        """Discount spent over time: one point a day, from none the day before the first redemption to today or
+        the campaign's end (a line from zero even when every redemption fell on one day)."""
         days = (Coupon.objects.filter(assignment__campaign=campaign, redeemed_at__isnull=False)
                 .annotate(day=TruncDate("redeemed_at")).values("day").annotate(spent=Sum("discount_amount"))
                 .order_by("day"))
@@ -121,6 +122,7 @@ class PriceOffer(Action):
         if spent:
             last = (min(timezone.now(), campaign.ends_at) if campaign.ends_at else timezone.now()).date().toordinal()
             total = 0.0
+            points.append((min(spent) - 1, total))
             for day in range(min(spent), max(last, max(spent)) + 1):
                 total += spent.get(day, 0.0)
                 points.append((day, total))

@@ -216,5 +216,6 @@ def test_spend_over_time_has_one_point_a_day_up_to_today(client_of):
 
     spend = page[page.index("Discount spent over time"):]
     days = re.findall(r"<title>discount spent: (\d{4}-\d\d-\d\d), ([\d,]+)</title>", spend)
-    assert [day for day, _ in days] == [(today - timedelta(days=n)).date().isoformat() for n in (3, 2, 1, 0)]
-    assert [total for _, total in days] == ["2", "2", "2", "4"]  # cumulative: 2.00 three days ago, 2.00 today
+    # From none the day before the first redemption; cumulative: 2.00 three days ago, 2.00 today.
+    assert [day for day, _ in days] == [(today - timedelta(days=n)).date().isoformat() for n in (4, 3, 2, 1, 0)]
+    assert [total for _, total in days] == ["0", "2", "2", "2", "4"]
