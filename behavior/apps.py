@@ -9,7 +9,17 @@ class BehaviorConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_groups, dispatch_uid="behavior.groups")
+        _admin_home_set()
         _celery_app_ensure()
+
+
+def _admin_home_set():
+    """The admin's home shows the dashboard (behavior.dashboard) above the app list, unless the project gave its
+    admin site a home page of its own."""
+    from django.contrib import admin
+
+    if admin.site.index_template is None:
+        admin.site.index_template = "admin/foresight/index.html"
 
 
 def _celery_app_ensure():

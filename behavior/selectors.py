@@ -18,7 +18,18 @@ from django_celery_beat.models import PeriodicTask
 from behavior.conditions import BOOLEAN, DATETIME, NUMBER, STRING, feature_columns, field_named
 from behavior.core.events import TIME_RANGE
 from behavior.core.features import NORM_DAYS, build_features, shop_norms
-from behavior.models import Contact, ContactPolicy, Customer, Event, PastScore, Product, Score
+from behavior.models import (
+    Contact,
+    ContactPolicy,
+    Customer,
+    Event,
+    ModelVersion,
+    PastScore,
+    Product,
+    Score,
+    ScoringRun,
+    Target,
+)
 
 
 def customer_export(*, customer: Customer) -> dict:
@@ -396,3 +407,15 @@ def schedule_next_run(*, task: str) -> NextRun | None:
                "interval", "crontab", "solar", "clocked")]
     return min(due, key=lambda d: d.at, default=None)
 
+
+def scorers_serving() -> list[tuple[Target, ModelVersion | None]]:
+    """Each target, by name, with the champion that scores it (None: nothing serves it), in two queries."""
+    champions = {v.target: v for v in ModelVersion.objects.filter(
+        status=ModelVersion.Status.CHAMPION, target__in=Target.objects.values("name"))}
+    return [(target, champions.get(target.name)) for target in Target.objects.order_by("name")]
+
+
+def scoring_runs_latest(*, limit: int) -> list[ScoringRun]:
+    """The latest scoring runs, newest first, without their larger records (norms, outcomes)."""
+    return list(ScoringRun.objects.only("pk", "status", "as_of", "started_at", "finished_at", "customers", "chunks",
+                                        "error").order_by("-started_at", "-pk")[:limit])

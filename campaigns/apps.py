@@ -18,6 +18,7 @@ class CampaignsConfig(AppConfig):
 
         from behavior.models import Customer
         from behavior.signals import customers_changed, scoring_finished
+        from campaigns import dashboard  # noqa: F401  its sections of the admin's home page
         from campaigns.actions import registry
         from campaigns.models import Campaign
 

@@ -408,3 +408,17 @@ def campaign_dry_run(*, campaign: Campaign, start: datetime, end: datetime) -> l
         at += timedelta(days=campaign.period_days)
     return periods
 
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    campaign: Campaign
+    results: CampaignResults
+    budget: Decimal | None  # what its action may spend in all (Action.budget); None: no budget
+
+
+def campaigns_active() -> list[CampaignSummary]:
+    """The active campaigns, highest priority first, each with its results and budget. Each campaign's results
+    are two queries over its own assignments (campaign_results): the purchases of its assigned customers within
+    their windows, through the events' (customer, time) index, never the whole shop's events."""
+    return [CampaignSummary(campaign, campaign_results(campaign=campaign), campaign.action.budget(campaign))
+            for campaign in Campaign.objects.filter(status=Campaign.Status.ACTIVE).order_by("-priority", "pk")]

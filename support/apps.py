@@ -20,6 +20,7 @@ class SupportConfig(AppConfig):
 
         from behavior.models import Customer
         from behavior.signals import scoring_finished
+        from support import dashboard  # noqa: F401  its sections of the admin's home page
 
         scoring_finished.connect(_open_tickets_after_scoring, dispatch_uid="support.open_tickets")
         # Every way of erasing a customer (the API, the admin) deletes the row, inside the deletion's transaction.

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from behavior.conditions import Condition, parse
@@ -98,3 +98,25 @@ def _chunks(ids) -> Iterable[list[int]]:
     ids = [int(i) for i in ids]
     for start in range(0, len(ids), IN_CHUNK):
         yield ids[start:start + IN_CHUNK]
+
+
+DUE_SOON = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    status: str
+    tickets: int
+    overdue: int  # unresolved, past their due time
+    due_soon: int  # unresolved, due within DUE_SOON
+
+
+def ticket_queue(*, now: datetime) -> list[QueueRow]:
+    """Tickets by status, each status in the order of a ticket's life, with the unresolved ones by their due
+    time: one grouped query."""
+    counts = {row["status"]: row for row in Ticket.objects.values("status").annotate(
+        n=Count("pk"), late=Count("pk", filter=overdue(now)),
+        soon=Count("pk", filter=Q(status__in=Ticket.UNRESOLVED, due_at__gte=now, due_at__lt=now + DUE_SOON)),
+    ).order_by()}
+    return [QueueRow(status.value, *(counts.get(status.value, {}).get(k, 0) for k in ("n", "late", "soon")))
+            for status in Ticket.Status]

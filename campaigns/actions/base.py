@@ -85,6 +85,10 @@ class Action(actions.Action):
     converted = "bought"  # what counts as converting, in words: "A customer converted who bought ..."
     spends_budget = False  # its cost is the campaign's discount spent: the results give a cost per extra conversion
 
+    def budget(self, campaign: Campaign) -> Decimal | None:
+        """What the campaign may spend in all, against its results' discount spent; None: no budget."""
+        return None
+
     def what_it_did(self, campaign: Campaign, results: CampaignResults) -> str:
         """What the action did so far, in words ("3 redemptions, 6.00 EUR discount spent")."""
         return ""

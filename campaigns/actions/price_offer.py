@@ -108,6 +108,9 @@ class PriceOffer(Action):
     converted = "bought or redeemed their coupon"
     spends_budget = True
 
+    def budget(self, campaign):
+        return campaign.settings.budget
+
     def what_it_did(self, campaign, results):
         return f"{results.redemptions:,} redemptions, {money(results.discount_spent)} discount spent"
 
