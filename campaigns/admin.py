@@ -1,7 +1,5 @@
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
@@ -16,10 +14,10 @@ from behavior.admin import (
     destination_form,
     next_run_in_words,
     percent,
-    table,
 )
 from behavior.charts import Bar, bar_chart, line_chart
-from behavior.conditions import OPERATORS, ConditionError, known_fields, parse
+from behavior.condition_builder import ConditionBuilderAdmin
+from behavior.conditions import ConditionError
 from campaigns.actions import registry
 from campaigns.actions.base import money
 from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
@@ -81,19 +79,16 @@ def settings_inline(action) -> type[admin.StackedInline]:
 
 
 @admin.register(Campaign)
-class CampaignAdmin(StatusButtonsAdmin):
-    # The condition is the only JSON field: a roomy monospace editor, validated by Campaign.clean on save.
-    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(
-        attrs={"rows": 8, "cols": 90, "style": "font-family: monospace"})}}
+class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
+    counts_consent = True  # the builder's count: only customers with marketing consent are reached
     list_display = ["name", "kind", "status", "priority", "slot", "holdout_percent", "starts_at", "ends_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "next_evaluation", "condition_in_words", "condition_reference", "audience_now",
-                       "uplift_model", "assignments", "results"]
+    readonly_fields = ["status", "next_evaluation", "audience_now", "uplift_model", "assignments", "results"]
     actions = ["activate", "pause", "end", "evaluate_now"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "status", "next_evaluation", "priority", "slot"]}),
-        ("Audience", {"fields": ["condition", "condition_in_words", "audience_now", "condition_reference"]}),
+        ("Audience", {"fields": ["condition", "audience_now"]}),
         ("Schedule and caps", {"fields": ["starts_at", "ends_at", "period_days", "max_assignments",
                                           "holdout_percent", "attribution_days", "skip_likely_buyers_above"]}),
         ("Targeting by uplift", {"fields": ["uplift_top_percent", "uplift_top_count", "uplift_model"]}),
@@ -126,24 +121,6 @@ class CampaignAdmin(StatusButtonsAdmin):
         start = ("" if campaign.starts_at is None or campaign.starts_at <= timezone.now()
                  else f"Not before its start at {timezone.localtime(campaign.starts_at):%Y-%m-%d %H:%M %Z}. ")
         return f"{start}{next_run_in_words(evaluate_campaigns.name)}; and after each scoring run."
-
-    @admin.display(description="In words")
-    def condition_in_words(self, campaign):
-        try:
-            return parse(campaign.condition).describe() if campaign.condition else "-"
-        except ConditionError:
-            return "-"
-
-    @admin.display(description="Fields and operators")
-    def condition_reference(self, campaign):
-        fields = table(["field", "type", "meaning"], [[name, f.type, f.label] for name, f in known_fields().items()])
-        operators = table(["op", "means", "applies to", "value"], [
-            [name, o.words, ", ".join(sorted(o.types)), {"one": "one value", "pair": "[low, high]",
-                                                         "list": "[a, b, ...]", "flag": "true or false",
-                                                         "days": "a number of days"}[o.value]]
-            for name, o in OPERATORS.items()])
-        return format_html("<details><summary>Show what a condition can use</summary>"
-                           '<div style="display:flex;gap:2em">{}{}</div></details>', fields, operators)
 
     @admin.display(description="Audience now")
     def audience_now(self, campaign):

@@ -10,6 +10,7 @@ from behavior.admin import (
     destination_form,
     next_run_in_words,
 )
+from behavior.condition_builder import ConditionBuilderAdmin
 from behavior.conditions import ConditionError
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
@@ -19,7 +20,7 @@ from support.tasks import open_support_tickets
 
 
 @admin.register(SupportRule)
-class SupportRuleAdmin(admin.ModelAdmin):
+class SupportRuleAdmin(ConditionBuilderAdmin):
     list_display = ["name", "active", "priority", "group", "sla_hours", "dedupe_days"]
     list_filter = ["active", "priority", "group"]
     search_fields = ["name", "subject"]

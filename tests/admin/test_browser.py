@@ -67,6 +67,7 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
     # Who is held out hangs on the campaign's id; a quarter of some 40 customers leaves the control group
     # empty once in millions (a tenth: once in a hundred), and the uplift chart needs both groups.
     page.fill("#id_holdout_percent", "25")
+    page.click("button:text-is('Edit as JSON')")  # the builder's other view: the stored JSON
     page.fill("#id_condition", '{"all": [{"field": "score.purchase_intent", "op": "bigger", "value": 0.5}]}')
     page.click("input[name=_continue]")
 
