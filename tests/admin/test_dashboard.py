@@ -125,8 +125,8 @@ def _cells(page, section: str) -> list[list[str]]:
     return [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
 
 
-def _charts_read_well(page, name: str) -> None:
-    measured = page.evaluate(MEASURE, "#foresight-dashboard svg")
+def _charts_read_well(page, name: str, charts: str = "#foresight-dashboard svg") -> None:
+    measured = page.evaluate(MEASURE, charts)
     assert measured["contrast"], "no chart on the dashboard"
     faint = [(text, round(ratio, 2)) for text, ratio in measured["contrast"] if ratio < WCAG_TEXT]
     assert not faint, f"{name}: chart labels below {WCAG_TEXT}:1 against the page: {faint}"
@@ -141,6 +141,12 @@ def test_a_campaign_manager_reads_campaigns_scores_and_runs_on_the_home_page(log
         screenshot(page, f"dashboard-campaign-manager-{scheme}")
         _charts_read_well(page, scheme)
         if scheme == "dark":
+            # The campaign's own page, from its link: its results and a day of redemptions, in the dark theme.
+            page.click(f"#dashboard-campaigns a:text-is('{offer.name}')")
+            page.wait_for_selector(".field-results svg")
+            assert page.locator(".field-results svg").count() == 3  # conversion, uplift, discount spent
+            screenshot(page, "dashboard-campaign-manager-dark-campaign")
+            _charts_read_well(page, "the campaign's page", ".field-results svg")
             break
         assert page.locator("#dashboard-support").count() == 0  # the support queue is the support team's
         assert page.locator("#foresight-dashboard ~ #foresight-app-list .app-campaigns").count() == 1  # below
