@@ -1,7 +1,11 @@
-"""Log filters: logs leave the shop's hands (log shippers, support tools), personal data must not."""
+"""Logs leave the shop's hands (log shippers, support tools); personal data must not: a filter that masks it, and
+the settings line that puts the filter on every handler of a project's logging."""
 
+import copy
 import logging
 import re
+
+from django.utils.log import DEFAULT_LOGGING
 
 
 def _spelled_any_way(word: str) -> str:
@@ -43,3 +47,13 @@ class RedactIdentifiers(logging.Filter):
             # What a formatter would write, written now: the traceback quotes the database error's text.
             record.exc_text = _redacted(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def masked_logging(config: dict | None) -> dict:
+    """The project's LOGGING (Django's defaults when it has none) with RedactIdentifiers on every handler: what
+    the README's settings line `LOGGING = masked_logging(globals().get("LOGGING"))` sets."""
+    masked = copy.deepcopy(config if config is not None else {**DEFAULT_LOGGING, "disable_existing_loggers": False})
+    masked.setdefault("filters", {})["foresight_redact"] = {"()": f"{__name__}.RedactIdentifiers"}
+    for handler in masked.get("handlers", {}).values():
+        handler["filters"] = [*handler.get("filters", []), "foresight_redact"]
+    return masked

@@ -6,7 +6,7 @@ Worker counts, the address and the access log stay on the command line (`--worke
 
 from gunicorn.glogging import Logger
 
-from config.logging import RedactIdentifiers
+from behavior.redaction import RedactIdentifiers
 
 wsgi_app = "config.wsgi:application"
 

@@ -1,4 +1,4 @@
-"""The servers' request logs mask customer ids and coupon codes, as the app's logs do (config/logging.py)."""
+"""The servers' request logs mask customer ids and coupon codes, as the app's logs do (behavior/redaction.py)."""
 
 import http.client
 import os

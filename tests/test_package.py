@@ -189,7 +189,8 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
         before = _host_answers(server.base)
     assert [status for status, _, _ in before] == [200, 200, 200, 200]
 
-    settings_file.write_text(settings_file.read_text() + "\n" + _readme_block("# foresight: settings"))
+    settings_file.write_text(settings_file.read_text() + "\n" + _readme_block("# foresight: settings") + "\n"
+                             + _readme_block("# foresight: logs and logins"))
     urls_file.write_text(urls_file.read_text() + "\n" + _readme_block("# foresight: urls"))
     _run(str(installed), "manage.py", "migrate", "--verbosity", "0", cwd=project, env=env)
     _run(str(installed), "manage.py", "makemigrations", "--check", "--dry-run", cwd=project, env=env)  # none to write
@@ -228,6 +229,16 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
             answer = admin.get(server.base + "admin/" + page, timeout=10)
             assert answer.status_code == 200 and "login" not in answer.url, page
         assert "ada" in admin.get(server.base + "admin/behavior/customer/", timeout=10).text
+
+        intruder, login = requests.Session(), server.base + "admin/login/"
+        intruder.get(login, timeout=10)
+        for password in ["wrong"] * 5 + ["a long admin passphrase"]:
+            answer = intruder.post(login, timeout=10, headers={"Referer": login}, data={
+                "username": "lead", "password": password, "next": "/admin/",
+                "csrfmiddlewaretoken": intruder.cookies["csrftoken"]})
+        assert answer.status_code == 429  # locked out after five wrong ones, the right one too
+    logged = server.process.stderr.read()  # runserver's request lines
+    assert "/foresight/api/v1/customers/***" in logged and "customers/ada" not in logged, logged
 
     manage = [str(installed), "manage.py"]
     settings_file.write_text(settings_file.read_text() + '\nINSTALLED_APPS += ["foresight_demo"]\n')  # to try it

@@ -172,7 +172,7 @@ FORESIGHT_MAX_EVENT_AGE = timedelta(days=int(os.environ.get("FORESIGHT_MAX_EVENT
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "config.logging.RedactIdentifiers"}},
+    "filters": {"redact": {"()": "behavior.redaction.RedactIdentifiers"}},
     # runserver's request lines keep Django's own format, redacted like the rest (gunicorn: config/gunicorn.py).
     "formatters": {"django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
                                      "style": "{"},

@@ -16,7 +16,7 @@ from behavior.api.auth import CUSTOMER_TOKEN_HEADER
 from behavior.api.tokens import customer_token
 from behavior.api.views import CustomerView, ScopedView
 from behavior.models import ApiKey, Customer
-from config.logging import RedactIdentifiers
+from behavior.redaction import RedactIdentifiers
 from support.api.views import HelpView
 
 PUBLIC = {"schema", "docs"}  # the OpenAPI document and its page: no data behind them
