@@ -153,6 +153,11 @@ class Coupon(models.Model):
     order_id = models.CharField(max_length=255, blank=True)
     discount_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
 
+    class Meta:
+        # A redemption looks for the offers already redeemed on its order (one price offer per order).
+        indexes = [models.Index(fields=["order_id"], condition=Q(redeemed_at__isnull=False),
+                                name="coupon_redeemed_order")]
+
     def __str__(self) -> str:
         return self.code
 

@@ -348,13 +348,16 @@ JOIN {PriceOfferSettings._meta.db_table} o ON o.campaign_id = c.id
 WHERE k.code = %(code)s
 """
 # One statement, so one round trip and one commit: lock the coupon if still unused, then spend the offer's
-# budget if the coupon was locked, its campaign has not ended and the discount fits, then mark the coupon used
-# if the budget was spent. Each step reads the one before it, so all happen or none. Two redemptions of one
+# budget if the coupon was locked, its campaign has not ended, the discount fits and the order has no other
+# price offer that this one may not join (both campaigns must allow stacking), then mark the coupon used if the
+# budget was spent. Each step reads the one before it, so all happen or none. Two redemptions of one
 # code: the second waits for the coupon's lock and then finds it used. Of two coupons against the last of a
 # budget, the second waits for the offer's row and then finds the budget short, and its coupon stays unused.
 # Locks are taken coupon first, then offer, so two redemptions cannot deadlock; the campaign's row is read,
 # not locked, so an evaluation (which holds it) never holds up a checkout. Before: BEGIN, SELECT .. FOR UPDATE,
-# two UPDATEs, COMMIT, each a round trip.
+# two UPDATEs, COMMIT, each a round trip. The order's other offers are read in the statement's snapshot: so
+# that it sees what a redemption for the same order committed a moment before, the statement runs after
+# _ORDER_LOCK_SQL, in one transaction with it (coupon_redeem).
 _REDEEM_SQL = f"""
 WITH locked AS (
     SELECT id FROM {Coupon._meta.db_table} WHERE id = %(coupon)s AND redeemed_at IS NULL FOR UPDATE
@@ -363,6 +366,12 @@ WITH locked AS (
     WHERE campaign_id = %(campaign)s AND EXISTS (SELECT 1 FROM locked)
       AND EXISTS (SELECT 1 FROM {Campaign._meta.db_table} WHERE id = %(campaign)s AND status <> %(ended)s)
       AND (budget IS NULL OR discount_spent <= budget - %(discount)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM {Coupon._meta.db_table} k
+          JOIN {Assignment._meta.db_table} a ON a.id = k.assignment_id
+          JOIN {PriceOfferSettings._meta.db_table} other ON other.campaign_id = a.campaign_id
+          WHERE k.order_id = %(order_id)s AND k.redeemed_at IS NOT NULL
+            AND NOT (other.may_stack AND {PriceOfferSettings._meta.db_table}.may_stack))
     RETURNING campaign_id
 ), used AS (
     UPDATE {Coupon._meta.db_table} SET redeemed_at = %(now)s, order_id = %(order_id)s, discount_amount = %(discount)s
@@ -371,6 +380,9 @@ WITH locked AS (
 )
 SELECT (SELECT count(*) FROM locked), (SELECT count(*) FROM used)
 """
+# Redemptions for one order take turns (an order whose id hashes alike waits a moment too), until the commit.
+# Two coupons redeemed on one order at once: the second waits here, then its statement sees the first's.
+_ORDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(1179603524, hashtext(%(order_id)s))"  # 1179603524: "FORD"
 
 
 @dataclass(frozen=True)
@@ -431,7 +443,8 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
                                                   f"{quote.discount} on this order")
         quote = replace(quote, discount=amount)
     if connection.vendor == "postgresql":
-        with _cursor_planned_once() as cursor:
+        with transaction.atomic(), _cursor_planned_once() as cursor:
+            cursor.execute(_ORDER_LOCK_SQL, {"order_id": order_id})
             cursor.execute(_REDEEM_SQL, {"coupon": quote.coupon, "campaign": quote.campaign,
                                          "discount": quote.discount, "now": now, "order_id": order_id,
                                          "ended": Campaign.Status.ENDED})
@@ -440,9 +453,14 @@ def coupon_redeem(*, code: str, customer_external_id: str, order_id: str, items:
         locked, used = _redeem_in_transaction(quote.coupon, quote.campaign, quote.discount, now, order_id)
     if not locked:  # used (or gone) since the read: another redemption won
         raise RedemptionError("already_redeemed", "this coupon was used a moment ago")
-    if not used:  # the offer's row, under its lock, refused: its campaign ended meanwhile, or its budget is spent
+    if not used:  # the offer's row, under its lock, refused: its campaign ended meanwhile, the order has another
+        # offer, or the budget is spent
         if Campaign.objects.filter(pk=quote.campaign, status=Campaign.Status.ENDED).exists():
             raise RedemptionError("campaign_ended", "the campaign of this coupon has ended")
+        if (other := offer_on_order(order_id=order_id, campaign=quote.campaign)) is not None:
+            raise RedemptionError("offer_on_order", f"order {order_id} has the price offer {other} already: an "
+                                                    "order takes one Foresight price offer, unless the campaigns of "
+                                                    "both allow stacking")
         raise RedemptionError("budget_spent", "the campaign's discount budget is spent")
     placements_changed([customer_external_id])  # the used coupon's offer is shown no more
     return Redemption(code=quote.code, order_id=order_id, discount_amount=quote.discount, redeemed_at=now)
@@ -454,6 +472,8 @@ def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: d
     with transaction.atomic():
         if not Coupon.objects.filter(pk=coupon, redeemed_at__isnull=True).exists():
             return 0, 0
+        if offer_on_order(order_id=order_id, campaign=campaign) is not None:
+            return 1, 0
         spend = PriceOfferSettings.objects.filter(campaign=campaign).exclude(
             campaign__status=Campaign.Status.ENDED).filter(
             Q(budget__isnull=True) | Q(discount_spent__lte=F("budget") - discount))
@@ -461,6 +481,20 @@ def _redeem_in_transaction(coupon: int, campaign: int, discount: Decimal, now: d
             return 1, 0
         Coupon.objects.filter(pk=coupon).update(redeemed_at=now, order_id=order_id, discount_amount=discount)
         return 1, 1
+
+
+def offer_on_order(*, order_id: str, campaign: int) -> str | None:
+    """In words, a price offer redeemed on the order that a coupon of `campaign` may not join; None if none.
+
+    A coupon joins an order's other offers only when its campaign and theirs all allow stacking."""
+    others = Coupon.objects.filter(order_id=order_id, redeemed_at__isnull=False)
+    if PriceOfferSettings.objects.filter(campaign=campaign, may_stack=True).exists():
+        others = others.filter(assignment__campaign__priceoffersettings__may_stack=False)
+    other = others.select_related("assignment__campaign__priceoffersettings").order_by("redeemed_at", "pk").first()
+    if other is None:
+        return None
+    campaign_of_other = other.assignment.campaign
+    return f'"{campaign_of_other.name}" ({campaign_of_other.priceoffersettings.discount_in_words})'
 
 
 # Amounts (discounts, what a campaign spent) are stored with 12 digits, 2 of them cents.

@@ -42,6 +42,9 @@ class PriceOfferSettings(ActionSettings):
     budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True,
                                  help_text="Total discount this campaign may grant.")
     discount_spent = models.DecimalField(max_digits=12, decimal_places=2, default=0, editable=False)
+    may_stack = models.BooleanField(
+        default=False, help_text="Its coupon may join another Foresight price offer on one order, if that offer's "
+                                 "campaign allows stacking too. Off: an order takes this offer alone.")
 
     class Meta:
         verbose_name = verbose_name_plural = "price offer settings"
@@ -62,6 +65,13 @@ class PriceOfferSettings(ActionSettings):
             errors["budget"] = f"The offer has spent {money(self.discount_spent)} already: the budget cannot be less."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def discount_in_words(self) -> str:
+        """The discount as a shopper reads it: "15% off", "5.00 EUR off"."""
+        if self.discount_kind == self.Discount.PERCENT:
+            return f"{Decimal(self.discount_value).normalize():f}% off"
+        return f"{money(self.discount_value)} off"
 
     def discount_on(self, eligible: Decimal) -> Decimal:
         """The discount on an amount in the offer's scope: a percentage of it, or the fixed value up to it."""

@@ -16,7 +16,8 @@ from . import serializers as s
 
 REDEMPTION_STATUS = {
     "unknown_code": 404, "not_yours": 403, "already_redeemed": 409, "expired": 410, "campaign_ended": 410,
-    "budget_spent": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400, "order_too_large": 422,
+    "budget_spent": 409, "offer_on_order": 409, "below_minimum": 422, "out_of_scope": 422, "empty_order": 400,
+    "order_too_large": 422,
     "wrong_amount": 422,  # a shop framework's discount above the quote (the Oscar connector); never from this API
 }
 
@@ -76,8 +77,9 @@ class RedeemView(ScopedView):
         responses={200: s.RedeemOut, **{code: OpenApiResponse(description=", ".join(
             r for r, c in REDEMPTION_STATUS.items() if c == code)) for code in set(REDEMPTION_STATUS.values())}},
         description="All or nothing: the code must belong to the customer, be unexpired and unused, the order "
-        "must reach the minimum and hold items in the offer's scope, and the campaign's budget must cover the "
-        "discount. Refusals carry a `reason` code.",
+        "must reach the minimum and hold items in the offer's scope, the campaign's budget must cover the "
+        "discount, and the order must have no other Foresight price offer (unless both campaigns allow stacking). "
+        "Refusals carry a `reason` code.",
     )
     def post(self, request, code):
         data = validated(s.RedeemIn, request.data)
