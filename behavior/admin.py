@@ -11,7 +11,6 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.timesince import timeuntil
 
 from behavior.cache import CacheUnreachable
 from behavior.charts import Bar, bar_chart, line_chart
@@ -19,6 +18,7 @@ from behavior.core.features import TargetDefinition
 from behavior.core.reasons import reasons_sentence
 from behavior.core.scorers import SCORERS
 from behavior.core.training import ModelArtifactError
+from behavior.core.words import duration_in_words, probability_in_words
 from behavior.models import (
     ApiKey,
     Contact,
@@ -101,15 +101,14 @@ def next_run_in_words(task: str) -> str:
     if due.at < now - timedelta(minutes=5):  # beat writes down a run's time every 3 minutes (its sync)
         return (f"Due since {at} by the schedule {due.schedule!r}: are the schedules running (manage.py "
                 "run_schedules, or celery beat)?")
-    return f"At {at}, in {timeuntil(due.at, now)} (the schedule {due.schedule!r})"
+    return f"At {at}, in {duration_in_words((due.at - now) / timedelta(days=1))} (the schedule {due.schedule!r})"
 
 
 def _score_column(target: str):
     """A sortable list column with the customer's current score for one target (annotated by get_queryset)."""
     @admin.display(description=target.replace("_", " "), ordering=f"score_{target}")
     def column(customer):
-        value = getattr(customer, f"score_{target}", None)
-        return "-" if value is None else f"{value:.3f}"
+        return probability_in_words(getattr(customer, f"score_{target}", None))
 
     return column
 
@@ -176,7 +175,7 @@ class CustomerAdmin(admin.ModelAdmin):
     def scores(self, customer):
         rows = Score.objects.filter(customer=customer).select_related("model_version").order_by("target")
         return table(["target", "probability", "why", "model", "scored at"], [
-            [s.target.replace("_", " "), f"{s.probability:.3f}", reasons_sentence(s.reasons) or "-",
+            [s.target.replace("_", " "), probability_in_words(s.probability), reasons_sentence(s.reasons) or "-",
              str(s.model_version), f"{s.scored_at:%Y-%m-%d %H:%M}"] for s in rows])
 
     @admin.display(description="Timeline")
@@ -348,9 +347,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["pk", "target", "kind", "status", "roc_auc", "top_lift", "validated_at", "promoted_at"]
     list_filter = ["target", "status", "kind"]
     readonly_fields = [*(f.name for f in ModelVersion._meta.fields if f.name != "metrics"), "chosen", "quality",
-                       "candidates", "charts", "promised", "delivered"]
+                       "candidates", "charts", "promised", "delivered", "operating_threshold"]
     fieldsets = [
-        (None, {"fields": ["target", "kind", "status", "threshold", "created_at", "promoted_at"]}),
+        (None, {"fields": ["target", "kind", "status", "operating_threshold", "created_at", "promoted_at"]}),
         ("Promised and delivered", {"fields": ["promised", "delivered"]}),
         ("Why this scorer", {"fields": ["chosen", "candidates"]}),
         ("Validation", {"fields": ["quality", "charts"]}),
@@ -358,6 +357,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
                                  "sha256"], "classes": ["collapse"]}),
     ]
     actions = ["promote", "roll_back"]
+
+    @admin.display(description="Operating threshold")
+    def operating_threshold(self, version):
+        return probability_in_words(version.threshold)
 
     @admin.display(description="ROC-AUC (population)")
     def roc_auc(self, version):
@@ -516,25 +519,47 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
 @admin.register(Score)
 class ScoreAdmin(admin.ModelAdmin):
-    list_display = ["customer", "target", "probability", "model_version", "scored_at"]
+    list_display = ["customer", "target", "probability_shown", "model_version", "scored_at"]
     list_filter = ["target"]
     list_select_related = ["customer", "model_version"]
     raw_id_fields = ["customer", "model_version", "run"]
+    # A score is what its model said: its probability and reasons are read here, as every page says them.
+    fields = ["customer", "target", "probability_shown", "why", "model_version", "run", "scored_at"]
+    readonly_fields = ["probability_shown", "why"]
     search_fields = ["=customer__external_id"]
     show_full_result_count = False
+
+    @admin.display(description="probability", ordering="probability")
+    def probability_shown(self, score):
+        return probability_in_words(score.probability)
+
+    @admin.display(description="why")
+    def why(self, score):
+        return reasons_sentence(score.reasons) or "-"
 
     def changelist_view(self, request, extra_context=None):
         extra = {"distribution": score_distribution(Score.objects.all()), **(extra_context or {})}
         return super().changelist_view(request, extra_context=extra)
 
 
-@admin.register(ContactPolicy)
-class ContactPolicyAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "max_contacts", "per_days"]
+class SingletonAdmin(admin.ModelAdmin):
+    """Settings of one row (behavior.models.Singleton): added once, by whoever may add it."""
 
     def has_add_permission(self, request):
-        # One budget for the whole shop, added by whoever may add it.
-        return super().has_add_permission(request) and not ContactPolicy.objects.exists()
+        return super().has_add_permission(request) and not self.model._default_manager.exists()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A refused form has already written what was typed into obj: the heading, the title and the breadcrumbs
+        # name what is saved (the form's fields keep what was typed, to correct it).
+        saved = None if obj is None else self.model._default_manager.filter(pk=obj.pk).first()
+        if saved is not None:
+            context.update(subtitle=str(saved), original=saved)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(ContactPolicy)
+class ContactPolicyAdmin(SingletonAdmin):
+    list_display = ["__str__", "max_contacts", "per_days"]  # one budget for the whole shop
 
 
 @admin.register(Contact)
@@ -573,14 +598,11 @@ def destination_form(destination: type[WebhookDestination]) -> type[forms.ModelF
     return DestinationForm
 
 
-class WebhookDestinationAdmin(admin.ModelAdmin):
+class WebhookDestinationAdmin(SingletonAdmin):
     """One row of settings: made once, never deleted."""
 
     formfield_overrides = HTTPS_BY_DEFAULT
     list_display = ["__str__", "enabled", "url", "retry_base_seconds"]
-
-    def has_add_permission(self, request):
-        return not self.model.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -189,7 +189,9 @@ class Target(models.Model):
         ACTIVE = "active", "customers active in the last N days"
         IN_FLIGHT = "in_flight", "customers with an order in flight (or delivered in the last N days)"
 
-    name = models.SlugField(max_length=32, unique=True, help_text="Used in conditions as score.<name>.")
+    # No <name> in the help: the admin shows help texts as HTML, where it is a tag and vanishes ("score..").
+    name = models.SlugField(max_length=32, unique=True,
+                            help_text="Used in conditions as score.NAME, e.g. score.purchase_intent.")
     description = models.CharField(max_length=200, blank=True)
     horizon_days = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_HORIZON_DAYS)],

@@ -154,6 +154,8 @@ class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
             return "-"
         link = reverse("admin:campaigns_assignment_changelist") + f"?campaign__id__exact={campaign.pk}"
         counts = dict(campaign.assignments.values_list("group").annotate(n=Count("pk")).order_by())
+        if not counts and campaign.status == Campaign.Status.ACTIVE:  # activated since the last evaluation
+            return f"None assigned yet: {self._assigned_when(campaign)}"
         return format_html('{} treated, {} in the control group: <a href="{}">see each customer</a>',
                            f"{counts.get('treatment', 0):,}", f"{counts.get('control', 0):,}", link)
 
@@ -185,7 +187,13 @@ class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
             except (CampaignError, ValidationError) as error:
                 self.message_user(request, f"{campaign}: {error}", messages.ERROR)
             else:
-                self.message_user(request, f"{campaign}: {status}", messages.SUCCESS)
+                # Activating assigns no one by itself: the message says when the campaign is next evaluated.
+                then = f"; {self._assigned_when(campaign)}" if status == Campaign.Status.ACTIVE else ""
+                self.message_user(request, f"{campaign}: {status}{then}", messages.SUCCESS)
+
+    def _assigned_when(self, campaign) -> str:
+        return (f"the campaign assigns its customers when it is next evaluated: {self.next_evaluation(campaign)} "
+                "Evaluate now does it at once.")
 
     @admin.action(description="Activate")
     def activate(self, request, queryset):

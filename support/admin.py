@@ -1,7 +1,8 @@
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince, timeuntil
 
 from behavior.admin import (
     ReadOnlyAdmin,
@@ -12,6 +13,7 @@ from behavior.admin import (
 )
 from behavior.condition_builder import ConditionBuilderAdmin
 from behavior.conditions import ConditionError
+from behavior.core.words import duration_in_words
 from support.models import HelpdeskSettings, OutboxMessage, SupportRule, Ticket, TicketNote
 from support.selectors import overdue, rule_preview
 from support.services.proactive import tickets_open_proactively
@@ -130,14 +132,24 @@ class TicketAdmin(StatusButtonsAdmin):
 
     @admin.display(description="due", ordering="due_at")
     def due(self, ticket):
-        """Overdue in words and the admin's error red ("overdue 3 hours"), else "in 2 hours": not a tick."""
+        """Overdue in words and the admin's error red ("overdue 3 hours", "overdue 6.0 days" for 5.99), else
+        "in 2 hours": not a tick, and rounded as every duration is (behavior.core.words)."""
         if ticket.status not in Ticket.UNRESOLVED:
             return "-"
         now = timezone.now()
+        left = duration_in_words((ticket.due_at - now) / timedelta(days=1))
         if ticket.due_at < now:
             return format_html('<strong class="ticket-overdue" style="color: var(--error-fg)">overdue {}</strong>',
-                               timesince(ticket.due_at, now, depth=1))
-        return f"in {timeuntil(ticket.due_at, now, depth=1)}"
+                               left)
+        return f"in {left}"
+
+    def changelist_view(self, request, extra_context=None):
+        # Support contacts arrive as events and become tickets only when the schedule next opens tickets: the
+        # queue says when, so a contact the shop just sent is not taken for lost.
+        note = (f"Support contacts sent as events become tickets when they are next opened: "
+                f"{next_run_in_words(open_support_tickets.name)}; and after each scoring run. Those sent through "
+                "the API (POST /api/v1/customers/{id}/tickets) are tickets at once.")
+        return super().changelist_view(request, extra_context={"contacts_note": note, **(extra_context or {})})
 
     @admin.display(description="shown in the storefront")
     def storefront_message(self, ticket):

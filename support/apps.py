@@ -13,7 +13,7 @@ class SupportConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"  # its migrations', whatever the project's default
     admin_groups = {"Support agents": SUPPORT_AGENT,
                     "Support leads": {**SUPPORT_AGENT, "support.supportrule": ALL,
-                                      "support.helpdesksettings": ("view", "change"), "support.outboxmessage": VIEW}}
+                                      "support.helpdesksettings": WORK, "support.outboxmessage": VIEW}}
 
     def ready(self):
         from django.db.models.signals import pre_delete

@@ -16,6 +16,7 @@ import pandas as pd
 
 from behavior.core.features import BAD_RATING, OPEN_ORDER_DAYS
 from behavior.core.reasons import reasons_sentence
+from behavior.core.words import duration_in_words, probability_in_words
 
 FACT_COLUMNS = ["order_id", "days_late", "promised_at", "review_order_id", "rating", "reviewed_at"]
 
@@ -35,8 +36,10 @@ def ticket_facts(events: pd.DataFrame, now: datetime) -> pd.DataFrame:
     latest = orders.sort_values(["bought_at", "order_id"]).groupby("customer_id").tail(1).set_index("customer_id")
     late = pd.DataFrame({
         "order_id": latest["order_id"].astype(object),
-        # Started days count: an order promised for yesterday evening is "1 day" late this morning.
-        "days_late": np.ceil((now - latest["promised_at"]) / pd.Timedelta(days=1)).astype("Int64"),
+        # Days as the score's reasons count them (feature days_late), said in one rounding (behavior.core.words):
+        # 3.25 days is "3.3 days" in the reasons, the storefront's message and the score's reasons alike.
+        # Kept to 4 decimals (9 seconds): enough to round the same, short on the ticket's page.
+        "days_late": ((now - latest["promised_at"]) / pd.Timedelta(days=1)).round(4),
         "promised_at": latest["promised_at"],
     })
     # The worst bad review of the period, the latest of equals: a kind review written after it takes nothing
@@ -69,6 +72,8 @@ def _json_values(row: dict) -> dict:
             value = value.isoformat()
         elif isinstance(value, (np.integer, int)):
             value = int(value)
+        elif isinstance(value, (np.floating, float)):
+            value = float(value)
         else:
             value = str(value)
         out[name] = value
@@ -80,19 +85,16 @@ def ticket_reasons(facts: dict, risk: float | None, score_reasons: list[dict]) -
     reasons = []
     if "order_id" in facts:
         promised = facts["promised_at"][:10]
-        reasons.append(f"Order {facts['order_id']} is {days(facts['days_late'])} past its promised delivery "
-                       f"({promised}) and not delivered yet")
+        late = duration_in_words(facts["days_late"])
+        reasons.append(f"Order {facts['order_id']} is {late} past its promised delivery ({promised}) and not "
+                       "delivered yet")
     if "rating" in facts:  # only bad reviews are facts (ticket_facts)
         order = f" for order {facts['review_order_id']}" if "review_order_id" in facts else ""
         reasons.append(f"A bad review: {stars(facts['rating'])}{order} on {facts['reviewed_at'][:10]}")
     if risk is not None:
         because = reasons_sentence(score_reasons)
-        reasons.append(f"Support risk {risk:.0%}" + (f", mostly from {because}" if because else ""))
+        reasons.append(f"Support risk {probability_in_words(risk)}" + (f", mostly from {because}" if because else ""))
     return reasons
-
-
-def days(n: int) -> str:
-    return "1 day" if n == 1 else f"{n} days"
 
 
 def stars(n: int) -> str:

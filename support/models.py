@@ -7,8 +7,9 @@ from django.db import models
 from django.db.models import Q
 
 from behavior.conditions import validate_condition
+from behavior.core.words import duration_in_words
 from behavior.models import Customer, ScoringRun, WebhookDelivery, WebhookDestination
-from support.facts import days, stars
+from support.facts import stars
 
 # What a rule's message to the customer may name; every value comes from the ticket and its facts.
 MESSAGE_PLACEHOLDERS = {
@@ -144,7 +145,7 @@ class Ticket(models.Model):
         """What the storefront shows: the rule's message with the ticket's facts, or the fallback without them."""
         values = {**self.facts, "ticket": self.pk}
         if "days_late" in values:
-            values["days_late"] = days(values["days_late"])
+            values["days_late"] = duration_in_words(values["days_late"])
         if "rating" in values:
             values["rating"] = stars(values["rating"])
         template = self.rule.customer_message if self.rule else FALLBACK_MESSAGE

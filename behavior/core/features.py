@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .event_types import EVENT_TYPES
+from .words import duration_in_words
 
 WINDOWS = (1, 7, 30, 90, 180, 365)  # days, for the counts per event type; each model uses those its horizon needs
 SPEND_WINDOWS = (30, 90, 180, 365)  # days, for orders and spend
@@ -61,8 +62,8 @@ def _count(singular: str, plural: str, rest: str = "") -> str:
 # words of a score's reasons ("6 product views in the last 7 days").
 FEATURES: dict[str, str] = {
     **{f"{t}_{d}d": _count(*_NOUNS[t], f" {_in_last(d)}") for t in EVENT_TYPES for d in WINDOWS},
-    "days_since_event": "{value:.1f} days since the last visit or order event",
-    **{f"days_since_{t}": f"{{value:.1f}} days since the last {_NOUNS[t][0]}" for t in RECENCY_TYPES},
+    "days_since_event": "{value:days} since the last visit or order event",
+    **{f"days_since_{t}": f"{{value:days}} since the last {_NOUNS[t][0]}" for t in RECENCY_TYPES},
     "days_since_first_purchase": "{value:.0f} days since the first purchase",
     "purchase_days": _count("day", "days", " with a purchase"),
     "sessions_7d": _count("session", "sessions", " in the last 7 days"),
@@ -81,24 +82,24 @@ FEATURES: dict[str, str] = {
     "orders_delayed_90d": _count("order", "orders", " with a delivery delay in the last 90 days"),
     "orders_delayed": _count("order", "orders", " with a delivery delay in all"),
     "orders_open_past_due": _count("order", "orders", " past the promised delivery and not delivered"),
-    "max_days_past_due": "{value:.1f} days past the promised delivery, for the latest open order",
+    "max_days_past_due": "{value:days} past the promised delivery, for the latest open order",
     # What is known about the orders in flight: bought and not delivered, or delivered lately.
     "orders_in_flight": _count("order", "orders", " bought and not delivered yet"),
-    "in_flight_days_since_purchase": "{value:.1f} days since the oldest order not delivered yet was bought",
-    "in_flight_days_to_promise": "{value:abs:.1f} days {value:sign:before|past} the promised delivery of the most "
+    "in_flight_days_since_purchase": "{value:days} since the oldest order not delivered yet was bought",
+    "in_flight_days_to_promise": "{value:abs:days} {value:sign:before|past} the promised delivery of the most "
                                  "urgent open order",
     "in_flight_unapproved": _count("order", "orders", " bought and not approved yet"),
-    "in_flight_approval_delay": "{value:abs:.1f} days {value:sign:slower|faster} to approve than this shop's usual",
+    "in_flight_approval_delay": "{value:abs:days} {value:sign:slower|faster} to approve than this shop's usual",
     "in_flight_unshipped": _count("order", "orders", " bought and not shipped yet"),
-    "in_flight_ship_delay": "{value:abs:.1f} days {value:sign:slower|faster} to ship than this shop's usual",
+    "in_flight_ship_delay": "{value:abs:days} {value:sign:slower|faster} to ship than this shop's usual",
     "in_flight_items": _count("item", "items", " in orders not delivered yet"),
     "in_flight_value": "{value:.2f} worth of orders not delivered yet",
     "in_flight_sellers": _count("seller", "sellers", " shipping the orders not delivered yet"),
     "in_flight_freight_share": "freight {value:.0%} of the price of the orders not delivered yet",
     "in_flight_payment_code": "paid by {value:payment}",
-    "days_late": "an order {value:abs:.1f} days {value:sign:later|earlier} than promised",
-    "usual_ship_days": "{value:.1f} days this shop usually takes from purchase to shipping",
-    "usual_approval_days": "{value:.1f} days this shop usually takes to approve an order",
+    "days_late": "an order {value:abs:days} {value:sign:later|earlier} than promised",
+    "usual_ship_days": "{value:days} this shop usually takes from purchase to shipping",
+    "usual_approval_days": "{value:days} this shop usually takes to approve an order",
     "tenure_days": "{value:.0f} days a customer",
     "country_code": "country (code {value:.0f})",
     "device_code": "device (code {value:.0f})",
@@ -106,8 +107,9 @@ FEATURES: dict[str, str] = {
 
 
 class _Words(string.Formatter):
-    """str.format with three more specs: `plural:ONE|MANY` picks the noun agreeing with the value, `sign:POS|NEG`
-    the word for its sign, and `abs:SPEC` formats its size."""
+    """str.format with four more specs: `plural:ONE|MANY` picks the noun agreeing with the value, `sign:POS|NEG`
+    the word for its sign, `abs:SPEC` formats its size, and `days` says a number of days as every page says a
+    duration (behavior.core.words: "3.3 days", "5 hours")."""
 
     def format_field(self, value, format_spec):
         kind, _, rest = format_spec.partition(":")
@@ -118,7 +120,9 @@ class _Words(string.Formatter):
             positive, negative = rest.split("|")
             return positive if value >= 0 else negative
         if kind == "abs":
-            return super().format_field(abs(value), rest)
+            return self.format_field(abs(value), rest)
+        if format_spec == "days":
+            return duration_in_words(value)
         if format_spec == "payment":
             return PAYMENTS[int(value)].replace("_", " ") if 0 <= value < len(PAYMENTS) else "another way"
         return super().format_field(value, format_spec)
@@ -139,6 +143,7 @@ def meaning(name: str) -> str:
     template = re.sub(r"\{value:plural:[^|}]*\|([^}]*)\}", r"\1", template)  # the plural form
     template = re.sub(r"\{value:sign:([^|}]*)\|([^}]*)\}", r"\1 or \2", template)  # both directions
     template = re.sub(r"paid by \{value:payment\}", "payment method", template)
+    template = re.sub(r"\{value(:abs)?:days\}", "days", template)
     template = re.sub(r"\{value:\.0%\}", "share", template)
     template = re.sub(r"^\{value[^}]*\} spent", "amount spent", template)
     template = re.sub(r"\{value[^}]*\}", "", template)  # the number itself

@@ -7,7 +7,7 @@ from support.models import Priority, Ticket
 class HelpMessageOut(serializers.Serializer):
     ticket = serializers.IntegerField(source="pk")
     message = serializers.CharField(source="customer_message",
-                                    help_text="e.g. Your order 4412 is 5 days late; we have opened ticket 45.")
+                                    help_text="e.g. Your order 4412 is 4.5 days late; we have opened ticket 45.")
     subject = serializers.CharField()
     opened_at = serializers.DateTimeField()
 

