@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, JSONField
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import path, reverse
 
 from .conditions import OPERATORS, STRING, ConditionError, Field, known_fields, parse
@@ -107,11 +107,13 @@ class ConditionBuilderAdmin(admin.ModelAdmin):
                      name=self._count_url_name())
         return [count, *super().get_urls()]
 
-    def condition_count_view(self, request: HttpRequest) -> JsonResponse:
+    def condition_count_view(self, request: HttpRequest) -> HttpResponse:
         """POST {"condition": <tree>} -> the condition in words and how many customers it matches now, or the
         first bad node. A read, but a POST: a condition may be longer than a URL may be."""
-        if request.method != "POST" or not (self.has_add_permission(request) or self.has_change_permission(request)):
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         try:
             tree = json.loads(request.body)["condition"]
         except (ValueError, KeyError, TypeError):

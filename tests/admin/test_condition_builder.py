@@ -21,7 +21,7 @@ from foresight_demo.services import shop_simulate
 from support.models import SupportRule
 from tests.admin.conftest import PASSWORD
 from tests.conftest import screenshot
-from tests.factories import ModelVersionFactory
+from tests.factories import CustomerFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
 
@@ -233,3 +233,49 @@ def test_a_support_lead_builds_a_rule_with_the_builder(login, live_server, score
     assert SupportRule.objects.get().condition == {"all": [
         {"field": "score.support_risk", "op": "gte", "value": risk},
         {"field": "customer.created_at", "op": "within_last", "value": 36500}]}
+
+
+COUNT = {"campaigns": "/admin/campaigns/campaign/condition-count/",
+         "support": "/admin/support/supportrule/condition-count/"}
+
+
+def count(client, page: str, condition) -> dict:
+    answer = client.post(COUNT[page], json.dumps({"condition": condition}), content_type="application/json")
+    assert answer.status_code == 200, answer.status_code
+    return answer.json()
+
+
+@pytest.mark.parametrize(("group", "allowed"), [("Campaign managers", {"campaigns"}), ("Support leads", {"support"}),
+                                                ("Support agents", set())])
+def test_the_count_answers_only_those_who_edit_the_rules_it_counts_for(client_of, group, allowed):
+    client = client_of(group)
+    body = json.dumps({"condition": {"field": "customer.marketing_consent", "op": "eq", "value": True}})
+    for page, url in COUNT.items():
+        status = client.post(url, body, content_type="application/json").status_code
+        assert status == (200 if page in allowed else 403), (page, status)
+        assert client.get(url).status_code == (405 if page in allowed else 403)
+
+
+def test_the_count_says_the_first_bad_node_and_estimates_from_a_sample_on_a_big_shop(client_of, settings, monkeypatch):
+    for consent in [True] * 14 + [False] * 9:
+        CustomerFactory(marketing_consent=consent, attributes={"country": "FR" if consent else "DE"})
+    client = client_of("Campaign managers")
+    assert count(client, "campaigns", {"all": [{"field": "customer.country", "op": "gte", "value": "A"}]}) == {
+        "error": "all[0].op: gte does not apply to string field customer.country; use eq, ne, in, not_in, is_null",
+        "path": "all[0].op"}
+    french = count(client, "campaigns", {"field": "customer.country", "op": "eq", "value": "FR"})
+    assert (french["matched"], french["with_consent"], french["sample_every"]) == (14, 14, 1)
+
+    # A condition on a feature reads events: on a shop above the sample's size, one customer in k, scaled by k.
+    monkeypatch.setattr("behavior.selectors.CONDITION_COUNT_SAMPLE", 10)
+    never_bought = {"field": "customer.days_since_last_purchase", "op": "is_null", "value": True}
+    answer = count(client, "campaigns", never_bought)
+    k = 3  # 23 customers, at most 10 read
+    sampled = Customer.objects.values_list("pk", "marketing_consent")
+    matched = sum(1 for pk, _ in sampled if pk % k == 0) * k
+    with_consent = sum(1 for pk, consent in sampled if pk % k == 0 and consent) * k
+    assert (answer["matched"], answer["with_consent"], answer["sample_every"]) == (matched, with_consent, k)
+    assert answer["says"] == (f"about {matched:,} customers match now, about {with_consent:,} of them with marketing "
+                              "consent (only they are reached); estimated from one customer in 3 (the condition reads "
+                              "features built from their events)")
+    assert answer["words"] == "days since the last purchase is unknown"
