@@ -181,6 +181,19 @@ def test_editing_the_json_redraws_the_builder_and_its_count(login, live_server, 
          "with marketing consent (only they are reached)")
     screenshot(page, "condition-2-dark")
 
+    # A second rule makes the root a group: customers who match all of them.
+    page.click(".condition-builder > .cb-add button:text-is('Add a rule')")
+    consent = rule(page, "all[1]")
+    expect(consent.locator(".cb-field")).to_be_focused()
+    consent.locator(".cb-field").select_option("customer.marketing_consent")
+    assert consent.locator(".cb-value").input_value() == "true"
+    reached = in_range.filter(marketing_consent=True).count()
+    says(page, f"purchase intent score between {low:g} and {high:g} and marketing consent = yes",
+         f"{reached:,} customers match now, {reached:,} of them with marketing consent (only they are reached)")
+    assert json.loads(page.locator("#id_condition").input_value()) == {"all": [
+        {"field": "score.purchase_intent", "op": "between", "value": [low, high]},
+        {"field": "customer.marketing_consent", "op": "eq", "value": True}]}
+
     page.click("button:text-is('Edit as JSON')")
     page.fill("#id_condition", '{"any": [{"field": "customer.country", "op": "in", "value": ["FR", "XX"]}, '
                                '{"field": "customer.marketing_consent", "op": "eq", "value": false}]}')

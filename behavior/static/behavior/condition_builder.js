@@ -155,6 +155,14 @@
       const key = focusKey || (active && builder.contains(active) ? active.dataset.key : null);
       const root = tree === null ? {all: []} : tree;
       builder.replaceChildren(slot(root, "", (v) => { tree = v; }, null));
+      if (!kindOf(root)) {  // one rule (or a negated one) at the root: a second makes the root a group of all
+        const add = el("button", {type: "button", class: "cb-btn", "data-key": "|add", text: "Add a rule"});
+        add.addEventListener("click", () => {
+          tree = {all: [tree, newRule()]};
+          commit(true, "all[1]|field");
+        });
+        builder.append(el("div", {class: "cb-add"}, add));
+      }
       if (key) {
         const again = builder.querySelector(`[data-key="${CSS.escape(key)}"]`);
         if (again) again.focus();
