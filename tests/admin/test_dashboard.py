@@ -7,7 +7,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from behavior.charts import Bar, bar_chart, line_chart
@@ -256,3 +258,22 @@ def test_charts_keep_their_labels_apart_inside_and_readable_in_both_themes(brows
         assert min(ratio for _, ratio in measured["contrast"]) >= WCAG_TEXT, scheme
         assert not measured["problems"], scheme
         screenshot(page, f"charts-{scheme}")
+
+
+@pytest.mark.django_db
+def test_the_home_page_reads_events_only_of_an_active_campaigns_assigned_customers(client_of, shop):
+    """The page is drawn on a request: it reads what runs stored, and events only through a campaign's
+    assignments (its results), never the whole shop's; more customers and events add no query."""
+    client = client_of("Administrators")
+
+    def read() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/admin/").status_code == 200
+        return [q["sql"] for q in queries.captured_queries]
+
+    first = read()
+    events = [sql for sql in first if '"behavior_event"' in sql]
+    assert events and all('"campaigns_assignment"' in sql for sql in events)
+    for customer in CustomerFactory.create_batch(30):
+        EventFactory(customer=customer, type="purchase", price="20.00", order_id=f"o-{customer.pk}")
+    assert len(read()) == len(first)
