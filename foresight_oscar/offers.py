@@ -3,8 +3,10 @@ expiry, attached to its campaign's Oscar offer, in the transaction that minted i
 
 from typing import cast
 
+from django.contrib import messages
 from django.dispatch import receiver
 from django.utils import timezone
+from oscar.apps.basket.signals import voucher_addition
 from oscar.apps.offer.custom import create_benefit, create_condition
 from oscar.core.loading import get_model
 
@@ -12,6 +14,7 @@ from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign
 from campaigns.signals import coupons_minted
 from foresight_oscar.models import ForesightBenefit, ForesightCondition
+from foresight_oscar.quotes import offer_in_basket
 
 Category = get_model("catalogue", "Category")
 ConditionalOffer = get_model("offer", "ConditionalOffer")
@@ -59,3 +62,13 @@ def vouchers_for_coupons(sender, campaign: Campaign, coupons: list, **kwargs) ->
             if name == names[code]:
                 links.append(Voucher.offers.through(voucher_id=pk, conditionaloffer_id=offer.pk))
     Voucher.offers.through.objects.bulk_create(links, batch_size=2_000, ignore_conflicts=True)
+
+
+@receiver(voucher_addition, dispatch_uid="foresight_oscar.voucher_addition")
+def voucher_kept_out_in_words(sender, basket, voucher, **kwargs) -> None:
+    """Oscar's basket says only that it "does not qualify" for a voucher that gives nothing: a Foresight voucher
+    that the basket's other Foresight price offer keeps out says which offer that is."""
+    request = getattr(sender, "request", None)
+    for offer in voucher.offers.all() if request is not None else []:
+        if (refusal := offer_in_basket(offer, basket)) is not None:
+            messages.warning(request, f"Offer {voucher.code}: {refusal}")

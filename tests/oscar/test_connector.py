@@ -1,6 +1,7 @@
 """The connector in a real django-oscar shop, over real HTTP: a visitor browses and fills a basket, logs in
 and checks out through Oscar's own pages; Foresight stores each step as an event of that customer."""
 
+import html
 import re
 import threading
 from decimal import Decimal
@@ -333,3 +334,32 @@ def test_a_shopper_in_a_real_browser_checks_out_with_the_code_foresight_showed_h
     ModelVersionFactory(target="purchase_intent", kind="browsing", status="champion", threshold=0.5)
     scoring_cycle_run()
     assert Score.objects.filter(customer=customer, target="purchase_intent").exists()
+
+
+def test_a_basket_takes_one_foresight_price_offer_and_says_which_one_it_has(live_server, shop):
+    """A customer shown the 10% and the 15% offers applies both codes: the second is kept out, in words, and the
+    order carries one Foresight discount."""
+    trial, dune = shop["products"]
+    ten = _offer_to_readers(shop["shopper"])
+    fifteen = campaign_create(
+        name="Fifteen percent for loyal readers", kind="price_offer", status=Campaign.Status.ACTIVE,
+        condition={"field": "customer.marketing_consent", "op": "eq", "value": True}, holdout_percent=0,
+        discount_kind="percent", discount_value=15)
+    campaigns_evaluate()
+    codes = {k.assignment.campaign_id: k.code for k in Coupon.objects.select_related("assignment")}
+    ada = Browser(live_server.url)
+    _log_in(ada, "ada@example.com")
+    ada.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=1)
+    ada.submit(f"/basket/add/{dune.pk}/", dune.get_absolute_url(), quantity=1)
+
+    ada.submit("/basket/vouchers/add/", "/basket/", code=codes[ten.pk])
+    kept_out = html.unescape(ada.submit("/basket/vouchers/add/", "/basket/", code=codes[fifteen.pk]).text)
+
+    assert (f'Offer {codes[fifteen.pk]}: the basket has the price offer "Ten percent for our readers" (10% off) '
+            "already") in kept_out
+    assert "£20.24" in _order_total(ada)  # 22.49 less 10% (2.25), not less 15% too
+    _check_out(ada)
+    order = Order.objects.get(user=shop["shopper"])
+    assert list(order.discounts.values_list("voucher_code", flat=True)) == [codes[ten.pk]]
+    assert list(Coupon.objects.filter(redeemed_at__isnull=False).values_list("code", "order_id")) == [
+        (codes[ten.pk], str(order.number))]
