@@ -150,9 +150,10 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
         parts.extend(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{}: {}, {}</title>'
                                  "</circle>", px(x), py(y), colour, name, x_format(x), y_format(y))
                      for x, y in values)
-    parts.extend(format_html('<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>',
-                             round(at_x, 1), height - 22, colour, round(at_x + 14, 1), height - 13, name)
-                 for at_x, (name, colour) in zip(legend_at, legend, strict=True))
+    parts.extend(format_html('<rect x="{}" y="{}" width="10" height="10" fill="{}" fill-opacity="{}"/>'
+                             '<text x="{}" y="{}">{}</text>', round(at_x, 1), height - 22, colour,
+                             GUIDE_OPACITY if colour == GUIDE else 1, round(at_x + 14, 1), height - 13, name)
+                 for at_x, (name, colour) in zip(legend_at, legend, strict=True))  # the diagonal's swatch as quiet
     return _svg(title, width, height, format_html_join("", "{}", ((p,) for p in parts)))
 
 
