@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+import redis
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -18,11 +19,13 @@ from django.db.models import Count, JSONField
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import path, reverse
 
+from . import cache as shared_cache
 from .conditions import OPERATORS, STRING, ConditionError, Field, known_fields, parse
 from .models import Customer, Target
 from .selectors import condition_count
 
 KNOWN_VALUES = 50  # a string field's values offered as choices: the commonest; others are typed
+KNOWN_VALUES_SECONDS = 600
 
 _GROUPS = [  # (group, test on the field's name), first match wins: the picker's sections
     ("Scores", lambda name: name.startswith("score.")),
@@ -40,9 +43,27 @@ def _group(name: str) -> str:
 
 
 def known_values(field: Field) -> list[str]:
-    """A string field's commonest stored values (customer attributes): the choices the builder offers."""
+    """A string field's commonest stored values (customer attributes): the choices the builder offers.
+
+    Kept in the cache for KNOWN_VALUES_SECONDS: reading them groups every customer (country and device took
+    0.16 s together at 100,000 customers, on every campaign page).
+    """
     if field.type != STRING or field.sql is None:
         return []
+    cache, key = shared_cache.redis_cache(), f"foresight:condition-values:{field.name}"
+    try:
+        values = cache.get(key) if cache is not None else None
+        if values is None:
+            values = _known_values(field)
+            if cache is not None:
+                cache.set(key, values, KNOWN_VALUES_SECONDS)
+    except redis.RedisError as error:  # the cache is unreachable: the database answers
+        shared_cache.failed(error)
+        values = _known_values(field)
+    return values
+
+
+def _known_values(field: Field) -> list[str]:
     rows = (Customer.objects.annotate(value=field.sql).exclude(value=None).values("value")
             .annotate(n=Count("pk")).order_by("-n", "value")[:KNOWN_VALUES])
     return sorted(row["value"] for row in rows)

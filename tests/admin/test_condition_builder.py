@@ -10,9 +10,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+import redis
+from django.core.cache.backends.redis import RedisCache
 from django.db.models import Q
 from playwright.sync_api import expect
 
+from behavior import cache as shared_cache
+from behavior.condition_builder import known_values
+from behavior.conditions import FIELDS
 from behavior.models import Customer, Event, Score
 from behavior.services.scoring import scoring_cycle_run
 from campaigns.models import Campaign
@@ -292,3 +297,19 @@ def test_the_count_says_the_first_bad_node_and_estimates_from_a_sample_on_a_big_
                               "consent (only they are reached); estimated from one customer in 3 (the condition reads "
                               "features built from their events)")
     assert answer["words"] == "days since the last purchase is unknown"
+
+
+def test_the_values_offered_are_kept_a_while_and_read_from_the_database_when_the_cache_is_down(monkeypatch):
+    for country in ("FR", "DE", "FR", None):
+        CustomerFactory(attributes={} if country is None else {"country": country})
+    field = FIELDS["customer.country"]
+    assert known_values(field) == ["DE", "FR"]
+    CustomerFactory(attributes={"country": "AT"})
+    assert known_values(field) == ["DE", "FR"]  # kept ten minutes: reading them groups every customer
+
+    def unreachable(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(shared_cache, "_down_until", 0.0)  # restored after the test: others find the cache up
+    monkeypatch.setattr(RedisCache, "get", unreachable)
+    assert known_values(field) == ["AT", "DE", "FR"]
