@@ -69,6 +69,8 @@ def voucher_kept_out_in_words(sender, basket, voucher, **kwargs) -> None:
     """Oscar's basket says only that it "does not qualify" for a voucher that gives nothing: a Foresight voucher
     that the basket's other Foresight price offer keeps out says which offer that is."""
     request = getattr(sender, "request", None)
-    for offer in voucher.offers.all() if request is not None else []:
+    if request is None:
+        return
+    for offer in voucher.offers.all():
         if (refusal := offer_in_basket(offer, basket)) is not None:
             messages.warning(request, f"Offer {voucher.code}: {refusal}")
