@@ -11,7 +11,7 @@ urlpatterns = [
 ]
 
 # foresight: oscar urls
-from django.urls import include, path  # noqa: E402, F811
+from django.urls import include, path  # noqa: E402
 
 urlpatterns += [
     path("foresight/api/v1/", include("behavior.api.urls")),
