@@ -89,6 +89,15 @@ def builder_registry() -> dict:
     return {"fields": fields, "operators": operators}
 
 
+def _in_words(value) -> str:
+    """The condition as the page renders it (its JSON text), in words; "-" when it does not parse. The builder
+    says it again after each edit."""
+    try:
+        return parse(json.loads(value)).describe() if value else "-"
+    except (ValueError, TypeError):  # not JSON, or a ConditionError
+        return "-"
+
+
 class ConditionWidget(forms.Textarea):
     """The condition's JSON textarea inside the builder; without JavaScript, the textarea alone."""
 
@@ -100,7 +109,7 @@ class ConditionWidget(forms.Textarea):
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
-        context["widget"].update(count_url=self.count_url, registry=builder_registry())
+        context["widget"].update(count_url=self.count_url, registry=builder_registry(), words=_in_words(value))
         return context
 
     class Media:

@@ -494,7 +494,7 @@
     broken = read.why;
     tree = broken ? null : read.tree;
     toolbar.hidden = false;
-    summary.hidden = false;
+    editor.querySelector(".condition-audience").hidden = false;
     render();
     setMode(broken || localStorage.getItem(MODE_KEY) === "json" ? "json" : "builder", false);
     if (broken) note.textContent = `Shown as JSON: ${broken}.`;
