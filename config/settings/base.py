@@ -151,7 +151,8 @@ CELERY_TASK_ROUTES = {
     "support.tasks.*": {"queue": "support"},
 }
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, writing each run down as it starts and logging what each task did (run_schedules' too).
+CELERY_BEAT_SCHEDULER = "behavior.beat:Scheduler"
 
 # Foresight's own settings (defaults and meanings: behavior/conf.py, docs/settings.md), from the environment.
 FORESIGHT_API_RATES = {
