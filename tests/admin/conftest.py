@@ -40,6 +40,26 @@ def client_of(client, member):
     return login
 
 
+@pytest.fixture
+def login(browser, live_server, member):
+    """login("Support leads", "dark") -> a browser page at 1,366 px (a common laptop), logged in to the admin as a
+    member of that group, in the light or dark theme. A test module may define its own."""
+
+    def open_as(group: str, color_scheme: str = "light"):
+        user = member(group)
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme=color_scheme)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(live_server.url + "/admin/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#site-name")
+        return page
+
+    return open_as
+
+
 def champion(target: str = "purchase_intent") -> ModelVersion:
     """A champion with the metrics training stores: a calibration table and a ROC curve."""
     y = [0, 0, 1, 0, 1, 1, 0, 1, 0, 0]

@@ -8,29 +8,10 @@ import pytest
 from django.utils import timezone
 
 from support.models import HelpdeskSettings, Ticket
-from tests.admin.conftest import PASSWORD
 from tests.conftest import screenshot
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
-
-
-@pytest.fixture
-def login(browser, live_server, member):
-    """login("Support leads") -> a browser page at 1,366 px logged in to the admin as a member of that group."""
-
-    def open_as(group: str):
-        user = member(group)
-        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
-        page.set_default_timeout(15_000)
-        page.goto(live_server.url + "/admin/login/")
-        page.fill("#id_username", user.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#site-name")
-        return page
-
-    return open_as
 
 
 def test_a_support_lead_reads_the_queue_and_keeps_the_saved_helpdesk_after_a_refused_url(login, live_server,
