@@ -147,8 +147,9 @@ def test_a_campaign_manager_builds_a_condition_that_stores_what_the_same_conditi
     page.check("[data-key='all[2]|not']")
     assert rule(page, "all[2].not").count() == 1
 
-    says(page, f'purchase intent score ≥ {threshold:g} and (country is one of "DE", "AT" or orders in all ≥ 1) and '
-               'not (device = "tablet")', counted(threshold, ["DE", "AT"]))
+    words = (f'purchase intent score ≥ {threshold:g} and (country is one of "DE", "AT" or orders in all ≥ 1) and '
+             'not (device = "tablet")')
+    says(page, words, counted(threshold, ["DE", "AT"]))
     assert matching(threshold, ["DE", "AT"]).count() > 0
     screenshot(page, "condition-1-built")
     page.click("input[name=_continue]")
@@ -161,6 +162,9 @@ def test_a_campaign_manager_builds_a_condition_that_stores_what_the_same_conditi
     new_price_offer(page, live_server, "Ten percent, typed")
     page.click("button:text-is('Edit as JSON')")
     page.fill("#id_condition", typed)
+    expect(rule(page, "all[1].any[0]").locator(".cb-field")).to_have_value("customer.country")  # drawn, hidden
+    says(page, words, counted(threshold, ["DE", "AT"]))  # the same words and count as the builder's
+    screenshot(page, "condition-5-typed-as-json")
     page.click("input[name=_continue]")
     assert Campaign.objects.get(name="Ten percent, typed").condition == built.condition == json.loads(typed)
 
