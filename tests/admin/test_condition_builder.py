@@ -37,9 +37,10 @@ END = datetime(2026, 10, 1, tzinfo=UTC)
 def login(browser, live_server, member):
     """login("Campaign managers", "dark") -> a page logged in to the admin as a member of that group."""
 
-    def open_as(group: str, scheme: str = "light"):
+    def open_as(group: str, scheme: str = "light", javascript: bool = True):
         user = member(group)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme=scheme)
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme=scheme,
+                                      java_script_enabled=javascript)
         page = context.new_page()
         page.js_errors = []  # says() checks that the builder's script never failed
         page.on("pageerror", lambda error: page.js_errors.append(str(error)))
@@ -48,7 +49,7 @@ def login(browser, live_server, member):
         page.fill("#id_username", user.username)
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
-        page.wait_for_selector("#site-name")
+        page.wait_for_selector("#site-name", state="attached")
         return page
 
     return open_as
@@ -317,3 +318,18 @@ def test_the_values_offered_are_kept_a_while_and_read_from_the_database_when_the
     monkeypatch.setattr(shared_cache, "_down_until", 0.0)  # restored after the test: others find the cache up
     monkeypatch.setattr(RedisCache, "get", unreachable)
     assert known_values(field) == ["AT", "DE", "FR"]
+
+
+def test_without_javascript_the_condition_is_its_json_with_its_words(login, live_server, scored_shop):
+    campaign = campaign_create(name="Keen", kind="ad",
+                               condition={"field": "score.purchase_intent", "op": "gte", "value": 0.5})
+    page = login("Campaign managers", javascript=False)
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert page.locator("#id_condition").is_visible()
+    assert json.loads(page.locator("#id_condition").input_value()) == campaign.condition
+    assert page.locator(".condition-builder").is_hidden() and page.locator(".condition-toolbar").is_hidden()
+    assert page.locator(".condition-words").inner_text() == "purchase intent score ≥ 0.5"
+    page.fill("#id_condition", '{"field": "score.purchase_intent", "op": "gte", "value": 0.6}')
+    page.click("input[name=_continue]")
+    campaign.refresh_from_db()
+    assert campaign.condition == {"field": "score.purchase_intent", "op": "gte", "value": 0.6}

@@ -494,6 +494,7 @@
     broken = read.why;
     tree = broken ? null : read.tree;
     toolbar.hidden = false;
+    editor.classList.add("condition-editor--ready");
     editor.querySelector(".condition-audience").hidden = false;
     render();
     setMode(broken || localStorage.getItem(MODE_KEY) === "json" ? "json" : "builder", false);
