@@ -337,6 +337,25 @@ def features_at(now: datetime, *, customers: tuple[int, int] | None = None, samp
 CONDITION_COUNT_SAMPLE = 20_000
 
 
+COUNT_FEATURES_SECONDS = 120  # a builder's counts reuse the features built for the last one this long
+_count_features_kept: dict[tuple, pd.DataFrame] = {}  # one entry: the latest
+
+
+def _count_features(now: datetime, sample_every: int) -> pd.DataFrame:
+    """The features a condition count reads: built once per COUNT_FEATURES_SECONDS, sample and database in this
+    process, and again as soon as a customer is added; events that arrive meanwhile count from the next build.
+    The builder counts after each edit, and building features for 20,000 customers takes seconds (a campaign
+    page that built them for the demo's shop took 2-3 s); a count of stored fields alone took 0.35 s at
+    100,000 customers. (Events have no ordered key to see a new one by: their ids are the clients' UUIDs.)"""
+    newest = Customer.objects.aggregate(customer=Max("pk"))["customer"]
+    key = (connection.settings_dict["NAME"], sample_every, newest, int(now.timestamp()) // COUNT_FEATURES_SECONDS)
+    if key not in _count_features_kept:
+        features = features_at(now, sample_every=sample_every)
+        _count_features_kept.clear()
+        _count_features_kept[key] = features
+    return _count_features_kept[key]
+
+
 @dataclass(frozen=True)
 class ConditionCount:
     matched: int  # customers the condition matches now (estimated when sample_every > 1)
@@ -359,8 +378,8 @@ def condition_count(*, condition: Condition, now: datetime | None = None) -> Con
         sample_every = max(1, -(-len(frame) // CONDITION_COUNT_SAMPLE))  # ceiling division
         if sample_every > 1:
             frame = frame[frame.index % sample_every == 0]
-        features = features_at(now, sample_every=sample_every)
-        frame = frame.join(feature_columns(features, computed), how="left")
+        # Joined to the customers of now: one erased since the features were built is not counted.
+        frame = frame.join(feature_columns(_count_features(now, sample_every), computed), how="left")
     mask = condition.mask(frame, now)
     consent = frame["customer.marketing_consent"].fillna(False).to_numpy(bool)
     return ConditionCount(int(mask.sum()) * sample_every, int((mask & consent).sum()) * sample_every, sample_every)

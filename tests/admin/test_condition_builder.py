@@ -16,6 +16,7 @@ from django.db.models import Q
 from playwright.sync_api import expect
 
 from behavior import cache as shared_cache
+from behavior import selectors
 from behavior.condition_builder import known_values
 from behavior.conditions import FIELDS
 from behavior.models import Customer, Event, Score
@@ -26,7 +27,7 @@ from foresight_demo.services import shop_simulate
 from support.models import SupportRule
 from tests.admin.conftest import PASSWORD
 from tests.conftest import screenshot
-from tests.factories import CustomerFactory, ModelVersionFactory
+from tests.factories import CustomerFactory, EventFactory, ModelVersionFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server's thread must see the test's rows
 
@@ -302,6 +303,23 @@ def test_the_count_says_the_first_bad_node_and_estimates_from_a_sample_on_a_big_
                               "consent (only they are reached); estimated from one customer in 3 (the condition reads "
                               "features built from their events)")
     assert answer["words"] == "days since the last purchase is unknown"
+
+
+def test_counts_reuse_the_features_built_for_the_last_until_a_customer_comes(client_of, monkeypatch):
+    customers = [CustomerFactory() for _ in range(3)]
+    EventFactory(customer=customers[0], product=ProductFactory(), type="purchase", price="20.00", order_id="o-1")
+    built = []
+    features_at = selectors.features_at
+    monkeypatch.setattr(selectors, "features_at", lambda *a, **k: built.append(1) or features_at(*a, **k))
+    monkeypatch.setattr(selectors, "_count_features_kept", {})
+    client = client_of("Campaign managers")
+    ordered = {"field": "feature.orders", "op": "gte", "value": 1}
+    assert count(client, "campaigns", ordered)["matched"] == 1
+    assert count(client, "campaigns", {"not": ordered})["matched"] == 2  # another edit, the same features
+    assert len(built) == 1
+    EventFactory(customer=CustomerFactory(), product=ProductFactory(), type="purchase", price="9.00", order_id="o-2")
+    assert count(client, "campaigns", ordered)["matched"] == 2  # a new customer: built again
+    assert len(built) == 2
 
 
 def test_the_values_offered_are_kept_a_while_and_read_from_the_database_when_the_cache_is_down(monkeypatch):
