@@ -131,6 +131,7 @@ def test_a_campaign_manager_builds_a_condition_that_stores_what_the_same_conditi
     country.locator(".cb-find").fill("country")
     country.locator(".cb-find").press("Enter")  # the first match: the customer's country, not its code
     assert country.locator(".cb-field").input_value() == "customer.country"
+    assert country.locator(".cb-op option").all_inner_texts() == ["=", "≠", "is one of", "is none of", "is unknown"]
     country.locator(".cb-op").select_option("in")
     assert country.locator(".cb-ticks label").all_inner_texts() == ["AT", "BE", "DE", "ES", "FR", "IT", "NL", "PL",
                                                                      "SE"]
