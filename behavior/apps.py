@@ -24,15 +24,18 @@ def _admin_home_set():
 
 def _celery_app_ensure():
     """Foresight's tasks run on the project's Celery app. A project without one gets one that reads the
-    project's CELERY_ settings (CELERY_TASK_ALWAYS_EAGER: tasks run in process), rather than Celery's
-    unconfigured fallback, which would send every task to an AMQP broker on localhost."""
+    project's CELERY_ settings, rather than Celery's unconfigured fallback, which would send every task to an AMQP
+    broker on localhost; with tasks in process and no broker named, nothing leaves the process."""
     from celery import Celery, _state
+
+    from behavior.conf import foresight_settings
 
     # Celery keeps no public record of whether a project made an app: these two are what it consults.
     if _state._tls.current_app is None and _state.default_app is None:
         app = Celery("foresight")
         app.config_from_object("django.conf:settings", namespace="CELERY")
-        if app.conf.task_always_eager and not app.conf.broker_url:
+        in_process = foresight_settings.TASKS_IN_PROCESS or app.conf.task_always_eager
+        if in_process and not app.conf.broker_url:
             app.conf.broker_url = "memory://"  # in process, nothing leaves it (beat still takes a producer)
         app.autodiscover_tasks()
         app.set_default()  # for every thread, not only this one

@@ -9,6 +9,8 @@ import time
 from celery.result import EagerResult
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from behavior.broker import is_foresights, tasks_in_process
+
 logger = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 300  # a task's result in the log: its counts, not a page of them
@@ -19,6 +21,7 @@ class Scheduler(DatabaseScheduler):
 
     Beat writes the runs it has counted every 3 minutes only, and a task run in this process holds beat until
     it ends, so the admin's "Last run" of a scoring run that takes minutes stayed empty until after it.
+    With FORESIGHT_TASKS_IN_PROCESS, Foresight's tasks run here when due and the project's own are sent.
     """
 
     def apply_entry(self, entry, producer=None):
@@ -26,7 +29,10 @@ class Scheduler(DatabaseScheduler):
         logger.info("%s (%s): due, started", entry.name, entry.task)
         started = time.monotonic()
         try:
-            result = self.apply_async(entry, producer=producer, advance=False)
+            if tasks_in_process() and is_foresights(entry.task):  # the project's own tasks go to its workers
+                result = self.app.tasks[entry.task].apply(entry.args, entry.kwargs, **entry.options)
+            else:
+                result = self.apply_async(entry, producer=producer, advance=False)
         except Exception as error:  # beat carries on with the other schedules, as Celery's own does
             logger.error("%s (%s): failed after %.1f s: %s", entry.name, entry.task, time.monotonic() - started,
                          error, exc_info=True)

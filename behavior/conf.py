@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # The helpdesk webhook may go to loopback, link-local and private addresses (a helpdesk on the shop's
     # own network); off, only public ones are reached.
     "WEBHOOKS_ALLOW_PRIVATE": False,
+    # Foresight's tasks run where they are sent from (a request, a command, `run_schedules`), not on Celery
+    # workers; the project's own Celery tasks are not affected.
+    "TASKS_IN_PROCESS": False,
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from celery import Task, group, shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
-from behavior.broker import hand_over
+from behavior.broker import dispatch, hand_over
 from behavior.core import importers
 from behavior.models import ScoringRun
 from behavior.services import learning, outcomes, scoring
@@ -71,7 +71,7 @@ def resend_stalled_chunks() -> int:
     """Send again the chunks whose message or worker was lost (beat runs this every few minutes)."""
     stalled = scoring.scoring_chunks_stalled()
     for chunk in stalled:
-        score_chunk.delay(chunk.run_id, chunk.first, chunk.last)
+        dispatch(score_chunk.si(chunk.run_id, chunk.first, chunk.last))
     return len(stalled)
 
 

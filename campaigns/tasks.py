@@ -9,6 +9,7 @@ from celery import chord, shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from behavior.broker import dispatch
 from behavior.conf import foresight_settings
 from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
@@ -33,7 +34,8 @@ def evaluate_campaigns(run_id: int | None = None) -> list[dict] | None:
     if len(ranges) <= 1:
         return [asdict(outcome) for outcome in campaigns_evaluate(run=run, now=now)]
     at = now.isoformat()
-    chord(campaign_audiences.s(run_id, first, last, at) for first, last in ranges)(assign_campaigns.s(run_id, at))
+    audiences = [campaign_audiences.s(run_id, first, last, at) for first, last in ranges]
+    dispatch(chord(audiences, assign_campaigns.s(run_id, at)))
     return None
 
 

@@ -1,6 +1,7 @@
 """Foresight as a shop developer meets it: a wheel built from a clean checkout, installed into a fresh
 environment, and a fresh `django-admin startproject` project that follows only the README."""
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from redis import Redis
 
 from tests.conftest import README, free_port
 
@@ -247,6 +249,68 @@ def test_a_new_project_that_follows_the_readme_serves_the_api_admin_commands_and
     assert "Highest purchase intent" in _run(*manage, "score", "--top", "1", cwd=project, env=env)
     printed = _overdue_ticket_escalated_by_run_schedules(installed, project, project / "db.sqlite3", env)
     assert "their tasks run in this process" in printed
+
+
+# A shop's own Celery app, as Celery's Django guide has it, with a task of its own and a broker its workers read.
+HOST_CELERY = '''
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "host.settings")
+
+app = Celery("host")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.task
+def note(path):
+    Path(path).write_text("the shop's worker ran this")
+'''
+HOST_BROKER = "redis://127.0.0.1:6379/3"
+
+
+def _queued_tasks(broker: Redis) -> list[str]:
+    """The names of the tasks waiting in the broker's queues (Redis lists of Celery's messages)."""
+    return [json.loads(message)["headers"]["task"] for key in broker.scan_iter(_type="list")
+            for message in broker.lrange(key, 0, -1)]
+
+
+def test_a_project_with_its_own_celery_still_queues_its_tasks_while_foresights_run_in_process(installed, tmp_path):
+    broker = Redis.from_url(HOST_BROKER)
+    broker.flushdb()
+    project = tmp_path / "shop"
+    project.mkdir()
+    _run(str(installed), "-m", "django", "startproject", "host", str(project), cwd=tmp_path)
+    (project / "host" / "celery.py").write_text(HOST_CELERY)
+    (project / "host" / "__init__.py").write_text("from .celery import app as celery_app\n")
+    settings_file, urls_file = project / "host" / "settings.py", project / "host" / "urls.py"
+    readme = _readme_block("# foresight: settings") + "\n" + _readme_block("# foresight: logs and logins")
+    settings_file.write_text(settings_file.read_text() + f"\nCELERY_BROKER_URL = {HOST_BROKER!r}\n\n{readme}"
+                             + '\nINSTALLED_APPS += ["foresight_demo"]\n')
+    urls_file.write_text(urls_file.read_text() + "\n" + _readme_block("# foresight: urls"))
+    # Celery reads this variable before the setting: here it holds the tests' own broker.
+    env = {"DJANGO_SETTINGS_MODULE": "host.settings", "PYTHONPATH": "", "CELERY_BROKER_URL": HOST_BROKER}
+    manage = [str(installed), "manage.py"]
+    _run(*manage, "migrate", "--verbosity", "0", cwd=project, env=env)
+
+    note = tmp_path / "note.txt"
+    _run(*manage, "shell", "-c", f"from host.celery import note; note.delay({str(note)!r})", cwd=project, env=env)
+    assert not note.exists(), "the shop's task ran in the calling process, not on its workers"
+    assert _queued_tasks(broker) == ["host.celery.note"]
+
+    _run(*manage, "simulate_shop", "--customers", "500", "--days", "60", cwd=project, env=env)
+    assert "ROC-AUC" in _run(*manage, "train", "--target", "purchase_intent", cwd=project, env=env)
+    scored = subprocess.run([*manage, "score", "--top", "1"], cwd=project, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert "Highest purchase intent" in scored.stdout and "broker unreachable" not in scored.stderr, scored.stderr
+    printed = _overdue_ticket_escalated_by_run_schedules(installed, project, project / "db.sqlite3", env)
+    assert "their tasks run in this process" in printed
+    # After scoring, campaigns and support rules ran in process (nothing queued); the shop's task still waits.
+    assert _queued_tasks(broker) == ["host.celery.note"]
+    broker.flushdb()
 
 
 def test_run_schedules_runs_due_tasks_on_the_embedded_default(tmp_path):

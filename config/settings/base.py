@@ -120,10 +120,12 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 # A batch of 1,000 events with full properties stays well under this; bigger bodies get a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("API_MAX_BODY_BYTES", 4 * 1024 * 1024))
 
-# Celery. In-process mode is an explicit switch, never a silent fallback.
+# Celery. In-process mode is an explicit switch, never a silent fallback: Foresight's setting, and (this project
+# has no tasks but Foresight's) Celery's for every task, so that tasks sent any other way run in process too.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or None)
-CELERY_TASK_ALWAYS_EAGER = os.environ.get("FORESIGHT_TASKS_IN_PROCESS", "") == "1"
+FORESIGHT_TASKS_IN_PROCESS = os.environ.get("FORESIGHT_TASKS_IN_PROCESS", "") == "1"
+CELERY_TASK_ALWAYS_EAGER = FORESIGHT_TASKS_IN_PROCESS
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

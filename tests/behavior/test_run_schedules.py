@@ -6,7 +6,7 @@ import pytest
 from celery import current_app
 from celery.utils.imports import symbol_by_name
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 import support.tasks
 from behavior.management.commands.run_schedules import SCHEDULER
@@ -71,9 +71,30 @@ def test_a_task_sent_to_the_workers_is_logged_with_its_id(scheduler, monkeypatch
     class Sent:
         id = "4f1c-task-id"
 
+    monkeypatch.setitem(scheduler.app.conf, "task_always_eager", False)  # tasks go to the workers
     monkeypatch.setattr(type(scheduler), "apply_async", lambda self, entry, producer=None, advance=True: Sent())
 
     with caplog.at_level(logging.INFO):
         _run_due(scheduler, ESCALATE)
 
     assert any("sent to the workers as task 4f1c-task-id" in r.getMessage() for r in caplog.records)
+
+
+def test_with_foresights_tasks_in_process_the_projects_own_scheduled_tasks_still_go_to_its_workers(
+        scheduler, monkeypatch, settings, caplog):
+    settings.FORESIGHT_TASKS_IN_PROCESS = True
+    monkeypatch.setitem(scheduler.app.conf, "task_always_eager", False)  # the project's Celery sends its tasks
+    sent = []
+    monkeypatch.setattr(type(scheduler), "apply_async",
+                        lambda self, entry, producer=None, advance=True: sent.append(entry.task))
+    monkeypatch.setattr(support.tasks, "tickets_escalate_overdue", lambda: 3)
+    every_hour = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)[0]
+    PeriodicTask.objects.create(name="The shop's report", task="shop.tasks.report", interval=every_hour)
+
+    with caplog.at_level(logging.INFO):
+        _run_due(scheduler, ESCALATE)
+        _run_due(scheduler, "The shop's report")
+
+    assert sent == ["shop.tasks.report"]
+    assert any(r.getMessage().startswith(f"{ESCALATE} (support.tasks.escalate_overdue_tickets): done in ")
+               for r in caplog.records)

@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from behavior.broker import tasks_in_process
 from behavior.core import importers
 from behavior.core.event_types import EVENT_TYPES
 from behavior.services.imports import ImportAborted, ImportReport, events_import
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path, help="a file, or for Olist the folder of its CSV files")
         parser.add_argument("--format", required=True, choices=importers.FORMATS)
         parser.add_argument("--queue", action="store_true",
-                            help="hand the import to a Celery worker (the path must be readable there) and return")
+                            help="hand the import to a Celery worker (the path must be readable there) and return; "
+                                 "with tasks in process, import here")
         parser.add_argument("--strict", action="store_true", help="any bad row aborts the import; nothing is written")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.add_argument("--show-problems", type=int, default=20, metavar="N", help="bad rows to list (default 20)")
@@ -44,7 +46,10 @@ class Command(BaseCommand):
 
     def handle(self, path, **options):
         source_options = self._source_options(options)
-        if options["queue"]:
+        if options["queue"] and tasks_in_process():
+            self.stderr.write("--queue: Foresight's tasks run in this process (FORESIGHT_TASKS_IN_PROCESS), so the "
+                              "import runs here.")
+        elif options["queue"]:
             result = import_events_file.delay(str(path.resolve()), options["format"], source_options,
                                               strict=options["strict"])
             self.stdout.write(f"Queued the import as task {result.id}; a Celery worker will run it.")

@@ -2,6 +2,8 @@ from celery import current_app
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import PeriodicTask
 
+from behavior.broker import tasks_in_process
+
 SCHEDULER = "behavior.beat:Scheduler"  # django-celery-beat's, writing each run down as it starts and logging it
 
 
@@ -16,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *, loglevel, **options):
         app = current_app._get_current_object()
-        where = "in this process" if app.conf.task_always_eager else "to the Celery workers"
+        where = "in this process" if tasks_in_process() else "to the Celery workers"
         enabled = PeriodicTask.objects.filter(enabled=True).order_by("name")
         self.stdout.write(f"Running {enabled.count()} schedules; their tasks run {where}. Ctrl-C stops.")
         for task in enabled:
