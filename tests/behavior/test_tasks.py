@@ -35,6 +35,16 @@ def test_the_import_command_can_queue_its_work_for_a_worker(on_worker):
 
 
 @pytest.mark.django_db
+def test_with_tasks_in_process_the_import_command_imports_here_when_asked_to_queue(settings):
+    settings.FORESIGHT_TASKS_IN_PROCESS = True
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_events", str(TAOBAO), "--format", "taobao", "--queue", "--quiet", stdout=out, stderr=err)
+
+    assert "so the import runs here" in err.getvalue() and "1,689 events new" in out.getvalue()
+    assert Event.objects.count() == 1689
+
+
+@pytest.mark.django_db
 def test_the_task_rejects_an_unknown_format_clearly():
     with pytest.raises(ValueError, match="unknown format 'csv'"):
         import_events_file.apply(args=[str(TAOBAO), "csv", {}]).get()

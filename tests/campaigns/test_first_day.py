@@ -59,3 +59,14 @@ def test_a_shop_evaluated_range_by_range_on_a_worker_gets_the_same_coupons(worke
 
     assert _coupon_owners() == lapsed and Customer.objects.count() == 5
     assert Assignment.objects.count() == 2 and not ScoringRun.objects.exists()
+
+
+def test_with_tasks_in_process_the_ranges_are_evaluated_here_and_nothing_is_sent(db, settings):
+    settings.FORESIGHT_TASKS_IN_PROCESS = True  # and no worker: a chord sent to the broker would assign nothing
+    settings.FORESIGHT_AUDIENCE_CHUNK_CUSTOMERS = 2
+    lapsed = new_shop()
+    offer(name="Come back", condition=LAPSED)
+
+    assert evaluate_campaigns() is None  # three ranges, then one assignment, all before it returns
+
+    assert _coupon_owners() == lapsed and Assignment.objects.count() == 2
