@@ -6,6 +6,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 
 from behavior.admin import (
     ReadOnlyAdmin,
@@ -17,18 +18,23 @@ from behavior.admin import (
 )
 from behavior.charts import Bar, bar_chart, line_chart
 from behavior.condition_builder import ConditionBuilderAdmin
-from behavior.conditions import ConditionError
 from campaigns.actions import registry
 from campaigns.actions.base import money
-from campaigns.models import Assignment, Campaign, Coupon, Message, MessagingSettings
+from campaigns.models import Assignment, Campaign, CampaignAudience, Coupon, Message, MessagingSettings
 from campaigns.selectors import (
     MIN_GROUP_CUSTOMERS,
     CampaignResults,
-    campaign_preview,
     campaign_results,
     campaign_targeting,
 )
-from campaigns.services import NEXT_STATUSES, CampaignError, campaign_evaluate_now, campaign_set_status
+from campaigns.services import (
+    NEXT_STATUSES,
+    CampaignError,
+    campaign_audience_request,
+    campaign_evaluate_now,
+    campaign_fingerprint,
+    campaign_set_status,
+)
 from campaigns.tasks import evaluate_campaigns
 from campaigns.uplift import ranking_in_words
 
@@ -113,6 +119,7 @@ class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
         settings = form.instance.settings
         if settings is not None and settings._state.adding:  # no form of them was sent: the defaults
             settings.save()
+        campaign_audience_request(campaign=form.instance)  # its figures, for the condition and settings saved
 
     @admin.display(description="Next evaluation")
     def next_evaluation(self, campaign):
@@ -124,19 +131,23 @@ class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
 
     @admin.display(description="Audience now")
     def audience_now(self, campaign):
+        """The figures the last evaluation or background computation kept (CampaignAudience), and how old they are:
+        computing them reads every customer's events, seconds to minutes on a big shop, never on this page."""
         if campaign.pk is None:
             return "Save (it stays a draft) to see who the campaign would reach."
-        try:
-            p = campaign_preview(campaign=campaign)
-        except ConditionError:
-            return "Fix the condition to see the audience."
-        cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
-        picked = ""
-        if campaign.targets_by_uplift:
-            picked = f"; picked {p.targeting}" + (f", {p.kept:,} kept" if p.expected_uplift is not None else "")
-        extra = "" if p.expected_uplift is None else f" ({p.expected_uplift:+,.1f} because of it)"
-        return (f"{p.audience:,} customers match with consent{picked}: {p.holdout:,} held out, {p.treated:,} "
-                f"treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")
+        stored = CampaignAudience.objects.filter(campaign=campaign).first()
+        fingerprint = campaign_fingerprint(campaign)
+        computing = ""
+        if stored is not None and stored.requested_at is not None and stored.requested_fingerprint == fingerprint:
+            computing = (f"Being computed in the background since {_at(stored.requested_at)}: {stored.progress}. "
+                         "Reload the page to see it.")
+        if stored is None or stored.as_of is None:
+            return computing or "Not computed yet: it is computed in the background once the page has been saved."
+        figures = _figures_in_words(campaign, stored)
+        when = _as_of_in_words(stored)
+        if stored.fingerprint != fingerprint:
+            return f"{computing} Before the campaign's last change, {when}: {figures}".strip()
+        return f"{figures}; {when}." + (f" {computing}" if computing else "")
 
     @admin.display(description="Uplift model")
     def uplift_model(self, campaign):
@@ -234,9 +245,36 @@ class CampaignAdmin(ConditionBuilderAdmin, StatusButtonsAdmin):
         return redirect("admin:campaigns_campaign_change", campaign.pk)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None and request.method == "GET":
+            campaign_audience_request(campaign=obj)  # when its figures are not for it as it is stored
         if obj is not None and obj.status == Campaign.Status.ACTIVE and self.has_change_permission(request, obj):
             context["action_buttons"] = [(reverse("admin:campaigns_campaign_evaluate", args=[obj.pk]), "Evaluate now")]
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _at(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z} ({timesince(moment)} ago)"
+
+
+def _as_of_in_words(stored: CampaignAudience) -> str:
+    """Where the figures come from and how old they are."""
+    if stored.source == CampaignAudience.Source.EVALUATION and stored.run_id is not None:
+        return f"as of the scoring run at {_at(stored.as_of)} and the evaluation that followed it"
+    if stored.source == CampaignAudience.Source.EVALUATION:
+        return f"as of the evaluation at {_at(stored.as_of)}"
+    return f"as computed in the background at {_at(stored.as_of)}"
+
+
+def _figures_in_words(campaign: Campaign, p: CampaignAudience) -> str:
+    if p.error:
+        return f"none: {p.error}. Fix the condition to see the audience"
+    cost = "" if p.expected_cost is None else f"; expected cost {money(p.expected_cost)}"
+    picked = ""
+    if campaign.targets_by_uplift:
+        picked = f"; picked {p.targeting}" + (f", {p.kept:,} kept" if p.expected_uplift is not None else "")
+    extra = "" if p.expected_uplift is None else f" ({p.expected_uplift:+,.1f} because of it)"
+    return (f"{p.audience:,} customers match with consent{picked}: {p.holdout:,} held out, {p.treated:,} "
+            f"treated; {p.expected_redemptions:,.0f} expected to buy{extra}{cost}")
 
 
 def _extra_in_words(r: CampaignResults) -> str:

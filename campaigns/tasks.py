@@ -15,9 +15,16 @@ from behavior.models import ScoringRun
 from behavior.selectors import customer_id_ranges
 from campaigns.actions.message import messages_deliver
 from campaigns.placements_cache import impressions_flush
-from campaigns.services import AUDIENCE_COLUMNS, campaigns_audiences, campaigns_evaluate
+from campaigns.services import (
+    AUDIENCE_COLUMNS,
+    REQUEST_LOST_AFTER,
+    campaign_audience_compute,
+    campaigns_audiences,
+    campaigns_evaluate,
+)
 from campaigns.uplift import uplift_learn_all
 
+REQUEST_LOST_SECONDS = int(REQUEST_LOST_AFTER.total_seconds())  # by then the page has asked again
 RETRY: dict[str, Any] = dict(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
                              max_retries=5)
 
@@ -71,6 +78,14 @@ def assign_campaigns(parts: list[dict[str, list]], run_id: int | None, at: str |
     merged = {pk: pd.concat(frames).sort_index() for pk, frames in audiences.items()}
     run = ScoringRun.objects.get(pk=run_id) if run_id is not None else None
     return [asdict(outcome) for outcome in campaigns_evaluate(run=run, now=_moment(run_id, at), audiences=merged)]
+
+
+# Safe to run twice: the figures kept are the latest computed (campaign_audience_store).
+@shared_task(**RETRY, expires=REQUEST_LOST_SECONDS)
+def compute_campaign_audience(campaign_id: int) -> int | None:
+    """A campaign's audience figures for its page, asked for by the page or its save (campaign_audience_request)."""
+    row = campaign_audience_compute(campaign_id=campaign_id)
+    return None if row is None else row.audience
 
 
 @shared_task(**RETRY)

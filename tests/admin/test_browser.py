@@ -13,7 +13,7 @@ from behavior.services.learning import models_train
 from behavior.services.scoring import scoring_cycle_run
 from campaigns.models import Assignment, Campaign
 from campaigns.selectors import campaign_preview
-from campaigns.services import campaigns_evaluate
+from campaigns.services import campaign_audience_compute, campaigns_evaluate
 from campaigns.uplift import campaign_uplift_learn
 from foresight_demo.services import shop_simulate
 from tests.admin.conftest import PASSWORD
@@ -78,6 +78,9 @@ def test_a_campaign_manager_creates_previews_activates_and_reads_results(login, 
     page.fill("#id_condition", f'{{"all": [{{"field": "score.purchase_intent", "op": "gte", "value": {threshold}}}]}}')
     page.click("input[name=_continue]")
     campaign = Campaign.objects.get()
+    assert "Being computed in the background since" in page.locator(".field-audience_now").inner_text()
+    campaign_audience_compute(campaign_id=campaign.pk)  # a worker's job, asked for by the save
+    page.reload()
     preview = campaign_preview(campaign=campaign)
     assert preview.audience > 0
     audience = page.locator(".field-audience_now").inner_text()
@@ -130,6 +133,8 @@ def test_a_campaign_manager_turns_on_targeting_by_uplift_and_reads_whom_the_camp
 
     page.fill("#id_uplift_top_percent", "30")
     page.click("input[name=_continue]")
+    campaign_audience_compute(campaign_id=campaign.pk)  # a worker's job, asked for by the save
+    page.reload()
 
     assert "by predicted uplift (model version" in page.locator(".field-audience_now").inner_text()
     model = page.locator(".field-uplift_model")

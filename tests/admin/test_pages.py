@@ -12,6 +12,7 @@ from behavior.charts import Bar, bar_chart, line_chart
 from behavior.models import Customer, ScoringRun
 from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign, Coupon
+from campaigns.services import campaign_audience_compute
 from campaigns.uplift import campaign_uplift_learn
 from tests.admin.conftest import champion, one_of_everything, price_offer
 from tests.campaigns.conftest import NOW
@@ -54,6 +55,7 @@ def test_a_campaign_page_previews_the_audience_and_charts_its_results(client_of,
     campaign = price_offer(status="active")
     for _ in range(3):
         one_of_everything(version, campaign)
+    campaign_audience_compute(campaign_id=campaign.pk)  # a worker's job, asked for by the campaign's save
 
     page = client_of("Campaign managers").get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
 
@@ -79,6 +81,7 @@ def test_a_campaign_targeting_by_uplift_shows_its_qini_curve_beside_the_response
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
     before = client_of("Campaign managers").get(url).content.decode()
     version = campaign_uplift_learn(campaign=campaign, now=NOW)
+    campaign_audience_compute(campaign_id=campaign.pk)  # a worker's job, asked for by the page (a new model)
 
     page = client_of("Campaign managers").get(url).content.decode()
 
