@@ -203,7 +203,10 @@ def _copy_out(sql: str, params: list) -> io.BytesIO:
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
         query = cursor.cursor.mogrify(sql, params)
-        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+        # psycopg's own cursor, past Django's: its errors are made Django's, so a lost connection is the
+        # OperationalError a scoring chunk is retried on.
+        with connection.wrap_database_errors, \
+                cursor.cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
             for block in copy:
                 buffer.write(block)
     buffer.seek(0)
