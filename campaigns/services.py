@@ -147,8 +147,8 @@ FINGERPRINT_FIELDS = ("kind", "condition", "holdout_percent", "max_assignments",
                       "uplift_top_percent", "uplift_top_count")
 FIGURES_FRESH_FOR = timedelta(days=1)  # a campaign's page asks for figures older than this again (drafts' mostly)
 REQUEST_LOST_AFTER = timedelta(minutes=15)  # a computation asked for this long ago and not done is asked again
-# Customers a background computation reads at once, and after which it says how far it has come. A part of
-# 50,000 customers (about 530,000 events of 90 days) took some 6 s on 2 cores.
+# Customers a background computation reads at once, and after which it says how far it has come: 100,000
+# customers (1.06 million events of 90 days) took 8.6 s in two parts against 6.9 s at once, on 2 busy cores.
 AUDIENCE_PART_CUSTOMERS = 50_000
 
 
