@@ -6,14 +6,29 @@ benefit is what Foresight would take off the basket, so Oscar's basket, its mess
 show Foresight's offer; the redemption itself is recorded as the order is placed.
 """
 
+from django.db import models
 from oscar.apps.offer.benefits import AbsoluteDiscountBenefit
 from oscar.apps.offer.results import ZERO_DISCOUNT
 from oscar.core.loading import get_class, get_model
 
 from campaigns.services import RedemptionError
-from foresight_oscar.quotes import basket_quote, order_redeem
+from foresight_oscar.quotes import basket_quote, order_redeem, refusal_in_words, shop_money
 
 Condition = get_model("offer", "Condition")
+
+
+class CampaignOffer(models.Model):
+    """A campaign's Oscar offer and the voucher set of its coupons' vouchers. Their names are what shoppers read
+    (the offer's headline); this row, not a name, says which campaign they are."""
+
+    campaign = models.OneToOneField("campaigns.Campaign", on_delete=models.CASCADE, primary_key=True,
+                                    related_name="oscar_offer")
+    offer = models.OneToOneField("offer.ConditionalOffer", on_delete=models.CASCADE, related_name="foresight")
+    voucher_set = models.OneToOneField("voucher.VoucherSet", on_delete=models.SET_NULL, null=True,
+                                       related_name="foresight")
+
+    def __str__(self) -> str:
+        return f"Oscar offer of campaign {self.pk}"
 UnableToPlaceOrder = get_class("order.exceptions", "UnableToPlaceOrder")
 
 
@@ -33,7 +48,9 @@ class ForesightCondition(Condition):  # type: ignore[misc,valid-type]  # get_mod
     def get_upsell_message(self, offer, basket):
         voucher = offer.get_voucher()  # none on Oscar's offer pages, which list every offer
         refusal = basket_quote(offer, basket) if voucher is not None else None
-        return f"Offer {voucher.code}: {refusal}" if isinstance(refusal, RedemptionError) else None
+        # Oscar's basket page adds " to qualify for the <offer's name> special offer".
+        return f"Code {voucher.code}: {refusal_in_words(refusal, offer, basket)}" if isinstance(
+            refusal, RedemptionError) else None
 
 
 class ForesightBenefit(AbsoluteDiscountBenefit):
@@ -59,5 +76,6 @@ class ForesightBenefit(AbsoluteDiscountBenefit):
         try:
             redemption = order_redeem(code=code, basket=basket, order=order, amount=application["discount"])
         except RedemptionError as refusal:
-            raise UnableToPlaceOrder(f"Offer {code}: {refusal}") from refusal
-        return f"Foresight offer {redemption.code}: {redemption.discount_amount} off"
+            raise UnableToPlaceOrder(
+                f"Code {code}: {refusal_in_words(refusal, application['offer'], basket)}") from refusal
+        return f"Code {redemption.code}: {shop_money(redemption.discount_amount)} off"

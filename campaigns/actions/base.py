@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import models
 
 from behavior import actions
@@ -98,6 +99,13 @@ class Action(actions.Action):
         return []
 
 
+def shop_currency() -> str:
+    """The shop's currency: FORESIGHT_CURRENCY where the project sets it; else, in a django-oscar shop, Oscar's
+    OSCAR_DEFAULT_CURRENCY; else Foresight's default (EUR)."""
+    chosen = getattr(settings, "FORESIGHT_CURRENCY", None) or getattr(settings, "OSCAR_DEFAULT_CURRENCY", None)
+    return chosen or foresight_settings.CURRENCY
+
+
 def money(amount) -> str:
-    """An amount as a campaign manager reads it: two decimals and the shop's currency (FORESIGHT_CURRENCY)."""
-    return f"{amount:,.2f} {foresight_settings.CURRENCY}"
+    """An amount as a campaign manager reads it: two decimals and the shop's currency (shop_currency)."""
+    return f"{amount:,.2f} {shop_currency()}"

@@ -15,9 +15,8 @@ from django.utils import timezone
 
 from behavior.actions import action_register
 from behavior.charts import line_chart
-from behavior.conf import foresight_settings
 from behavior.selectors import average_order_value
-from campaigns.actions.base import Action, ActionSettings, CampaignError, money
+from campaigns.actions.base import Action, ActionSettings, CampaignError, money, shop_currency
 from campaigns.models import Campaign, Coupon
 from campaigns.signals import coupons_minted
 
@@ -140,7 +139,7 @@ class PriceOffer(Action):
                 total += spent.get(day, 0.0)
                 points.append((day, total))
         return [line_chart({"discount spent": points},
-                           title=f"Discount spent over time (cumulative, {foresight_settings.CURRENCY})",
+                           title=f"Discount spent over time (cumulative, {shop_currency()})",
                            x_format=lambda v: date.fromordinal(round(v)).isoformat(), y_format="{:,.0f}".format)]
 
     def cost_of_orders(self, campaign, first_orders):

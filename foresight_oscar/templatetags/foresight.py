@@ -5,6 +5,7 @@ from django import template
 from oscar.core.loading import get_model
 
 from behavior.models import Customer
+from campaigns.actions.base import shop_currency
 from campaigns.services import placements_show
 from foresight_oscar.identity import customer_id, product_id
 from support.selectors import help_messages
@@ -29,7 +30,7 @@ def foresight_placements(context, slot: str) -> dict:
     shown = [{"placement": placement, "products": [{"product": products[item["product"]], "why": item.get("why", "")}
                                                    for item in placement.products if item["product"] in products]}
              for placement in placements]
-    return {"placements": shown, "slot": slot}
+    return {"placements": shown, "slot": slot, "currency": shop_currency()}
 
 
 @register.inclusion_tag("foresight_oscar/help.html", takes_context=True)
