@@ -138,3 +138,16 @@ def test_a_condition_that_no_longer_parses_is_said_on_the_page(shop, client_of):
 
     page = client_of("Campaign managers").get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert "Fix the condition to see the audience" in page
+
+
+def test_one_computation_is_asked_for_a_change_and_asked_again_when_its_task_was_lost(shop):
+    campaign = price_offer()
+    at = timezone.now()
+
+    assert services.campaign_audience_request(campaign=campaign, now=at) is True
+    assert services.campaign_audience_request(campaign=campaign, now=at + timedelta(minutes=14)) is False
+    # No figures 15 minutes on: the task was lost (a worker died, the broker was down), and the page asks again.
+    assert services.campaign_audience_request(campaign=campaign, now=at + timedelta(minutes=16)) is True
+    campaign_audience_compute(campaign_id=campaign.pk, now=at + timedelta(minutes=17))
+    assert services.campaign_audience_request(campaign=campaign, now=at + timedelta(minutes=18)) is False
+    assert services.campaign_audience_request(campaign=campaign, now=at + timedelta(days=1, minutes=18)) is True
