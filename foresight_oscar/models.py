@@ -76,6 +76,7 @@ class ForesightBenefit(AbsoluteDiscountBenefit):
         try:
             redemption = order_redeem(code=code, basket=basket, order=order, amount=application["discount"])
         except RedemptionError as refusal:
-            raise UnableToPlaceOrder(
-                f"Code {code}: {refusal_in_words(refusal, application['offer'], basket)}") from refusal
+            words = ("the order has another of these offers already" if refusal.reason == "offer_on_order"
+                     else refusal_in_words(refusal, application["offer"], basket))  # not the other campaign's name
+            raise UnableToPlaceOrder(f"Code {code}: {words}") from refusal
         return f"Code {redemption.code}: {shop_money(redemption.discount_amount)} off"
