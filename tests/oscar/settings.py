@@ -70,7 +70,7 @@ INSTALLED_APPS += [app for app in [
     "campaigns",
     "support",
 ] if app not in INSTALLED_APPS]  # the project may use some of them already
-CELERY_TASK_ALWAYS_EAGER = True
+FORESIGHT_TASKS_IN_PROCESS = True
 
 # foresight: oscar settings (the README's lines)
 INSTALLED_APPS += ["foresight_oscar"]
