@@ -69,6 +69,8 @@ def campaign_offer(campaign: Campaign, *, until) -> CampaignOffer:
             name=_free_name(VoucherSet, words), count=0, description=words, start_datetime=timezone.now(),
             end_datetime=until)
         link.save(update_fields=["voucher_set"])
+        # An offer made before voucher sets (its vouchers named after the campaign): they join the set now.
+        Voucher.objects.filter(offers=link.offer, voucher_set__isnull=True).update(voucher_set=link.voucher_set)
     if link.offer.description != words:  # the headline changed: the shopper reads the new one
         link.offer.name, link.offer.description = _free_name(ConditionalOffer, words, mine=link.offer), words
         link.offer.save(update_fields=["name", "description"])

@@ -18,6 +18,7 @@ from behavior.services.scoring import scoring_cycle_run
 from campaigns.actions.price_offer import PriceOfferSettings
 from campaigns.models import Campaign, Coupon
 from campaigns.services import campaign_create, campaigns_evaluate
+from foresight_oscar.models import CampaignOffer
 from support.models import Ticket
 from tests.conftest import screenshot
 from tests.factories import ModelVersionFactory
@@ -458,3 +459,25 @@ def test_an_expired_code_is_told_why(live_server, shop):
     ada.submit(f"/basket/add/{trial.pk}/", trial.get_absolute_url(), quantity=1)
     assert f"Code {coupon.code}: the code has expired" in _words(
         ada.submit("/basket/vouchers/add/", "/basket/", code=coupon.code))
+
+
+def test_an_offer_made_before_voucher_sets_gets_the_headline_with_the_campaigns_next_coupons(live_server, shop):
+    """Offers and vouchers made by the connector's first version were named after the campaign; the migration
+    links the offer, and the campaign's next coupons rename it and gather its vouchers in the headline's set."""
+    ConditionalOffer = get_model("offer", "ConditionalOffer")
+    campaign = _offer_to_readers(shop["shopper"], headline="Ten percent off your next books")
+    first = Coupon.objects.get()
+    link = CampaignOffer.objects.get(campaign=campaign)
+    ConditionalOffer.objects.filter(pk=link.offer.pk).update(  # as the first version left them
+        name=f"Ten percent for our readers (Foresight campaign {campaign.pk})", description=campaign.name)
+    Voucher.objects.update(voucher_set=None, name=f"Ten percent for our readers (Foresight coupon {first.pk})")
+    link.voucher_set.delete()
+
+    bob = get_user_model().objects.create_user(username="bob", email="bob@example.com", password=PASSWORD)
+    customer_upsert(external_id=str(bob.pk), marketing_consent=True)
+    campaigns_evaluate()
+
+    link = CampaignOffer.objects.select_related("offer", "voucher_set").get(campaign=campaign)
+    assert link.offer.name == link.offer.description == link.voucher_set.name == "Ten percent off your next books"
+    assert set(Voucher.objects.values_list("voucher_set", flat=True)) == {link.voucher_set.pk}
+    assert Voucher.objects.count() == 2
